@@ -1,0 +1,92 @@
+//! Command-line definitions only; behaviour lives in `commands/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXAMPLES: &str = "\
+Examples:
+  learntrac config validate              check every environment file
+  learntrac config show prod -o json     resolved settings (secrets as SSM names only)
+  learntrac render dev                   write Terraform and Dockerfiles to .learntrac/dev/
+  learntrac render prod --out build/prod --templates my-templates/
+
+Exit codes: 0 success, 1 unexpected failure, 2 usage or configuration error.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "learntrac",
+    version,
+    about = "Render, build, deploy and run the Trac + LearnTrac stack",
+    long_about = "learntrac replaces deploy.sh and setup-local.sh: one environment file per \
+                  environment (environments/NAME.yaml) drives the Terraform, the Dockerfiles, \
+                  the load balancer's routing and the local stack.",
+    after_help = EXAMPLES
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Project root holding environments/ (default: the nearest parent folder that has one)
+    #[arg(long, global = true, env = "LEARNTRAC_ROOT", value_name = "DIR")]
+    pub root: Option<PathBuf>,
+
+    /// Output format: human-readable text or one JSON document on stdout
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
+
+    /// Print less: only errors
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check and inspect environment files
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Render Terraform and Dockerfiles for an environment
+    #[command(after_help = "Examples:\n  learntrac render dev\n  learntrac render prod --out build/prod\n  learntrac render dev --templates my-templates/   # files there replace the built-in ones")]
+    Render(RenderArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate environment files; every problem is reported with file:line:col
+    #[command(after_help = "Examples:\n  learntrac config validate\n  learntrac config validate dev prod -o json")]
+    Validate {
+        /// Environments to check (default: every environments/*.yaml)
+        envs: Vec<String>,
+    },
+    /// Show an environment's resolved settings; secrets appear as SSM parameter names only
+    #[command(after_help = "Examples:\n  learntrac config show dev\n  learntrac config show prod -o json")]
+    Show {
+        /// Environment name (environments/NAME.yaml)
+        env: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// Environment name (environments/NAME.yaml)
+    pub env: String,
+
+    /// Output folder [default: .learntrac/ENV]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Folder whose files replace the built-in templates of the same relative path
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+}

@@ -1,0 +1,134 @@
+//! `learntrac config validate|show`.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::config::{self, Diagnostic, Environment};
+use crate::error::{Error, Result, exit};
+use crate::render::{secrets_of, wired_environment};
+use crate::Ctx;
+
+#[derive(Serialize)]
+struct Checked {
+    environment: String,
+    valid: bool,
+    diagnostics: Vec<Diagnostic>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+pub fn validate(envs: &[String], ctx: &Ctx) -> Result<i32> {
+    let root = ctx.root()?;
+    let names = if envs.is_empty() {
+        config::available(&root)
+    } else {
+        envs.to_vec()
+    };
+    if names.is_empty() {
+        return Err(Error::NoProject { searched: root });
+    }
+    let results: Vec<Checked> = names
+        .iter()
+        .map(|name| match config::load(&root, name) {
+            Ok(_) => Checked {
+                environment: name.clone(),
+                valid: true,
+                diagnostics: vec![],
+                error: None,
+            },
+            Err(Error::Config(d)) => Checked {
+                environment: name.clone(),
+                valid: false,
+                diagnostics: d.0,
+                error: None,
+            },
+            Err(e) => Checked {
+                environment: name.clone(),
+                valid: false,
+                diagnostics: vec![],
+                error: Some(e.to_string()),
+            },
+        })
+        .collect();
+    let failed = results.iter().filter(|r| !r.valid).count();
+    ctx.out.result(&results, || {
+        let mut s = String::new();
+        for r in results.iter().filter(|r| r.valid) {
+            let _ = writeln!(s, "ok     {}", r.environment);
+        }
+        s
+    });
+    // Problems go to stderr in every format, so a human sees them in CI logs too.
+    for r in results.iter().filter(|r| !r.valid) {
+        eprintln!("error  {}", r.environment);
+        for d in &r.diagnostics {
+            eprintln!("{d}");
+        }
+        if let Some(e) = &r.error {
+            eprintln!("{e}");
+        }
+    }
+    if failed > 0 {
+        eprintln!("{failed} of {} environment(s) invalid", results.len());
+        Ok(exit::USAGE)
+    } else {
+        Ok(exit::OK)
+    }
+}
+
+/// The resolved view: the file's values with defaults filled in, plus what learntrac
+/// derives. Secrets are SSM parameter names; values are never read here.
+#[derive(Serialize)]
+struct Resolved<'a> {
+    #[serde(flatten)]
+    env: &'a Environment,
+    derived: Derived,
+}
+
+#[derive(Serialize)]
+struct Derived {
+    name_prefix: String,
+    ssm_prefix: String,
+    production: bool,
+    serves: &'static str,
+    /// Per service: variables learntrac sets from deployed resources, and every secret.
+    wiring: std::collections::BTreeMap<String, Wiring>,
+}
+
+#[derive(Serialize)]
+struct Wiring {
+    environment: std::collections::BTreeMap<String, String>,
+    secrets: std::collections::BTreeMap<String, String>,
+}
+
+pub fn show(name: &str, ctx: &Ctx) -> Result<i32> {
+    let root = ctx.root()?;
+    let env = config::load(&root, name)?;
+    let wiring = env
+        .services
+        .iter()
+        .map(|(name, svc)| {
+            let environment = wired_environment(&env, name)
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let secrets = secrets_of(&env, svc).into_iter().collect();
+            (name.to_string(), Wiring { environment, secrets })
+        })
+        .collect();
+    let resolved = Resolved {
+        env: &env,
+        derived: Derived {
+            name_prefix: env.name_prefix(),
+            ssm_prefix: env.ssm_prefix(),
+            production: env.is_production(),
+            serves: if env.tls.certificate_arn.is_some() { "https" } else { "http" },
+            wiring,
+        },
+    };
+    ctx.out.result(&resolved, || {
+        serde_yaml::to_string(&resolved).unwrap_or_else(|e| format!("cannot show: {e}"))
+    });
+    Ok(exit::OK)
+}

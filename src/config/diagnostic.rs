@@ -1,0 +1,70 @@
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::locate::Position;
+
+/// One problem in an environment file, located precisely enough to jump to it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Diagnostic {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    /// Dotted path of the offending key, e.g. `services.trac.cpu`.
+    pub key: String,
+    pub message: String,
+    /// The shape or values that would have been accepted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+}
+
+impl Diagnostic {
+    pub fn new(file: PathBuf, at: Position, key: &str, message: impl Into<String>) -> Self {
+        Diagnostic {
+            file,
+            line: at.line,
+            column: at.col,
+            key: key.to_string(),
+            message: message.into(),
+            expected: None,
+        }
+    }
+
+    pub fn expected(mut self, expected: impl Into<String>) -> Self {
+        self.expected = Some(expected.into());
+        self
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.column)?;
+        if !self.key.is_empty() {
+            write!(f, "{}: ", self.key)?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(e) = &self.expected {
+            write!(f, "\n    expected: {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every problem found in one file, reported together.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Diagnostics(pub Vec<Diagnostic>);
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Diagnostics {}

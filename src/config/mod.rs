@@ -1,0 +1,360 @@
+//! Loading environment files: YAML → typed [`Environment`], with every problem of a file
+//! reported at once and located at `file:line:col`.
+
+mod diagnostic;
+mod locate;
+mod model;
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde_path_to_error::Segment;
+use serde_yaml::{Mapping, Value};
+
+pub use diagnostic::{Diagnostic, Diagnostics};
+pub use locate::{Locations, Position};
+pub use model::*;
+
+use crate::error::Error;
+
+/// Top-level sections, in the order documentation and errors list them.
+const SECTIONS: &[&str] = &[
+    "project",
+    "environment",
+    "aws",
+    "network",
+    "services",
+    "routing",
+    "database",
+    "cache",
+    "tls",
+    "monitoring",
+    "terraform",
+    "images",
+    "registry",
+    "local",
+];
+const OPTIONAL_SECTIONS: &[&str] = &["tls", "registry", "local"];
+
+/// The `environments/` folder of a project.
+pub fn environments_dir(root: &Path) -> PathBuf {
+    root.join("environments")
+}
+
+/// Names of every `*.yaml` environment under `root`, sorted.
+pub fn available(root: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(environments_dir(root))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let p = e.path();
+            (p.extension()? == "yaml").then(|| p.file_stem()?.to_str().map(String::from))?
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// Loads and validates `environments/<name>.yaml` under `root`.
+pub fn load(root: &Path, name: &str) -> Result<Environment, Error> {
+    let file = environments_dir(root).join(format!("{name}.yaml"));
+    let source = match std::fs::read_to_string(&file) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::UnknownEnvironment {
+                name: name.to_string(),
+                file,
+                available: available(root),
+            });
+        }
+        Err(e) => return Err(Error::io(format!("read {}", file.display()), e)),
+    };
+    parse(&file, &source, name).map_err(Error::Config)
+}
+
+/// Parses one environment file; `name` is the environment the file must declare.
+pub fn parse(file: &Path, source: &str, name: &str) -> Result<Environment, Diagnostics> {
+    let mut p = FileParser {
+        file: file.to_path_buf(),
+        locs: Locations::index(source),
+        diags: Vec::new(),
+    };
+    let env = p.environment(source);
+    if let Some(env) = &env {
+        validate::check(env, name, &mut p);
+    }
+    match env {
+        Some(env) if p.diags.is_empty() => Ok(env),
+        _ => {
+            p.diags.sort_by_key(|d| (d.line, d.column));
+            Err(Diagnostics(p.diags))
+        }
+    }
+}
+
+pub(crate) struct FileParser {
+    file: PathBuf,
+    locs: Locations,
+    diags: Vec<Diagnostic>,
+}
+
+impl FileParser {
+    /// Reports a problem with the value at `key`.
+    pub(crate) fn at_value(&mut self, key: &str, message: impl Into<String>) -> &mut Diagnostic {
+        let at = self.locs.value(key);
+        self.push(at, key, message)
+    }
+
+    /// Reports a problem with the key itself (unknown, duplicated, misplaced).
+    pub(crate) fn at_key(&mut self, key: &str, message: impl Into<String>) -> &mut Diagnostic {
+        let at = self.locs.key(key);
+        self.push(at, key, message)
+    }
+
+    fn push(&mut self, at: Position, key: &str, message: impl Into<String>) -> &mut Diagnostic {
+        self.diags
+            .push(Diagnostic::new(self.file.clone(), at, key, message));
+        let last = self.diags.len() - 1;
+        &mut self.diags[last]
+    }
+
+    fn environment(&mut self, source: &str) -> Option<Environment> {
+        let doc: Value = match serde_yaml::from_str(source) {
+            Ok(v) => v,
+            Err(e) => {
+                let at = e.location().map_or(Position::START, |l| Position {
+                    line: l.line(),
+                    col: l.column(),
+                });
+                let msg = e.to_string();
+                let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+                self.push(at, "", format!("not valid YAML: {msg}"));
+                return None;
+            }
+        };
+        let Value::Mapping(mut top) = doc else {
+            self.push(Position::START, "", "an environment file must be a mapping")
+                .expected = Some(format!("keys {}", SECTIONS.join(", ")));
+            return None;
+        };
+        for key in top.keys() {
+            let name = key.as_str().unwrap_or("?");
+            if !SECTIONS.contains(&name) {
+                self.at_key(name, format!("unknown key `{name}`"))
+                    .expected = Some(format!("one of {}", SECTIONS.join(", ")));
+            }
+        }
+        let mut section = |name: &str| top.remove(name);
+
+        let project = self.required::<String>(section("project"), "project");
+        let environment = self.required::<String>(section("environment"), "environment");
+        let aws = self.required::<Aws>(section("aws"), "aws");
+        let network = self.required::<Network>(section("network"), "network");
+        let services = self.services(section("services"));
+        let routing = self.routing(section("routing"));
+        let database = self.required::<Database>(section("database"), "database");
+        let cache = self.required::<Cache>(section("cache"), "cache");
+        let tls = self.optional::<Tls>(section("tls"), "tls");
+        let monitoring = self.required::<Monitoring>(section("monitoring"), "monitoring");
+        let terraform = self.required::<TerraformSettings>(section("terraform"), "terraform");
+        let images = self.required::<BaseImages>(section("images"), "images");
+        let registry = self.optional::<Option<String>>(section("registry"), "registry");
+        let local = self.optional::<LocalStack>(section("local"), "local");
+
+        Some(Environment {
+            project: project?,
+            environment: environment?,
+            aws: aws?,
+            network: network?,
+            services: services?,
+            routing: routing?,
+            database: database?,
+            cache: cache?,
+            tls: tls?,
+            monitoring: monitoring?,
+            terraform: terraform?,
+            images: images?,
+            registry: registry?,
+            local: local?,
+        })
+    }
+
+    fn required<T: DeserializeOwned>(&mut self, value: Option<Value>, key: &str) -> Option<T> {
+        match value {
+            Some(v) => self.typed(v, key),
+            None => {
+                debug_assert!(!OPTIONAL_SECTIONS.contains(&key));
+                self.push(Position::START, "", format!("missing section `{key}`"))
+                    .expected = Some(format!("a top-level `{key}:` key (see docs/configuration.md)"));
+                None
+            }
+        }
+    }
+
+    fn optional<T: DeserializeOwned + Default>(
+        &mut self,
+        value: Option<Value>,
+        key: &str,
+    ) -> Option<T> {
+        match value {
+            Some(v) => self.typed(v, key),
+            None => Some(T::default()),
+        }
+    }
+
+    /// Each service is checked on its own so an error in one does not hide the other's.
+    fn services(&mut self, value: Option<Value>) -> Option<Services> {
+        let Some(Value::Mapping(mut map)) = value else {
+            return self.required::<Services>(value, "services");
+        };
+        let mut take = |name: &str| map.remove(name);
+        let (trac, learntrac) = (take("trac"), take("learntrac"));
+        let rest = Value::Mapping(std::mem::take(&mut map));
+        let mut ok = self.typed::<Mapping>(rest, "services").is_some_and(|m| {
+            let unknown: Vec<_> = m.keys().filter_map(|k| k.as_str().map(String::from)).collect();
+            for name in &unknown {
+                self.at_key(&format!("services.{name}"), format!("unknown service `{name}`"))
+                    .expected = Some("the services `trac` and `learntrac`".into());
+            }
+            unknown.is_empty()
+        });
+        let mut one = |me: &mut Self, v: Option<Value>, name: &str| match v {
+            Some(v) => me.typed::<Service>(v, &format!("services.{name}")),
+            None => {
+                me.at_key("services", format!("missing service `{name}`"));
+                ok = false;
+                None
+            }
+        };
+        let trac = one(self, trac, "trac");
+        let learntrac = one(self, learntrac, "learntrac");
+        if !ok {
+            return None;
+        }
+        Some(Services {
+            trac: trac?,
+            learntrac: learntrac?,
+        })
+    }
+
+    /// Each rule is checked on its own for the same reason.
+    fn routing(&mut self, value: Option<Value>) -> Option<Vec<RoutingRule>> {
+        let Some(Value::Sequence(items)) = value else {
+            return self.required::<Vec<RoutingRule>>(value, "routing");
+        };
+        let rules: Vec<Option<RoutingRule>> = items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| self.typed(v, &format!("routing[{i}]")))
+            .collect();
+        rules.into_iter().collect()
+    }
+
+    /// Deserializes `value` (found at `base`), reporting every error serde can find: after
+    /// each error the offending key is dropped and deserialization retried, and "missing
+    /// field" errors caused by a dropped key are not reported twice.
+    fn typed<T: DeserializeOwned>(&mut self, mut value: Value, base: &str) -> Option<T> {
+        let mut dropped: Vec<String> = Vec::new();
+        for _ in 0..64 {
+            let err = match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+                Ok(v) if dropped.is_empty() => return Some(v),
+                Ok(_) => return None,
+                Err(e) => e,
+            };
+            let rel: Vec<Segment> = err.path().iter().cloned().collect();
+            let path = join_path(base, err.path().to_string());
+            let msg = err.inner().to_string();
+            let cascade = missing_field(&msg).is_some_and(|f| dropped.contains(&join_path(&path, f.to_string())));
+            if !cascade {
+                // Unknown and missing keys point at the key; wrong values at the value.
+                let at = if msg.starts_with("unknown") || missing_field(&msg).is_some() {
+                    self.locs.key(&path)
+                } else {
+                    self.locs.value(&path)
+                };
+                let (message, expected) = split_expected(&msg);
+                let d = self.push(at, &path, message);
+                d.expected = expected;
+            }
+            if rel.is_empty() || !remove(&mut value, &rel) {
+                return None;
+            }
+            dropped.push(path);
+        }
+        None
+    }
+}
+
+fn join_path(base: &str, rel: String) -> String {
+    match rel.as_str() {
+        "." | "" => base.to_string(),
+        r if r.starts_with('[') => format!("{base}{r}"),
+        r => format!("{base}.{r}"),
+    }
+}
+
+fn missing_field(msg: &str) -> Option<&str> {
+    msg.strip_prefix("missing field `")?.split('`').next()
+}
+
+/// serde says "…, expected X"; we show the expectation on its own line.
+fn split_expected(msg: &str) -> (String, Option<String>) {
+    match msg.rsplit_once(", expected ") {
+        Some((m, e)) => (m.to_string(), Some(plain_type(e).to_string())),
+        None => (msg.to_string(), None),
+    }
+}
+
+/// Rust type names mean little to someone editing YAML.
+fn plain_type(expected: &str) -> &str {
+    match expected {
+        "u16" => "a whole number from 0 to 65535",
+        "u32" => "a whole number from 0 to 4294967295",
+        "f64" => "a number",
+        "a boolean" => "true or false",
+        "a string" => "a string (quote values such as \"2.7\" or \"yes\")",
+        other => other,
+    }
+}
+
+/// Removes the node at `path` from `value`; false when it is not there.
+fn remove(value: &mut Value, path: &[Segment]) -> bool {
+    let Some((last, parents)) = path.split_last() else {
+        return false;
+    };
+    let mut cur = value;
+    for seg in parents {
+        cur = match (seg, untag(cur)) {
+            (Segment::Map { key } | Segment::Enum { variant: key }, Value::Mapping(m)) => {
+                match m.get_mut(key.as_str()) {
+                    Some(v) => v,
+                    None => return false,
+                }
+            }
+            (Segment::Seq { index }, Value::Sequence(s)) => match s.get_mut(*index) {
+                Some(v) => v,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    match (last, untag(cur)) {
+        (Segment::Map { key } | Segment::Enum { variant: key }, Value::Mapping(m)) => {
+            m.remove(key.as_str()).is_some()
+        }
+        (Segment::Seq { index }, Value::Sequence(s)) if *index < s.len() => {
+            s.remove(*index);
+            true
+        }
+        _ => false,
+    }
+}
+
+fn untag(v: &mut Value) -> &mut Value {
+    match v {
+        Value::Tagged(t) => untag(&mut t.value),
+        other => other,
+    }
+}

@@ -1,0 +1,542 @@
+//! Checks that types cannot express: AWS limits, cross-references, and the rules that keep
+//! secrets out of plain text.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::FileParser;
+use super::model::*;
+
+/// Fargate's valid task sizes: CPU units → allowed memory (MiB) range and step.
+const FARGATE: &[(u32, u32, u32, u32)] = &[
+    (256, 512, 2048, 512),
+    (512, 1024, 4096, 1024),
+    (1024, 2048, 8192, 1024),
+    (2048, 4096, 16384, 1024),
+    (4096, 8192, 30720, 1024),
+    (8192, 16384, 61440, 4096),
+    (16384, 32768, 122880, 8192),
+];
+
+/// CloudWatch Logs accepts only these retention periods.
+const LOG_RETENTION_DAYS: &[u32] = &[
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+];
+
+/// An ALB listener rule accepts at most five condition values.
+pub const MAX_PATTERNS_PER_RULE: usize = 5;
+
+/// Variables the rendered task definitions set themselves from Terraform outputs.
+pub const WIRED_VARIABLES: &[&str] = &[
+    "DATABASE_HOST",
+    "DATABASE_PORT",
+    "DATABASE_NAME",
+    "DATABASE_USER",
+    "DATABASE_PASSWORD",
+    "REDIS_URL",
+    "PORT",
+    "LEARNTRAC_ENVIRONMENT",
+];
+
+/// Words that mark a variable as secret: its value belongs in SSM, not in `environment`.
+const SECRET_WORDS: &[&str] = &[
+    "PASSWORD", "PASSWD", "SECRET", "TOKEN", "API_KEY", "PRIVATE_KEY", "ACCESS_KEY", "CREDENTIAL",
+];
+
+pub fn looks_secret(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    SECRET_WORDS.iter().any(|w| upper.contains(w))
+}
+
+/// `scheme://user:password@host` carries a password in plain text.
+pub fn has_url_credentials(value: &str) -> bool {
+    let Some((_, rest)) = value.split_once("://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    authority
+        .rsplit_once('@')
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'))
+}
+
+pub(super) fn check(env: &Environment, file_name: &str, p: &mut FileParser) {
+    names(env, file_name, p);
+    aws(env, p);
+    network(env, p);
+    let mut ports = BTreeMap::new();
+    for (name, svc) in env.services.iter() {
+        service(env, name, svc, p);
+        if let Some(other) = ports.insert(svc.port, name) {
+            p.at_value(
+                &format!("services.{name}.port"),
+                format!("port {} is already used by `{other}`", svc.port),
+            )
+            .expected = Some("a port per service, so the local stack can run both".into());
+        }
+    }
+    routing(env, p);
+    database(env, p);
+    cache(env, p);
+    tls(env, p);
+    monitoring(env, p);
+    terraform(env, p);
+    images(env, p);
+}
+
+fn is_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.ends_with('-')
+}
+
+fn names(env: &Environment, file_name: &str, p: &mut FileParser) {
+    for (key, value) in [("project", &env.project), ("environment", &env.environment)] {
+        if !is_name(value) {
+            p.at_value(key, format!("`{value}` cannot be part of AWS resource names"))
+                .expected = Some("lowercase letters, digits and dashes, starting with a letter".into());
+        }
+    }
+    if env.environment != file_name {
+        p.at_value(
+            "environment",
+            format!("this file is `{file_name}.yaml` but declares `{}`", env.environment),
+        )
+        .expected = Some(format!("environment: {file_name}"));
+    }
+    // The load balancer's name is `<project>-<environment>-alb` and AWS caps it at 32.
+    let prefix = env.name_prefix();
+    if prefix.len() > 28 {
+        p.at_value(
+            "environment",
+            format!("`{prefix}` is {} characters; AWS load balancer names allow 32 with `-alb`", prefix.len()),
+        )
+        .expected = Some("project and environment together at most 27 characters".into());
+    }
+}
+
+fn aws(env: &Environment, p: &mut FileParser) {
+    let r = &env.aws.region;
+    let parts: Vec<&str> = r.split('-').collect();
+    let region_ok = parts.len() >= 3
+        && parts[0].len() == 2
+        && parts.iter().all(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
+        && parts.last().is_some_and(|s| s.chars().all(|c| c.is_ascii_digit()));
+    if !region_ok {
+        p.at_value("aws.region", format!("`{r}` is not an AWS region"))
+            .expected = Some("a region code such as us-east-2".into());
+    }
+    if let Some(id) = &env.aws.account_id
+        && !(id.len() == 12 && id.chars().all(|c| c.is_ascii_digit()))
+    {
+        p.at_value("aws.account_id", format!("`{id}` is not an AWS account id"))
+            .expected = Some("12 digits, quoted so YAML keeps leading zeros".into());
+    }
+    if let Some(url) = &env.aws.endpoint
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        p.at_value("aws.endpoint", format!("`{url}` is not a URL"))
+            .expected = Some("http://HOST:PORT or https://HOST".into());
+    }
+}
+
+fn network(env: &Environment, p: &mut FileParser) {
+    let vpc = &env.network.vpc;
+    let id_ok = vpc
+        .strip_prefix("vpc-")
+        .is_some_and(|h| (8..=17).contains(&h.len()) && h.chars().all(|c| c.is_ascii_hexdigit()));
+    if !env.network.uses_default_vpc() && !id_ok {
+        p.at_value("network.vpc", format!("`{vpc}` is neither `default` nor a VPC id"))
+            .expected = Some("`default`, or vpc- followed by 8 or 17 hex digits".into());
+    }
+}
+
+fn ssm_path_problem(name: &str) -> Option<&'static str> {
+    if !name.starts_with('/') {
+        return Some("an SSM parameter path starts with `/`");
+    }
+    if name.len() > 1011 {
+        return Some("SSM parameter names are at most 1011 characters");
+    }
+    if name.ends_with('/') || name.contains("//") {
+        return Some("SSM parameter paths have no empty segments");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '.' | '-'))
+    {
+        return Some("SSM parameter names use letters, digits and / _ . - only");
+    }
+    let lower = name.to_ascii_lowercase();
+    if lower.starts_with("/aws") || lower.starts_with("/ssm") {
+        return Some("names under /aws and /ssm are reserved by AWS");
+    }
+    None
+}
+
+fn check_ssm_path(p: &mut FileParser, key: &str, name: &str) {
+    if let Some(why) = ssm_path_problem(name) {
+        p.at_value(key, format!("`{name}` is not an SSM parameter path: {why}"))
+            .expected = Some("a path such as /learntrac/dev/token-secret".into());
+    }
+}
+
+fn service(env: &Environment, name: ServiceName, svc: &Service, p: &mut FileParser) {
+    let key = |k: &str| format!("services.{name}.{k}");
+    if svc.port == 0 {
+        p.at_value(&key("port"), "port 0 is not a port").expected = Some("1-65535".into());
+    }
+    match FARGATE.iter().find(|(cpu, ..)| *cpu == svc.cpu) {
+        None => {
+            let cpus: Vec<String> = FARGATE.iter().map(|f| f.0.to_string()).collect();
+            p.at_value(&key("cpu"), format!("{} is not a Fargate CPU size", svc.cpu))
+                .expected = Some(format!("one of {}", cpus.join(", ")));
+        }
+        Some(&(cpu, lo, hi, step)) => {
+            if svc.memory < lo || svc.memory > hi || (svc.memory - lo) % step != 0 {
+                p.at_value(
+                    &key("memory"),
+                    format!("{} MiB is not a valid Fargate memory size for {cpu} CPU units", svc.memory),
+                )
+                .expected = Some(format!("{lo}-{hi} MiB in steps of {step}"));
+            }
+        }
+    }
+    let c = &svc.count;
+    if !(c.min <= c.desired && c.desired <= c.max) {
+        p.at_value(
+            &key("count"),
+            format!("min {} ≤ desired {} ≤ max {} does not hold", c.min, c.desired, c.max),
+        )
+        .expected = Some("min ≤ desired ≤ max".into());
+    }
+    if c.max == 0 {
+        p.at_value(&key("count.max"), "a service with max 0 can never run")
+            .expected = Some("max ≥ 1".into());
+    }
+    if !(1.0..=100.0).contains(&svc.autoscaling_cpu_target) {
+        p.at_value(&key("autoscaling_cpu_target"), "CPU target is a percentage")
+            .expected = Some("1-100".into());
+    }
+    let hc = &svc.health_check;
+    if !hc.path.starts_with('/') {
+        p.at_value(&key("health_check.path"), format!("`{}` is not an absolute path", hc.path))
+            .expected = Some("a path starting with /".into());
+    }
+    if !(2..=120).contains(&hc.timeout) || hc.timeout >= hc.interval || !(5..=300).contains(&hc.interval) {
+        p.at_value(
+            &key("health_check.timeout"),
+            format!("timeout {}s with interval {}s is not accepted by the ALB", hc.timeout, hc.interval),
+        )
+        .expected = Some("interval 5-300 s and a timeout of 2-120 s shorter than the interval".into());
+    }
+    for (k, v) in [("healthy_threshold", hc.healthy_threshold), ("unhealthy_threshold", hc.unhealthy_threshold)] {
+        if !(2..=10).contains(&v) {
+            p.at_value(&key(&format!("health_check.{k}")), format!("{v} is out of range"))
+                .expected = Some("2-10".into());
+        }
+    }
+    if hc.matcher.is_empty() || !hc.matcher.chars().all(|c| c.is_ascii_digit() || c == ',' || c == '-') {
+        p.at_value(&key("health_check.matcher"), format!("`{}` is not an HTTP code matcher", hc.matcher))
+            .expected = Some("codes such as \"200\", \"200,302\" or \"200-299\"".into());
+    }
+    if let Some(s) = &svc.stickiness
+        && !(1..=604_800).contains(&s.duration)
+    {
+        p.at_value(&key("stickiness.duration"), format!("{} seconds is out of range", s.duration))
+            .expected = Some("1-604800 seconds".into());
+    }
+    if svc.context.is_empty() || svc.context.starts_with('/') || svc.context.split('/').any(|s| s == "..") {
+        p.at_value(&key("context"), format!("`{}` is not a folder inside the repository", svc.context))
+            .expected = Some("a relative path such as trac-legacy or .".into());
+    }
+
+    for (var, value) in &svc.environment {
+        let at = key(&format!("environment.{var}"));
+        if !is_env_var(var) {
+            p.at_key(&at, format!("`{var}` is not a valid environment variable name"))
+                .expected = Some("letters, digits and _, not starting with a digit".into());
+        } else if WIRED_VARIABLES.contains(&var.as_str()) {
+            p.at_key(&at, format!("`{var}` is set by learntrac from the deployed resources"))
+                .expected = Some(format!("none of {}", WIRED_VARIABLES.join(", ")));
+        } else if looks_secret(var) {
+            p.at_key(&at, format!("`{var}` looks like a secret and would be stored in plain text"))
+                .expected = Some(format!(
+                    "move it to services.{name}.secrets with an SSM parameter name, e.g. {var}: {}/{}",
+                    env.ssm_prefix(),
+                    var.to_ascii_lowercase().replace('_', "-")
+                ));
+        } else if has_url_credentials(value) {
+            p.at_value(&at, format!("the value of `{var}` contains a password"))
+                .expected = Some("a URL without user:password@; put credentials under secrets".into());
+        }
+    }
+    for (var, param) in &svc.secrets {
+        let at = key(&format!("secrets.{var}"));
+        if !is_env_var(var) {
+            p.at_key(&at, format!("`{var}` is not a valid environment variable name"))
+                .expected = Some("letters, digits and _, not starting with a digit".into());
+        } else if WIRED_VARIABLES.contains(&var.as_str()) {
+            p.at_key(&at, format!("`{var}` is set by learntrac from the deployed resources"))
+                .expected = Some(format!("none of {}", WIRED_VARIABLES.join(", ")));
+        } else if svc.environment.contains_key(var) {
+            p.at_key(&at, format!("`{var}` is also a plain variable"))
+                .expected = Some("each variable either in environment or in secrets".into());
+        }
+        check_ssm_path(p, &at, param);
+    }
+}
+
+fn is_env_var(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Characters an ALB path-pattern condition accepts.
+fn pattern_char_ok(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "_-.$/~\"'@:+&*?".contains(c)
+}
+
+fn routing(env: &Environment, p: &mut FileParser) {
+    let mut seen: BTreeMap<u32, usize> = BTreeMap::new();
+    let mut routed = BTreeSet::new();
+    if env.routing.is_empty() {
+        p.at_value("routing", "no routing rules: nothing would reach the services")
+            .expected = Some("a list of {priority, service, paths}".into());
+    }
+    for (i, rule) in env.routing.iter().enumerate() {
+        routed.insert(rule.service);
+        let at = format!("routing[{i}]");
+        if !(1..=50_000).contains(&rule.priority) {
+            p.at_value(&format!("{at}.priority"), format!("{} is not a listener rule priority", rule.priority))
+                .expected = Some("1-50000".into());
+        }
+        if let Some(first) = seen.insert(rule.priority, i) {
+            p.at_value(
+                &format!("{at}.priority"),
+                format!("priority {} is already used by routing[{first}]", rule.priority),
+            )
+            .expected = Some("a unique priority per rule".into());
+        }
+        if rule.paths.is_empty() || rule.paths.len() > MAX_PATTERNS_PER_RULE {
+            p.at_value(
+                &format!("{at}.paths"),
+                format!("{} path patterns in one rule", rule.paths.len()),
+            )
+            .expected = Some(format!(
+                "1-{MAX_PATTERNS_PER_RULE} patterns (an ALB rule's limit); split longer lists into several rules"
+            ));
+        }
+        for (j, pat) in rule.paths.iter().enumerate() {
+            let ok = !pat.is_empty()
+                && pat.len() <= 128
+                && (pat.starts_with('/') || pat.starts_with('*'))
+                && pat.chars().all(pattern_char_ok);
+            if !ok {
+                p.at_value(&format!("{at}.paths[{j}]"), format!("`{pat}` is not an ALB path pattern"))
+                    .expected = Some(
+                    "up to 128 characters starting with / or *, using letters, digits, _-.$/~\"'@:+& and the wildcards * and ?"
+                        .into(),
+                );
+            }
+        }
+    }
+    for name in ServiceName::ALL {
+        if !routed.contains(&name) {
+            p.at_value("routing", format!("no rule sends traffic to `{name}`"))
+                .expected = Some(format!("at least one rule with service: {name}"));
+        }
+    }
+}
+
+fn database(env: &Environment, p: &mut FileParser) {
+    let db = &env.database;
+    if !db.instance_class.starts_with("db.") {
+        p.at_value("database.instance_class", format!("`{}` is not an RDS instance class", db.instance_class))
+            .expected = Some("a class such as db.t3.micro".into());
+    }
+    if !(20..=65_536).contains(&db.allocated_storage) {
+        p.at_value("database.allocated_storage", format!("{} GiB is out of range", db.allocated_storage))
+            .expected = Some("20-65536 GiB".into());
+    }
+    if let Some(max) = db.max_allocated_storage
+        && max < db.allocated_storage
+    {
+        p.at_value("database.max_allocated_storage", "smaller than allocated_storage")
+            .expected = Some(format!("at least {}", db.allocated_storage));
+    }
+    for (key, value) in [("database.name", &db.name), ("database.username", &db.username)] {
+        let mut chars = value.chars();
+        let ok = value.len() <= 63
+            && chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ok {
+            p.at_value(key, format!("`{value}` is not a PostgreSQL identifier RDS accepts"))
+                .expected = Some("a letter, then letters, digits or _, at most 63".into());
+        }
+    }
+    if matches!(db.username.as_str(), "postgres" | "rdsadmin" | "admin") {
+        p.at_value("database.username", format!("`{}` is reserved by RDS", db.username))
+            .expected = Some("another name, such as learntrac".into());
+    }
+    check_ssm_path(p, "database.password_parameter", &db.password_parameter);
+    if db.backup_retention_days > 35 {
+        p.at_value("database.backup_retention_days", "RDS keeps backups at most 35 days")
+            .expected = Some("0-35".into());
+    }
+    if env.is_production() && !db.multi_az {
+        p.at_value("database.multi_az", "production requires a multi-AZ database")
+            .expected = Some("multi_az: true".into());
+    }
+    if env.is_production() && db.backup_retention_days == 0 {
+        p.at_value("database.backup_retention_days", "production requires backups")
+            .expected = Some("1-35".into());
+    }
+}
+
+fn cache(env: &Environment, p: &mut FileParser) {
+    let c = &env.cache;
+    if !c.node_type.starts_with("cache.") {
+        p.at_value("cache.node_type", format!("`{}` is not an ElastiCache node type", c.node_type))
+            .expected = Some("a type such as cache.t3.micro".into());
+    }
+    if !(1..=6).contains(&c.nodes) {
+        p.at_value("cache.nodes", format!("{} nodes", c.nodes)).expected = Some("1-6".into());
+    }
+    if c.snapshot_retention_days > 35 {
+        p.at_value("cache.snapshot_retention_days", "ElastiCache keeps snapshots at most 35 days")
+            .expected = Some("0-35".into());
+    }
+}
+
+fn tls(env: &Environment, p: &mut FileParser) {
+    match &env.tls.certificate_arn {
+        Some(arn) => {
+            let parts: Vec<&str> = arn.splitn(6, ':').collect();
+            let ok = parts.len() == 6
+                && parts[0] == "arn"
+                && parts[1].starts_with("aws")
+                && parts[2] == "acm"
+                && parts[4].len() == 12
+                && parts[4].chars().all(|c| c.is_ascii_digit())
+                && parts[5].strip_prefix("certificate/").is_some_and(|id| !id.is_empty());
+            if !ok {
+                p.at_value("tls.certificate_arn", format!("`{arn}` is not an ACM certificate ARN"))
+                    .expected = Some("arn:aws:acm:REGION:ACCOUNT:certificate/ID".into());
+            }
+        }
+        None if env.is_production() => {
+            p.at_key("tls", "production requires TLS")
+                .expected = Some("tls: { certificate_arn: arn:aws:acm:… }".into());
+        }
+        None => {}
+    }
+}
+
+fn monitoring(env: &Environment, p: &mut FileParser) {
+    let m = &env.monitoring;
+    if let Some(email) = &m.alert_email
+        && !email.split_once('@').is_some_and(|(u, d)| !u.is_empty() && d.contains('.'))
+    {
+        p.at_value("monitoring.alert_email", format!("`{email}` is not an e-mail address"))
+            .expected = Some("an address such as ops@school.edu".into());
+    }
+    if !LOG_RETENTION_DAYS.contains(&m.log_retention_days) {
+        let allowed: Vec<String> = LOG_RETENTION_DAYS.iter().map(u32::to_string).collect();
+        p.at_value("monitoring.log_retention_days", format!("CloudWatch Logs does not keep logs {} days", m.log_retention_days))
+            .expected = Some(format!("one of {}", allowed.join(", ")));
+    }
+    let a = &m.alarms;
+    for (k, v) in [
+        ("cpu_percent", a.cpu_percent),
+        ("memory_percent", a.memory_percent),
+        ("db_cpu_percent", a.db_cpu_percent),
+    ] {
+        if !(1.0..=100.0).contains(&v) {
+            p.at_value(&format!("monitoring.alarms.{k}"), format!("{v} is not a percentage"))
+                .expected = Some("1-100".into());
+        }
+    }
+}
+
+fn terraform(env: &Environment, p: &mut FileParser) {
+    let t = &env.terraform;
+    match (t.backend, &t.s3) {
+        (BackendKind::S3, None) => {
+            p.at_value("terraform.backend", "backend s3 needs its settings")
+                .expected = Some("terraform.s3: { bucket, key, lock_table }".into());
+        }
+        (BackendKind::Local, Some(_)) => {
+            p.at_key("terraform.s3", "s3 settings with backend local would be ignored")
+                .expected = Some("backend: s3, or no s3 section".into());
+        }
+        (BackendKind::Local, None) if env.is_production() => {
+            p.at_value("terraform.backend", "production state must not live on one machine")
+                .expected = Some("backend: s3 with terraform.s3: { bucket, key, lock_table }".into());
+        }
+        _ => {}
+    }
+    if let Some(s3) = &t.s3 {
+        let b = &s3.bucket;
+        let ok = (3..=63).contains(&b.len())
+            && b.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+            && b.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && b.ends_with(|c: char| c.is_ascii_alphanumeric());
+        if !ok {
+            p.at_value("terraform.s3.bucket", format!("`{b}` is not an S3 bucket name"))
+                .expected = Some("3-63 lowercase letters, digits, dots and dashes".into());
+        }
+        if s3.key.is_empty() || s3.key.starts_with('/') {
+            p.at_value("terraform.s3.key", "the state key must be a relative object key")
+                .expected = Some("a key such as learntrac/dev/terraform.tfstate".into());
+        }
+    }
+}
+
+fn images(env: &Environment, p: &mut FileParser) {
+    let i = &env.images;
+    for (k, v) in [
+        ("trac_base", &i.trac_base),
+        ("rust_builder", &i.rust_builder),
+        ("service_runtime", &i.service_runtime),
+    ] {
+        if v.is_empty() || v.contains(char::is_whitespace) {
+            p.at_value(&format!("images.{k}"), format!("`{v}` is not an image reference"))
+                .expected = Some("NAME[:TAG][@DIGEST], e.g. debian:bookworm-slim".into());
+        }
+    }
+    if !matches!(i.platform.as_str(), "linux/amd64" | "linux/arm64") {
+        p.at_value("images.platform", format!("Fargate does not run `{}`", i.platform))
+            .expected = Some("linux/amd64 or linux/arm64".into());
+    }
+    if let Some(r) = &env.registry
+        && (r.is_empty() || r.contains("://") || r.contains(char::is_whitespace))
+    {
+        p.at_value("registry", format!("`{r}` is not a registry address"))
+            .expected = Some("HOST[:PORT][/PATH] without a scheme, e.g. 127.0.0.1:5000".into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_names_and_url_passwords() {
+        assert!(looks_secret("DB_PASSWORD"));
+        assert!(looks_secret("openai_api_key"));
+        assert!(!looks_secret("TRAC_ENV"));
+        assert!(has_url_credentials("postgres://u:p@host/db"));
+        assert!(!has_url_credentials("postgres://u@host/db"));
+        assert!(!has_url_credentials("http://host:8000/x@y"));
+    }
+
+    #[test]
+    fn ssm_paths() {
+        assert_eq!(ssm_path_problem("/learntrac/dev/db/password"), None);
+        assert!(ssm_path_problem("learntrac/dev").is_some());
+        assert!(ssm_path_problem("/aws/reference/x").is_some());
+        assert!(ssm_path_problem("/a//b").is_some());
+    }
+}

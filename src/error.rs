@@ -1,0 +1,78 @@
+//! One error type for the CLI; each variant knows its exit code (documented in docs/ci.md).
+
+use std::path::PathBuf;
+
+use crate::config::Diagnostics;
+
+/// Exit codes are part of the CLI contract: CI scripts branch on them.
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const FAILURE: i32 = 1;
+    pub const USAGE: i32 = 2;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Config(Diagnostics),
+
+    #[error("{}", unknown_environment(.name, .file, .available))]
+    UnknownEnvironment {
+        name: String,
+        file: PathBuf,
+        available: Vec<String>,
+    },
+
+    #[error(
+        "no learntrac project here: no `environments/` folder in {} or its parents\n    hint: run inside the repository, or pass --root DIR",
+        .searched.display()
+    )]
+    NoProject { searched: PathBuf },
+
+    #[error("template {name}: {message}")]
+    Template { name: String, message: String },
+
+    #[error("cannot use --templates {}: {message}", .dir.display())]
+    TemplateOverride { dir: PathBuf, message: String },
+
+    #[error("failed to {action}: {source}")]
+    Io {
+        action: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn unknown_environment(name: &str, file: &std::path::Path, available: &[String]) -> String {
+    let list = if available.is_empty() {
+        "none".to_string()
+    } else {
+        available.join(", ")
+    };
+    format!(
+        "{}: no such environment `{name}`\n    available: {list}",
+        file.display()
+    )
+}
+
+impl Error {
+    pub fn io(action: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            action: action.into(),
+            source,
+        }
+    }
+
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Config(_)
+            | Error::UnknownEnvironment { .. }
+            | Error::NoProject { .. }
+            | Error::Template { .. }
+            | Error::TemplateOverride { .. } => exit::USAGE,
+            Error::Io { .. } => exit::FAILURE,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,57 @@
+//! learntrac: the operator CLI for the Trac + LearnTrac stack.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod render;
+pub mod ui;
+
+use std::path::{Path, PathBuf};
+
+use cli::{Cli, Command, ConfigCommand};
+pub use error::{Error, Result};
+
+/// What every command needs: where the project is and how to talk to the user.
+pub struct Ctx {
+    pub root_flag: Option<PathBuf>,
+    pub out: ui::Output,
+}
+
+impl Ctx {
+    /// The project root: `--root`, or the nearest folder upwards holding `environments/`.
+    pub fn root(&self) -> Result<PathBuf> {
+        if let Some(r) = &self.root_flag {
+            return Ok(r.clone());
+        }
+        let cwd = std::env::current_dir().map_err(|e| Error::io("read the current folder", e))?;
+        find_root(&cwd).ok_or(Error::NoProject { searched: cwd })
+    }
+}
+
+fn find_root(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .find(|d| config::environments_dir(d).is_dir())
+        .map(Path::to_path_buf)
+}
+
+/// Runs a parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> i32 {
+    let ctx = Ctx {
+        root_flag: cli.global.root,
+        out: ui::Output::new(cli.global.output, cli.global.quiet),
+    };
+    let result = match cli.command {
+        Command::Config(ConfigCommand::Validate { envs }) => commands::config::validate(&envs, &ctx),
+        Command::Config(ConfigCommand::Show { env }) => commands::config::show(&env, &ctx),
+        Command::Render(args) => commands::render::run(&args, &ctx),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            ctx.out.error(&e);
+            e.exit_code()
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! What templates see: the environment as written, plus the values derived from it, so
+//! that templates stay free of logic that tests cannot reach.
+
+use serde::Serialize;
+
+use super::hcl::quote;
+use crate::config::{Environment, RoutingRule, Service, ServiceName};
+
+#[derive(Debug, Serialize)]
+pub struct RenderContext<'a> {
+    pub env: &'a Environment,
+    pub prefix: String,
+    pub production: bool,
+    pub tls: bool,
+    pub services: Vec<ServiceContext<'a>>,
+    /// Routing rules in the order the ALB evaluates them.
+    pub rules: Vec<RuleContext<'a>>,
+    pub backend: BackendContext,
+    pub public_subnet_tags: Vec<Entry>,
+    pub private_subnet_tags: Vec<Entry>,
+    pub tags: Vec<Entry>,
+}
+
+/// One `KEY = value` line of an HCL object, with `key` padded the way `terraform fmt`
+/// aligns consecutive attributes.
+#[derive(Debug, Serialize)]
+pub struct Entry {
+    pub key: String,
+    pub value: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ServiceContext<'a> {
+    pub name: ServiceName,
+    pub spec: &'a Service,
+    /// Plain variables as HCL expressions: the YAML's plus those wired from resources.
+    pub environment: Vec<Entry>,
+    /// Variable → SSM parameter name; includes the database password.
+    pub secrets: Vec<Entry>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RuleContext<'a> {
+    pub rule: &'a RoutingRule,
+    /// `["/a/*", "/b"]`, quoted for HCL.
+    pub paths_hcl: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BackendContext {
+    pub kind: &'static str,
+    pub settings: Vec<Entry>,
+}
+
+/// A value learntrac sets in every task definition: a literal, or a Terraform expression
+/// that resolves to a deployed resource.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Wired {
+    Literal(String),
+    Terraform(&'static str),
+}
+
+impl Wired {
+    pub fn hcl(&self) -> String {
+        match self {
+            Wired::Literal(s) => quote(s),
+            Wired::Terraform(e) => (*e).to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for Wired {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Wired::Literal(s) => f.write_str(s),
+            Wired::Terraform(e) => write!(f, "${{{e}}}"),
+        }
+    }
+}
+
+/// Variables every task gets from the deployed resources (names listed in
+/// `config::validate::WIRED_VARIABLES`).
+pub fn wired_environment(env: &Environment, name: ServiceName) -> Vec<(&'static str, Wired)> {
+    let svc = env.services.get(name);
+    vec![
+        ("DATABASE_HOST", Wired::Terraform("module.rds.address")),
+        ("DATABASE_NAME", Wired::Literal(env.database.name.clone())),
+        ("DATABASE_PORT", Wired::Terraform("tostring(module.rds.port)")),
+        ("DATABASE_USER", Wired::Literal(env.database.username.clone())),
+        ("LEARNTRAC_ENVIRONMENT", Wired::Literal(env.environment.clone())),
+        ("PORT", Wired::Literal(svc.port.to_string())),
+        ("REDIS_URL", Wired::Terraform("local.redis_url")),
+    ]
+}
+
+/// Every secret a service's tasks receive: variable → SSM parameter name.
+pub fn secrets_of(env: &Environment, svc: &Service) -> Vec<(String, String)> {
+    let mut all = vec![(
+        "DATABASE_PASSWORD".to_string(),
+        env.database.password_parameter.clone(),
+    )];
+    all.extend(svc.secrets.iter().map(|(k, v)| (k.clone(), v.clone())));
+    all.sort();
+    all
+}
+
+fn aligned(pairs: Vec<(String, String)>) -> Vec<Entry> {
+    let width = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    pairs
+        .into_iter()
+        .map(|(k, value)| Entry {
+            key: format!("{k:width$}"),
+            value,
+        })
+        .collect()
+}
+
+fn quoted_map<'a>(m: impl IntoIterator<Item = (&'a String, &'a String)>) -> Vec<Entry> {
+    aligned(m.into_iter().map(|(k, v)| (hcl_key(k), quote(v))).collect())
+}
+
+/// Bare identifiers stay bare; anything else (tag keys such as `aws:x`) is quoted.
+fn hcl_key(k: &str) -> String {
+    let bare = k.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if bare { k.to_string() } else { quote(k) }
+}
+
+impl<'a> RenderContext<'a> {
+    pub fn new(env: &'a Environment) -> Self {
+        let services = env
+            .services
+            .iter()
+            .map(|(name, spec)| {
+                let mut vars: Vec<(String, String)> = wired_environment(env, name)
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.hcl()))
+                    .collect();
+                vars.extend(spec.environment.iter().map(|(k, v)| (k.clone(), quote(v))));
+                vars.sort();
+                let secrets = secrets_of(env, spec)
+                    .into_iter()
+                    .map(|(k, v)| (k, quote(&v)))
+                    .collect();
+                ServiceContext {
+                    name,
+                    spec,
+                    environment: aligned(vars),
+                    secrets: aligned(secrets),
+                }
+            })
+            .collect();
+        let mut rules: Vec<RuleContext> = env
+            .routing
+            .iter()
+            .map(|rule| RuleContext {
+                rule,
+                paths_hcl: format!(
+                    "[{}]",
+                    rule.paths.iter().map(|p| quote(p)).collect::<Vec<_>>().join(", ")
+                ),
+            })
+            .collect();
+        rules.sort_by_key(|r| r.rule.priority);
+        let backend = match &env.terraform.s3 {
+            None => BackendContext {
+                kind: "local",
+                settings: aligned(vec![("path".into(), quote("terraform.tfstate"))]),
+            },
+            Some(s3) => {
+                let mut s = vec![
+                    ("bucket".to_string(), quote(&s3.bucket)),
+                    ("key".to_string(), quote(&s3.key)),
+                    (
+                        "region".to_string(),
+                        quote(s3.region.as_deref().unwrap_or(&env.aws.region)),
+                    ),
+                    ("encrypt".to_string(), "true".to_string()),
+                ];
+                match &s3.lock_table {
+                    Some(t) => s.push(("dynamodb_table".into(), quote(t))),
+                    None => s.push(("use_lockfile".into(), "true".into())),
+                }
+                BackendContext {
+                    kind: "s3",
+                    settings: aligned(s),
+                }
+            }
+        };
+        let tags = [
+            ("Project", env.project.as_str()),
+            ("Environment", env.environment.as_str()),
+            ("ManagedBy", "learntrac"),
+        ];
+        RenderContext {
+            env,
+            prefix: env.name_prefix(),
+            production: env.is_production(),
+            tls: env.tls.certificate_arn.is_some(),
+            services,
+            rules,
+            backend,
+            public_subnet_tags: quoted_map(&env.network.public_subnet_tags),
+            private_subnet_tags: quoted_map(&env.network.private_subnet_tags),
+            tags: aligned(tags.iter().map(|(k, v)| (k.to_string(), quote(v))).collect()),
+        }
+    }
+}
