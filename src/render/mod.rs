@@ -85,6 +85,16 @@ impl Templates {
             .build()
             .map_err(|e| template_error("(syntax)", &e))?;
         jinja.set_syntax(syntax);
+        // HCL and shell spell booleans in lowercase; Jinja would print `True`.
+        jinja.set_formatter(|out, state, value| {
+            if value.kind() == minijinja::value::ValueKind::Bool {
+                let text = if value.is_true() { "true" } else { "false" };
+                out.write_str(text)
+                    .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string()))
+            } else {
+                minijinja::escape_formatter(out, state, value)
+            }
+        });
         jinja.add_filter("hcl", |s: String| hcl::quote(&s));
         jinja.add_filter("pad", |s: String, width: usize| format!("{s:width$}"));
         for (name, source) in &self.sources {
