@@ -1,0 +1,60 @@
+//! `learntrac-service healthcheck`: the image's HEALTHCHECK. Runtime images carry no curl,
+//! so the binary probes its own load-balancer health endpoint.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+pub const PATH: &str = "/api/LearnTrac/health";
+
+/// GETs `PATH` on `port` at loopback; Ok when the answer is `200`.
+pub fn probe(port: u16, timeout: Duration) -> Result<(), String> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream =
+        TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect {addr}: {e}"))?;
+    stream.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    stream.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    write!(stream, "GET {PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .map_err(|e| format!("send: {e}"))?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).map_err(|e| format!("read: {e}"))?;
+    match &head[9..12] {
+        b"200" => Ok(()),
+        code => Err(format!("{PATH} answered {}", String::from_utf8_lossy(code))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    fn serve_once(status: &'static str) -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let port = listener.local_addr().expect("local addr").port();
+        std::thread::spawn(move || {
+            if let Ok((mut s, _)) = listener.accept() {
+                let mut buf = [0u8; 512];
+                let _ = s.read(&mut buf);
+                let _ = write!(s, "HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n");
+            }
+        });
+        port
+    }
+
+    #[test]
+    fn healthy_and_unhealthy_answers() {
+        assert_eq!(probe(serve_once("200 OK"), Duration::from_secs(2)), Ok(()));
+        let err = probe(serve_once("503 Service Unavailable"), Duration::from_secs(2));
+        assert_eq!(err, Err(format!("{PATH} answered 503")));
+    }
+
+    #[test]
+    fn nothing_listening_is_an_error() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        assert!(probe(port, Duration::from_secs(1)).is_err());
+    }
+}

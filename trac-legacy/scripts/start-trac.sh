@@ -1,0 +1,67 @@
+#!/bin/sh
+# Starts Trac in a container: creates the environment (or attaches to a database another
+# task already initialised), upgrades it, deploys static resources and runs tracd.
+set -eu
+
+TRAC_ENV=${TRAC_ENV:-/var/trac/projects}
+PORT=${PORT:-8000}
+PROJECT_NAME=${PROJECT_NAME:-LearnTrac}
+
+# The password arrives as an ECS secret (DATABASE_PASSWORD); the URL is composed here so
+# it never appears in the task definition. DATABASE_URL, when set, wins (local runs).
+if [ -z "${DATABASE_URL:-}" ]; then
+    DATABASE_URL=$(python -c 'import os, urllib
+q = lambda k: urllib.quote(os.environ[k], "")
+print("postgres://%s:%s@%s:%s/%s" % (q("DATABASE_USER"), q("DATABASE_PASSWORD"),
+      os.environ["DATABASE_HOST"], os.environ.get("DATABASE_PORT", "5432"), os.environ["DATABASE_NAME"]))')
+fi
+export DATABASE_URL
+
+# Is Trac's schema already in the database? (A restarted or second task finds it there.)
+initialised=$(python -c 'import os, psycopg2
+conn = psycopg2.connect(os.environ["DATABASE_URL"])
+cur = conn.cursor()
+cur.execute("SELECT to_regclass(%s) IS NOT NULL", ("system",))
+print("yes" if cur.fetchone()[0] else "no")')
+
+if [ ! -f "$TRAC_ENV/VERSION" ]; then
+    if [ "$initialised" = "no" ]; then
+        echo "start-trac: creating Trac environment $TRAC_ENV and its schema"
+        trac-admin "$TRAC_ENV" initenv "$PROJECT_NAME" "$DATABASE_URL" --inherit=/etc/trac/shared.ini
+    else
+        echo "start-trac: attaching $TRAC_ENV to the existing Trac database"
+        mkdir -p "$TRAC_ENV/conf" "$TRAC_ENV/log" "$TRAC_ENV/htdocs" "$TRAC_ENV/plugins" \
+                 "$TRAC_ENV/templates" "$TRAC_ENV/files"
+        echo "Trac Environment Version 1" > "$TRAC_ENV/VERSION"
+        umask 077
+        cat > "$TRAC_ENV/conf/trac.ini" <<INI
+[inherit]
+file = /etc/trac/shared.ini
+
+[project]
+name = $PROJECT_NAME
+
+[trac]
+database = $DATABASE_URL
+INI
+        umask 022
+    fi
+fi
+chmod 600 "$TRAC_ENV/conf/trac.ini"
+
+cp -R /opt/trac/plugins/. "$TRAC_ENV/plugins/" 2>/dev/null || true
+rm -f "$TRAC_ENV/plugins/README.md"
+
+trac-admin "$TRAC_ENV" upgrade
+trac-admin "$TRAC_ENV" deploy /var/trac/static >/dev/null
+
+# Logins use HTTP digest auth when the task has a TRAC_HTDIGEST secret (htdigest lines,
+# realm LearnTrac); without it Trac serves anonymous users only.
+set --
+if [ -n "${TRAC_HTDIGEST:-}" ]; then
+    umask 077
+    printf '%s\n' "$TRAC_HTDIGEST" > /var/trac/htdigest
+    set -- --auth="*,/var/trac/htdigest,LearnTrac"
+fi
+
+exec tracd --single-env --hostname 0.0.0.0 --port "$PORT" "$@" "$TRAC_ENV"
