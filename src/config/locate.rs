@@ -167,7 +167,7 @@ mod tests {
         assert_eq!(l.value("a"), Position { line: 1, col: 4 });
         assert_eq!(l.key("b.c"), Position { line: 3, col: 3 });
         assert_eq!(l.value("b.d[0].p"), Position { line: 5, col: 10 });
-        assert_eq!(l.value("b.d[1].q[1]"), Position { line: 6, col: 15 });
+        assert_eq!(l.value("b.d[1].q[1]"), Position { line: 6, col: 14 });
         // Unknown paths fall back to the nearest ancestor.
         assert_eq!(l.key("b.c.zz"), Position { line: 3, col: 3 });
         assert_eq!(l.value("nothing"), Position::START);

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 use serde_path_to_error::Segment;
-use serde_yaml::{Mapping, Value};
+use serde_yaml::Value;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use locate::{Locations, Position};
@@ -35,7 +35,6 @@ const SECTIONS: &[&str] = &[
     "registry",
     "local",
 ];
-const OPTIONAL_SECTIONS: &[&str] = &["tls", "registry", "local"];
 
 /// The `environments/` folder of a project.
 pub fn environments_dir(root: &Path) -> PathBuf {
@@ -81,16 +80,64 @@ pub fn parse(file: &Path, source: &str, name: &str) -> Result<Environment, Diagn
         locs: Locations::index(source),
         diags: Vec::new(),
     };
-    let env = p.environment(source);
-    if let Some(env) = &env {
-        validate::check(env, name, &mut p);
-    }
+    let env = p.environment(source).and_then(|partial| {
+        validate::check(&partial, name, &mut p);
+        partial.complete()
+    });
     match env {
         Some(env) if p.diags.is_empty() => Ok(env),
         _ => {
             p.diags.sort_by_key(|d| (d.line, d.column));
             Err(Diagnostics(p.diags))
         }
+    }
+}
+
+/// Every section that parsed; `None` where a section was missing or had errors.
+pub(crate) struct Partial {
+    project: Option<String>,
+    environment: Option<String>,
+    aws: Option<Aws>,
+    network: Option<Network>,
+    trac: Option<Service>,
+    learntrac: Option<Service>,
+    /// Both services were present under `services` with no unknown siblings.
+    services_complete: bool,
+    routing: Option<Vec<RoutingRule>>,
+    database: Option<Database>,
+    cache: Option<Cache>,
+    tls: Option<Tls>,
+    monitoring: Option<Monitoring>,
+    terraform: Option<TerraformSettings>,
+    images: Option<BaseImages>,
+    registry: Option<Option<String>>,
+    local: Option<LocalStack>,
+}
+
+impl Partial {
+    fn complete(self) -> Option<Environment> {
+        if !self.services_complete {
+            return None;
+        }
+        Some(Environment {
+            project: self.project?,
+            environment: self.environment?,
+            aws: self.aws?,
+            network: self.network?,
+            services: Services {
+                trac: self.trac?,
+                learntrac: self.learntrac?,
+            },
+            routing: self.routing?,
+            database: self.database?,
+            cache: self.cache?,
+            tls: self.tls?,
+            monitoring: self.monitoring?,
+            terraform: self.terraform?,
+            images: self.images?,
+            registry: self.registry?,
+            local: self.local?,
+        })
     }
 }
 
@@ -120,7 +167,7 @@ impl FileParser {
         &mut self.diags[last]
     }
 
-    fn environment(&mut self, source: &str) -> Option<Environment> {
+    fn environment(&mut self, source: &str) -> Option<Partial> {
         let doc: Value = match serde_yaml::from_str(source) {
             Ok(v) => v,
             Err(e) => {
@@ -148,36 +195,24 @@ impl FileParser {
         }
         let mut section = |name: &str| top.remove(name);
 
-        let project = self.required::<String>(section("project"), "project");
-        let environment = self.required::<String>(section("environment"), "environment");
-        let aws = self.required::<Aws>(section("aws"), "aws");
-        let network = self.required::<Network>(section("network"), "network");
-        let services = self.services(section("services"));
-        let routing = self.routing(section("routing"));
-        let database = self.required::<Database>(section("database"), "database");
-        let cache = self.required::<Cache>(section("cache"), "cache");
-        let tls = self.optional::<Tls>(section("tls"), "tls");
-        let monitoring = self.required::<Monitoring>(section("monitoring"), "monitoring");
-        let terraform = self.required::<TerraformSettings>(section("terraform"), "terraform");
-        let images = self.required::<BaseImages>(section("images"), "images");
-        let registry = self.optional::<Option<String>>(section("registry"), "registry");
-        let local = self.optional::<LocalStack>(section("local"), "local");
-
-        Some(Environment {
-            project: project?,
-            environment: environment?,
-            aws: aws?,
-            network: network?,
-            services: services?,
-            routing: routing?,
-            database: database?,
-            cache: cache?,
-            tls: tls?,
-            monitoring: monitoring?,
-            terraform: terraform?,
-            images: images?,
-            registry: registry?,
-            local: local?,
+        let (trac, learntrac, services_complete) = self.services(section("services"));
+        Some(Partial {
+            project: self.required(section("project"), "project"),
+            environment: self.required(section("environment"), "environment"),
+            aws: self.required(section("aws"), "aws"),
+            network: self.required(section("network"), "network"),
+            trac,
+            learntrac,
+            services_complete,
+            routing: self.routing(section("routing")),
+            database: self.required(section("database"), "database"),
+            cache: self.required(section("cache"), "cache"),
+            tls: self.optional(section("tls"), "tls"),
+            monitoring: self.required(section("monitoring"), "monitoring"),
+            terraform: self.required(section("terraform"), "terraform"),
+            images: self.required(section("images"), "images"),
+            registry: self.optional(section("registry"), "registry"),
+            local: self.optional(section("local"), "local"),
         })
     }
 
@@ -185,7 +220,6 @@ impl FileParser {
         match value {
             Some(v) => self.typed(v, key),
             None => {
-                debug_assert!(!OPTIONAL_SECTIONS.contains(&key));
                 self.push(Position::START, "", format!("missing section `{key}`"))
                     .expected = Some(format!("a top-level `{key}:` key (see docs/configuration.md)"));
                 None
@@ -205,38 +239,36 @@ impl FileParser {
     }
 
     /// Each service is checked on its own so an error in one does not hide the other's.
-    fn services(&mut self, value: Option<Value>) -> Option<Services> {
-        let Some(Value::Mapping(mut map)) = value else {
-            return self.required::<Services>(value, "services");
-        };
-        let mut take = |name: &str| map.remove(name);
-        let (trac, learntrac) = (take("trac"), take("learntrac"));
-        let rest = Value::Mapping(std::mem::take(&mut map));
-        let mut ok = self.typed::<Mapping>(rest, "services").is_some_and(|m| {
-            let unknown: Vec<_> = m.keys().filter_map(|k| k.as_str().map(String::from)).collect();
-            for name in &unknown {
-                self.at_key(&format!("services.{name}"), format!("unknown service `{name}`"))
-                    .expected = Some("the services `trac` and `learntrac`".into());
+    /// Returns both services and whether the section was otherwise complete.
+    fn services(&mut self, value: Option<Value>) -> (Option<Service>, Option<Service>, bool) {
+        let mut map = match value {
+            Some(Value::Mapping(m)) => m,
+            other => {
+                let s = self.required::<Services>(other, "services");
+                return match s {
+                    Some(s) => (Some(s.trac), Some(s.learntrac), true),
+                    None => (None, None, false),
+                };
             }
-            unknown.is_empty()
-        });
-        let mut one = |me: &mut Self, v: Option<Value>, name: &str| match v {
+        };
+        let mut complete = true;
+        let mut one = |me: &mut Self, name: &str| match map.remove(name) {
             Some(v) => me.typed::<Service>(v, &format!("services.{name}")),
             None => {
-                me.at_key("services", format!("missing service `{name}`"));
-                ok = false;
+                me.at_key("services", format!("missing service `{name}`"))
+                    .expected = Some(format!("a `{name}:` entry under services"));
+                complete = false;
                 None
             }
         };
-        let trac = one(self, trac, "trac");
-        let learntrac = one(self, learntrac, "learntrac");
-        if !ok {
-            return None;
+        let trac = one(self, "trac");
+        let learntrac = one(self, "learntrac");
+        for name in map.keys().map(|k| k.as_str().unwrap_or("?").to_string()) {
+            self.at_key(&format!("services.{name}"), format!("unknown service `{name}`"))
+                .expected = Some("the services `trac` and `learntrac`".into());
+            complete = false;
         }
-        Some(Services {
-            trac: trac?,
-            learntrac: learntrac?,
-        })
+        (trac, learntrac, complete)
     }
 
     /// Each rule is checked on its own for the same reason.

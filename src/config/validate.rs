@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::FileParser;
+use super::{FileParser, Partial};
 use super::model::*;
 
 /// Fargate's valid task sizes: CPU units → allowed memory (MiB) range and step.
@@ -59,13 +59,30 @@ pub fn has_url_credentials(value: &str) -> bool {
         .is_some_and(|(userinfo, _)| userinfo.contains(':'))
 }
 
-pub(super) fn check(env: &Environment, file_name: &str, p: &mut FileParser) {
-    names(env, file_name, p);
-    aws(env, p);
-    network(env, p);
+/// What section checks need to know about the environment as a whole.
+struct Scope {
+    production: bool,
+    ssm_prefix: String,
+}
+
+/// Runs every check whose section parsed, so one broken section hides nothing else.
+pub(super) fn check(env: &Partial, file_name: &str, p: &mut FileParser) {
+    let env_name = env.environment.as_deref().unwrap_or(file_name);
+    let scope = Scope {
+        production: env_name == "prod",
+        ssm_prefix: format!("/{}/{env_name}", env.project.as_deref().unwrap_or("learntrac")),
+    };
+    names(env.project.as_deref(), env.environment.as_deref(), file_name, p);
+    if let Some(a) = &env.aws {
+        aws(a, p);
+    }
+    if let Some(n) = &env.network {
+        network(n, p);
+    }
     let mut ports = BTreeMap::new();
-    for (name, svc) in env.services.iter() {
-        service(env, name, svc, p);
+    for (name, svc) in [(ServiceName::Trac, &env.trac), (ServiceName::Learntrac, &env.learntrac)] {
+        let Some(svc) = svc else { continue };
+        service(&scope, name, svc, p);
         if let Some(other) = ports.insert(svc.port, name) {
             p.at_value(
                 &format!("services.{name}.port"),
@@ -74,13 +91,30 @@ pub(super) fn check(env: &Environment, file_name: &str, p: &mut FileParser) {
             .expected = Some("a port per service, so the local stack can run both".into());
         }
     }
-    routing(env, p);
-    database(env, p);
-    cache(env, p);
-    tls(env, p);
-    monitoring(env, p);
-    terraform(env, p);
-    images(env, p);
+    if let Some(r) = &env.routing {
+        routing(r, p);
+    }
+    if let Some(d) = &env.database {
+        database(&scope, d, p);
+    }
+    if let Some(c) = &env.cache {
+        cache(c, p);
+    }
+    if let Some(t) = &env.tls {
+        tls(&scope, t, p);
+    }
+    if let Some(m) = &env.monitoring {
+        monitoring(m, p);
+    }
+    if let Some(t) = &env.terraform {
+        terraform(&scope, t, p);
+    }
+    if let Some(i) = &env.images {
+        images(i, p);
+    }
+    if let Some(Some(r)) = &env.registry {
+        registry(r, p);
+    }
 }
 
 fn is_name(s: &str) -> bool {
@@ -90,33 +124,36 @@ fn is_name(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
-fn names(env: &Environment, file_name: &str, p: &mut FileParser) {
-    for (key, value) in [("project", &env.project), ("environment", &env.environment)] {
-        if !is_name(value) {
+fn names(project: Option<&str>, environment: Option<&str>, file_name: &str, p: &mut FileParser) {
+    for (key, value) in [("project", project), ("environment", environment)] {
+        if let Some(value) = value
+            && !is_name(value)
+        {
             p.at_value(key, format!("`{value}` cannot be part of AWS resource names"))
                 .expected = Some("lowercase letters, digits and dashes, starting with a letter".into());
         }
     }
-    if env.environment != file_name {
-        p.at_value(
-            "environment",
-            format!("this file is `{file_name}.yaml` but declares `{}`", env.environment),
-        )
-        .expected = Some(format!("environment: {file_name}"));
+    if let Some(declared) = environment
+        && declared != file_name
+    {
+        p.at_value("environment", format!("this file is `{file_name}.yaml` but declares `{declared}`"))
+            .expected = Some(format!("environment: {file_name}"));
     }
     // The load balancer's name is `<project>-<environment>-alb` and AWS caps it at 32.
-    let prefix = env.name_prefix();
-    if prefix.len() > 28 {
-        p.at_value(
-            "environment",
-            format!("`{prefix}` is {} characters; AWS load balancer names allow 32 with `-alb`", prefix.len()),
-        )
-        .expected = Some("project and environment together at most 27 characters".into());
+    if let (Some(project), Some(environment)) = (project, environment) {
+        let prefix = format!("{project}-{environment}");
+        if prefix.len() > 28 {
+            p.at_value(
+                "environment",
+                format!("`{prefix}` is {} characters; AWS load balancer names allow 32 with `-alb`", prefix.len()),
+            )
+            .expected = Some("project and environment together at most 27 characters".into());
+        }
     }
 }
 
-fn aws(env: &Environment, p: &mut FileParser) {
-    let r = &env.aws.region;
+fn aws(a: &Aws, p: &mut FileParser) {
+    let r = &a.region;
     let parts: Vec<&str> = r.split('-').collect();
     let region_ok = parts.len() >= 3
         && parts[0].len() == 2
@@ -126,13 +163,13 @@ fn aws(env: &Environment, p: &mut FileParser) {
         p.at_value("aws.region", format!("`{r}` is not an AWS region"))
             .expected = Some("a region code such as us-east-2".into());
     }
-    if let Some(id) = &env.aws.account_id
+    if let Some(id) = &a.account_id
         && !(id.len() == 12 && id.chars().all(|c| c.is_ascii_digit()))
     {
         p.at_value("aws.account_id", format!("`{id}` is not an AWS account id"))
             .expected = Some("12 digits, quoted so YAML keeps leading zeros".into());
     }
-    if let Some(url) = &env.aws.endpoint
+    if let Some(url) = &a.endpoint
         && !(url.starts_with("http://") || url.starts_with("https://"))
     {
         p.at_value("aws.endpoint", format!("`{url}` is not a URL"))
@@ -140,12 +177,12 @@ fn aws(env: &Environment, p: &mut FileParser) {
     }
 }
 
-fn network(env: &Environment, p: &mut FileParser) {
-    let vpc = &env.network.vpc;
+fn network(n: &Network, p: &mut FileParser) {
+    let vpc = &n.vpc;
     let id_ok = vpc
         .strip_prefix("vpc-")
         .is_some_and(|h| (8..=17).contains(&h.len()) && h.chars().all(|c| c.is_ascii_hexdigit()));
-    if !env.network.uses_default_vpc() && !id_ok {
+    if !n.uses_default_vpc() && !id_ok {
         p.at_value("network.vpc", format!("`{vpc}` is neither `default` nor a VPC id"))
             .expected = Some("`default`, or vpc- followed by 8 or 17 hex digits".into());
     }
@@ -181,7 +218,7 @@ fn check_ssm_path(p: &mut FileParser, key: &str, name: &str) {
     }
 }
 
-fn service(env: &Environment, name: ServiceName, svc: &Service, p: &mut FileParser) {
+fn service(scope: &Scope, name: ServiceName, svc: &Service, p: &mut FileParser) {
     let key = |k: &str| format!("services.{name}.{k}");
     if svc.port == 0 {
         p.at_value(&key("port"), "port 0 is not a port").expected = Some("1-65535".into());
@@ -263,7 +300,7 @@ fn service(env: &Environment, name: ServiceName, svc: &Service, p: &mut FilePars
             p.at_key(&at, format!("`{var}` looks like a secret and would be stored in plain text"))
                 .expected = Some(format!(
                     "move it to services.{name}.secrets with an SSM parameter name, e.g. {var}: {}/{}",
-                    env.ssm_prefix(),
+                    scope.ssm_prefix,
                     var.to_ascii_lowercase().replace('_', "-")
                 ));
         } else if has_url_credentials(value) {
@@ -298,14 +335,14 @@ fn pattern_char_ok(c: char) -> bool {
     c.is_ascii_alphanumeric() || "_-.$/~\"'@:+&*?".contains(c)
 }
 
-fn routing(env: &Environment, p: &mut FileParser) {
+fn routing(rules: &[RoutingRule], p: &mut FileParser) {
     let mut seen: BTreeMap<u32, usize> = BTreeMap::new();
     let mut routed = BTreeSet::new();
-    if env.routing.is_empty() {
+    if rules.is_empty() {
         p.at_value("routing", "no routing rules: nothing would reach the services")
             .expected = Some("a list of {priority, service, paths}".into());
     }
-    for (i, rule) in env.routing.iter().enumerate() {
+    for (i, rule) in rules.iter().enumerate() {
         routed.insert(rule.service);
         let at = format!("routing[{i}]");
         if !(1..=50_000).contains(&rule.priority) {
@@ -350,8 +387,7 @@ fn routing(env: &Environment, p: &mut FileParser) {
     }
 }
 
-fn database(env: &Environment, p: &mut FileParser) {
-    let db = &env.database;
+fn database(scope: &Scope, db: &Database, p: &mut FileParser) {
     if !db.instance_class.starts_with("db.") {
         p.at_value("database.instance_class", format!("`{}` is not an RDS instance class", db.instance_class))
             .expected = Some("a class such as db.t3.micro".into());
@@ -385,18 +421,17 @@ fn database(env: &Environment, p: &mut FileParser) {
         p.at_value("database.backup_retention_days", "RDS keeps backups at most 35 days")
             .expected = Some("0-35".into());
     }
-    if env.is_production() && !db.multi_az {
+    if scope.production && !db.multi_az {
         p.at_value("database.multi_az", "production requires a multi-AZ database")
             .expected = Some("multi_az: true".into());
     }
-    if env.is_production() && db.backup_retention_days == 0 {
+    if scope.production && db.backup_retention_days == 0 {
         p.at_value("database.backup_retention_days", "production requires backups")
             .expected = Some("1-35".into());
     }
 }
 
-fn cache(env: &Environment, p: &mut FileParser) {
-    let c = &env.cache;
+fn cache(c: &Cache, p: &mut FileParser) {
     if !c.node_type.starts_with("cache.") {
         p.at_value("cache.node_type", format!("`{}` is not an ElastiCache node type", c.node_type))
             .expected = Some("a type such as cache.t3.micro".into());
@@ -410,8 +445,8 @@ fn cache(env: &Environment, p: &mut FileParser) {
     }
 }
 
-fn tls(env: &Environment, p: &mut FileParser) {
-    match &env.tls.certificate_arn {
+fn tls(scope: &Scope, t: &Tls, p: &mut FileParser) {
+    match &t.certificate_arn {
         Some(arn) => {
             let parts: Vec<&str> = arn.splitn(6, ':').collect();
             let ok = parts.len() == 6
@@ -426,7 +461,7 @@ fn tls(env: &Environment, p: &mut FileParser) {
                     .expected = Some("arn:aws:acm:REGION:ACCOUNT:certificate/ID".into());
             }
         }
-        None if env.is_production() => {
+        None if scope.production => {
             p.at_key("tls", "production requires TLS")
                 .expected = Some("tls: { certificate_arn: arn:aws:acm:… }".into());
         }
@@ -434,8 +469,7 @@ fn tls(env: &Environment, p: &mut FileParser) {
     }
 }
 
-fn monitoring(env: &Environment, p: &mut FileParser) {
-    let m = &env.monitoring;
+fn monitoring(m: &Monitoring, p: &mut FileParser) {
     if let Some(email) = &m.alert_email
         && !email.split_once('@').is_some_and(|(u, d)| !u.is_empty() && d.contains('.'))
     {
@@ -460,8 +494,7 @@ fn monitoring(env: &Environment, p: &mut FileParser) {
     }
 }
 
-fn terraform(env: &Environment, p: &mut FileParser) {
-    let t = &env.terraform;
+fn terraform(scope: &Scope, t: &TerraformSettings, p: &mut FileParser) {
     match (t.backend, &t.s3) {
         (BackendKind::S3, None) => {
             p.at_value("terraform.backend", "backend s3 needs its settings")
@@ -471,7 +504,7 @@ fn terraform(env: &Environment, p: &mut FileParser) {
             p.at_key("terraform.s3", "s3 settings with backend local would be ignored")
                 .expected = Some("backend: s3, or no s3 section".into());
         }
-        (BackendKind::Local, None) if env.is_production() => {
+        (BackendKind::Local, None) if scope.production => {
             p.at_value("terraform.backend", "production state must not live on one machine")
                 .expected = Some("backend: s3 with terraform.s3: { bucket, key, lock_table }".into());
         }
@@ -494,8 +527,7 @@ fn terraform(env: &Environment, p: &mut FileParser) {
     }
 }
 
-fn images(env: &Environment, p: &mut FileParser) {
-    let i = &env.images;
+fn images(i: &BaseImages, p: &mut FileParser) {
     for (k, v) in [
         ("trac_base", &i.trac_base),
         ("rust_builder", &i.rust_builder),
@@ -510,9 +542,10 @@ fn images(env: &Environment, p: &mut FileParser) {
         p.at_value("images.platform", format!("Fargate does not run `{}`", i.platform))
             .expected = Some("linux/amd64 or linux/arm64".into());
     }
-    if let Some(r) = &env.registry
-        && (r.is_empty() || r.contains("://") || r.contains(char::is_whitespace))
-    {
+}
+
+fn registry(r: &str, p: &mut FileParser) {
+    if r.is_empty() || r.contains("://") || r.contains(char::is_whitespace) {
         p.at_value("registry", format!("`{r}` is not a registry address"))
             .expected = Some("HOST[:PORT][/PATH] without a scheme, e.g. 127.0.0.1:5000".into());
     }

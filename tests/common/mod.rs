@@ -1,0 +1,139 @@
+//! Shared helpers for the CLI's integration tests: run the real binary, in a project
+//! folder, and look at what it printed.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Result of one `learntrac` run.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Builder for a `learntrac` invocation: `Cli::new().args(["render", "dev"]).run()`.
+pub struct Cli {
+    cmd: Command,
+}
+
+impl Cli {
+    pub fn new() -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_learntrac"));
+        cmd.env_remove("LEARNTRAC_ROOT").current_dir(repo_root());
+        Cli { cmd }
+    }
+
+    pub fn root(mut self, root: &Path) -> Self {
+        self.cmd.arg("--root").arg(root);
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.cmd.args(args);
+        self
+    }
+
+    pub fn run(mut self) -> Run {
+        let out = self.cmd.output().expect("run the learntrac binary");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// A throwaway project: the repository's environment files, optionally edited.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+impl Project {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("environments")).expect("mkdir");
+        for name in ["dev", "prod", "local"] {
+            let src = repo_root().join(format!("environments/{name}.yaml"));
+            std::fs::copy(&src, dir.path().join(format!("environments/{name}.yaml")))
+                .expect("copy environment");
+        }
+        Project { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn env_file(&self, name: &str) -> PathBuf {
+        self.path().join(format!("environments/{name}.yaml"))
+    }
+
+    /// Replaces exactly one occurrence of `from` in an environment file.
+    pub fn edit(&self, name: &str, from: &str, to: &str) -> &Self {
+        let file = self.env_file(name);
+        let text = std::fs::read_to_string(&file).expect("read environment");
+        assert_eq!(text.matches(from).count(), 1, "`{from}` must occur once in {name}.yaml");
+        std::fs::write(&file, text.replacen(from, to, 1)).expect("write environment");
+        self
+    }
+
+    /// 1-based line of the first line containing `needle` in an environment file.
+    pub fn line_of(&self, name: &str, needle: &str) -> usize {
+        let text = std::fs::read_to_string(self.env_file(name)).expect("read environment");
+        text.lines()
+            .position(|l| l.contains(needle))
+            .map(|i| i + 1)
+            .unwrap_or_else(|| panic!("`{needle}` not in {name}.yaml"))
+    }
+}
+
+/// Renders `env` of the repository into a fresh folder and returns it.
+pub fn render_repo_env(env: &str) -> tempfile::TempDir {
+    let out = tempfile::tempdir().expect("temp dir");
+    let run = Cli::new()
+        .args(["render", env, "--out"])
+        .args([out.path()])
+        .run();
+    assert_eq!(run.code, 0, "render {env} failed: {}", run.stderr);
+    out
+}
+
+/// Every file under `dir`, relative, sorted.
+pub fn files_under(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).expect("read dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                if p.file_name().is_some_and(|n| n == ".terraform") {
+                    continue;
+                }
+                walk(base, &p, out);
+            } else if let Ok(rel) = p.strip_prefix(base) {
+                out.push(rel.to_string_lossy().replace('\\', "/"));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// A peer tool the harness (scripts/test) provides; a missing one fails the test loudly.
+pub fn required_tool(var: &str, what: &str) -> PathBuf {
+    match std::env::var_os(var) {
+        Some(p) if Path::new(&p).exists() => PathBuf::from(p),
+        _ => panic!(
+            "{what} is required: set {var} to its path (scripts/test installs it and sets {var})"
+        ),
+    }
+}

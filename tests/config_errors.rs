@@ -1,0 +1,257 @@
+//! Bad input gets a precise error and exit code 2: one test per kind of mistake.
+
+mod common;
+
+use common::{Cli, Project};
+
+fn validate(project: &Project, env: &str) -> common::Run {
+    Cli::new()
+        .root(project.path())
+        .args(["config", "validate", env])
+        .run()
+}
+
+/// `file:line:col: key: message` for `env` in `project`.
+fn located(project: &Project, env: &str, line: usize, col: usize, key: &str) -> String {
+    format!("{}:{line}:{col}: {key}: ", project.env_file(env).display())
+}
+
+#[test]
+fn repository_environments_are_valid() {
+    let run = Cli::new().args(["config", "validate"]).run();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, "ok     dev\nok     local\nok     prod\n");
+}
+
+#[test]
+fn unknown_key() {
+    let p = Project::new();
+    p.edit("dev", "    port: 8001\n", "    port: 8001\n    colour: blue\n");
+    let line = p.line_of("dev", "colour: blue");
+    let run = validate(&p, "dev");
+    assert_eq!(run.code, 2);
+    let want = located(&p, "dev", line, 5, "services.learntrac.colour");
+    assert!(run.stderr.contains(&format!("{want}unknown field `colour`")), "{}", run.stderr);
+    assert!(run.stderr.contains("expected: one of `context`, `port`"), "{}", run.stderr);
+}
+
+#[test]
+fn unknown_top_level_section() {
+    let p = Project::new();
+    p.edit("dev", "monitoring:\n", "monitorin:\n");
+    let line = p.line_of("dev", "monitorin:");
+    let run = validate(&p, "dev");
+    assert_eq!(run.code, 2);
+    let want = located(&p, "dev", line, 1, "monitorin");
+    assert!(run.stderr.contains(&format!("{want}unknown key `monitorin`")), "{}", run.stderr);
+    // The section it should have been is then missing: both are reported.
+    assert!(run.stderr.contains("missing section `monitoring`"), "{}", run.stderr);
+}
+
+#[test]
+fn wrong_type() {
+    let p = Project::new();
+    p.edit("dev", "memory: 2048", "memory: lots");
+    let line = p.line_of("dev", "memory: lots");
+    let run = validate(&p, "dev");
+    assert_eq!(run.code, 2);
+    let want = located(&p, "dev", line, 13, "services.learntrac.memory");
+    assert!(run.stderr.contains(&format!("{want}invalid type: string \"lots\"")), "{}", run.stderr);
+    assert!(run.stderr.contains("expected: a whole number"), "{}", run.stderr);
+}
+
+#[test]
+fn bad_fargate_cpu_memory_pair() {
+    let p = Project::new();
+    p.edit("dev", "memory: 1024", "memory: 8192");
+    let line = p.line_of("dev", "memory: 8192");
+    let run = validate(&p, "dev");
+    assert_eq!(run.code, 2);
+    let want = located(&p, "dev", line, 13, "services.trac.memory");
+    assert!(
+        run.stderr.contains(&format!("{want}8192 MiB is not a valid Fargate memory size for 512 CPU units")),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("expected: 1024-4096 MiB in steps of 1024"), "{}", run.stderr);
+}
+
+#[test]
+fn duplicate_rule_priority() {
+    let p = Project::new();
+    p.edit("dev", "priority: 85", "priority: 80");
+    let run = validate(&p, "dev");
+    assert_eq!(run.code, 2);
+    // priority, service, paths: the duplicate sits two lines above the image patterns.
+    let line = p.line_of("dev", "paths: [\"*.png\"") - 2;
+    let want = located(&p, "dev", line, 15, "routing[1].priority");
+    assert!(
+        run.stderr.contains(&format!("{want}priority 80 is already used by routing[0]")),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn missing_environment_file() {
+    let p = Project::new();
+    let run = validate(&p, "staging");
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("staging.yaml: no such environment `staging`"), "{}", run.stderr);
+    assert!(run.stderr.contains("available: dev, local, prod"), "{}", run.stderr);
+    let render = Cli::new().root(p.path()).args(["render", "staging"]).run();
+    assert_eq!(render.code, 2, "{}", render.stderr);
+}
+
+#[test]
+fn unreadable_template_override() {
+    let p = Project::new();
+    let missing = p.path().join("no-such-templates");
+    let run = Cli::new()
+        .root(p.path())
+        .args(["render", "dev", "--templates"])
+        .args([&missing])
+        .run();
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!("cannot use --templates {}: not a folder", missing.display())),
+        "{}",
+        run.stderr
+    );
+
+    // A file that is not UTF-8 text cannot be a template.
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("bad.tf.j2"), [0xff, 0xfe, 0x00]).expect("write");
+    let run = Cli::new()
+        .root(p.path())
+        .args(["render", "dev", "--templates"])
+        .args([dir.path()])
+        .run();
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("bad.tf.j2"), "{}", run.stderr);
+}
+
+#[test]
+fn every_error_of_a_file_is_reported_together() {
+    let p = Project::new();
+    p.edit("dev", "cpu: 512", "cpu: 300")
+        .edit("dev", "memory: 2048", "memory: lots")
+        .edit("dev", "priority: 85", "priority: 80")
+        .edit("dev", "vpc: default", "vpc: my-vpc")
+        .edit("dev", "PYTHON_VERSION: \"2.7\"", "DB_PASSWORD: hunter2");
+    let run = validate(&p, "dev");
+    assert_eq!(run.code, 2);
+    for key in [
+        "network.vpc",
+        "services.trac.cpu",
+        "services.learntrac.memory",
+        "services.trac.environment.DB_PASSWORD",
+        "routing[1].priority",
+    ] {
+        assert!(run.stderr.contains(&format!(": {key}: ")), "{key} not reported:\n{}", run.stderr);
+    }
+    // Reported in file order.
+    let lines: Vec<usize> = run
+        .stderr
+        .lines()
+        .filter_map(|l| l.split(':').nth(1)?.parse().ok())
+        .collect();
+    assert!(lines.windows(2).all(|w| w[0] <= w[1]), "{lines:?}");
+}
+
+#[test]
+fn a_secret_in_plain_environment_is_rejected_with_the_fix() {
+    let p = Project::new();
+    p.edit("dev", "LOG_FORMAT: json", "OPENAI_API_KEY: sk-live-123");
+    let run = validate(&p, "dev");
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("looks like a secret"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("move it to services.learntrac.secrets with an SSM parameter name, e.g. OPENAI_API_KEY: /learntrac/dev/openai-api-key"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("sk-live-123"), "the value is never echoed");
+
+    let p = Project::new();
+    p.edit("dev", "LOG_FORMAT: json", "UPSTREAM: postgres://u:pw@db/x");
+    let run = validate(&p, "dev");
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("the value of `UPSTREAM` contains a password"), "{}", run.stderr);
+    assert!(!run.stderr.contains("pw@db"), "the value is never echoed");
+}
+
+#[test]
+fn production_rules() {
+    let p = Project::new();
+    p.edit("prod", "multi_az: true", "multi_az: false");
+    p.edit("prod", "tls:\n", "notls:\n");
+    let run = validate(&p, "prod");
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("production requires a multi-AZ database"), "{}", run.stderr);
+    assert!(run.stderr.contains("unknown key `notls`"), "{}", run.stderr);
+    assert!(run.stderr.contains("production requires TLS"), "{}", run.stderr);
+}
+
+#[test]
+fn semantic_limits() {
+    let p = Project::new();
+    p.edit("dev", "count: { desired: 1, min: 1, max: 2 }\n    health_check:\n      path: /wiki", "count: { desired: 3, min: 1, max: 2 }\n    health_check:\n      path: /wiki")
+        .edit("dev", "TRAC_HTDIGEST: /learntrac/dev/trac/htdigest", "TRAC_HTDIGEST: learntrac/dev/trac/htdigest")
+        .edit(
+            "dev",
+            "paths: [\"*.png\", \"*.jpg\"]",
+            "paths: [\"*.png\", \"*.jpg\", \"*.gif\", \"*.svg\", \"*.webp\", \"*.bmp\"]",
+        );
+    let run = validate(&p, "dev");
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("services.trac.count: min 1 ≤ desired 3 ≤ max 2 does not hold"), "{}", run.stderr);
+    assert!(run.stderr.contains("is not an SSM parameter path: an SSM parameter path starts with `/`"), "{}", run.stderr);
+    assert!(run.stderr.contains("routing[1].paths: 6 path patterns in one rule"), "{}", run.stderr);
+}
+
+#[test]
+fn malformed_yaml_names_the_spot() {
+    let p = Project::new();
+    p.edit("dev", "  region: us-east-2\n", "  region: [us-east-2\n");
+    let run = validate(&p, "dev");
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains(&format!("{}:", p.env_file("dev").display())), "{}", run.stderr);
+    assert!(run.stderr.contains("not valid YAML"), "{}", run.stderr);
+}
+
+#[test]
+fn json_output_lists_diagnostics() {
+    let p = Project::new();
+    p.edit("dev", "cpu: 512", "cpu: 300");
+    let run = Cli::new()
+        .root(p.path())
+        .args(["config", "validate", "dev", "local", "-o", "json"])
+        .run();
+    assert_eq!(run.code, 2);
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
+    assert_eq!(v[0]["environment"], "dev");
+    assert_eq!(v[0]["valid"], false);
+    assert_eq!(v[0]["diagnostics"][0]["key"], "services.trac.cpu");
+    assert_eq!(v[0]["diagnostics"][0]["line"], p.line_of("dev", "cpu: 300"));
+    assert_eq!(v[1]["environment"], "local");
+    assert_eq!(v[1]["valid"], true);
+}
+
+#[test]
+fn show_resolves_defaults_and_lists_secrets_by_name() {
+    let run = Cli::new().args(["config", "show", "dev", "-o", "json"]).run();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
+    assert_eq!(v["derived"]["name_prefix"], "learntrac-dev");
+    assert_eq!(v["derived"]["serves"], "http");
+    assert_eq!(v["services"]["trac"]["health_check"]["interval"], 30, "default filled in");
+    let secrets = &v["derived"]["wiring"]["learntrac"]["secrets"];
+    assert_eq!(secrets["DATABASE_PASSWORD"], "/learntrac/dev/db/password");
+    assert_eq!(secrets["LEARNTRAC_TOKEN_SECRET"], "/learntrac/dev/token-secret");
+    assert_eq!(v["derived"]["wiring"]["trac"]["environment"]["DATABASE_HOST"], "${module.rds.address}");
+
+    let human = Cli::new().args(["config", "show", "prod"]).run();
+    assert_eq!(human.code, 0, "{}", human.stderr);
+    assert!(human.stdout.contains("serves: https"), "{}", human.stdout);
+}

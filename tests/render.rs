@@ -1,0 +1,156 @@
+//! `learntrac render`: snapshots of the rendered trees, determinism, idempotent writes,
+//! template overrides.
+
+mod common;
+
+use common::{Cli, Project, files_under, render_repo_env};
+
+fn snapshot_tree(env: &str) {
+    let out = render_repo_env(env);
+    let files = files_under(out.path());
+    assert!(files.contains(&"terraform/main.tf".to_string()), "{files:?}");
+    for rel in files.iter().filter(|f| !f.starts_with(".learntrac")) {
+        let text = std::fs::read_to_string(out.path().join(rel)).expect("read rendered file");
+        let name = format!("{env}__{}", rel.replace('/', "__"));
+        insta::assert_snapshot!(name, text);
+    }
+}
+
+#[test]
+fn dev_tree_snapshot() {
+    snapshot_tree("dev");
+}
+
+#[test]
+fn prod_tree_snapshot() {
+    snapshot_tree("prod");
+}
+
+#[test]
+fn rendered_tree_has_every_part() {
+    let out = render_repo_env("dev");
+    let files = files_under(out.path());
+    for expected in [
+        "docker/learntrac.Dockerfile",
+        "docker/trac.Dockerfile",
+        "terraform/main.tf",
+        "terraform/modules/alb/main.tf",
+        "terraform/modules/ecs/main.tf",
+        "terraform/modules/rds/main.tf",
+        "terraform/monitoring.tf",
+        "terraform/outputs.tf",
+        "terraform/providers.tf",
+        "terraform/redis.tf",
+        "terraform/variables.tf",
+        "terraform/versions.tf",
+    ] {
+        assert!(files.iter().any(|f| f == expected), "{expected} missing from {files:?}");
+    }
+}
+
+#[test]
+fn output_is_deterministic_and_rewrites_nothing_when_unchanged() {
+    let out = tempfile::tempdir().expect("temp dir");
+    let render = || {
+        Cli::new()
+            .args(["render", "prod", "-o", "json", "--out"])
+            .args([out.path()])
+            .run()
+    };
+    let first = render();
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let snapshot: Vec<(String, Vec<u8>)> = files_under(out.path())
+        .into_iter()
+        .map(|f| {
+            let bytes = std::fs::read(out.path().join(&f)).expect("read");
+            (f, bytes)
+        })
+        .collect();
+    let second = render();
+    let report: serde_json::Value = serde_json::from_str(&second.stdout).expect("JSON report");
+    assert_eq!(report["written"].as_array().map(Vec::len), Some(0), "{report}");
+    assert_eq!(report["unchanged"].as_array().map(Vec::len), Some(18), "{report}");
+    for (f, bytes) in snapshot {
+        assert_eq!(std::fs::read(out.path().join(&f)).expect("read"), bytes, "{f} changed");
+    }
+}
+
+#[test]
+fn default_output_is_dot_learntrac_env() {
+    let project = Project::new();
+    let run = Cli::new().root(project.path()).args(["render", "dev"]).run();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(project.path().join(".learntrac/dev/terraform/main.tf").is_file());
+    assert!(run.stderr.contains("serves HTTP only"), "{}", run.stderr);
+}
+
+#[test]
+fn files_a_template_no_longer_produces_are_removed() {
+    let project = Project::new();
+    let overrides = tempfile::tempdir().expect("temp dir");
+    std::fs::write(overrides.path().join("extra.txt.j2"), "env={{ env.environment }}\n").expect("write");
+    let out = project.path().join("out");
+    let with_extra = Cli::new()
+        .root(project.path())
+        .args(["render", "dev", "--out"])
+        .args([&out])
+        .args(["--templates"])
+        .args([overrides.path()])
+        .run();
+    assert_eq!(with_extra.code, 0, "{}", with_extra.stderr);
+    assert_eq!(std::fs::read_to_string(out.join("extra.txt")).expect("extra"), "env=dev\n");
+    // A hand-made file in the output folder is not ours to delete.
+    std::fs::write(out.join("terraform/terraform.tfvars"), "keep = true\n").expect("write");
+
+    let plain = Cli::new()
+        .root(project.path())
+        .args(["render", "dev", "-o", "json", "--out"])
+        .args([&out])
+        .run();
+    assert_eq!(plain.code, 0, "{}", plain.stderr);
+    let report: serde_json::Value = serde_json::from_str(&plain.stdout).expect("JSON report");
+    assert_eq!(report["removed"], serde_json::json!(["extra.txt"]));
+    assert!(!out.join("extra.txt").exists());
+    assert!(out.join("terraform/terraform.tfvars").exists());
+}
+
+#[test]
+fn a_template_override_replaces_the_builtin_one() {
+    let project = Project::new();
+    let overrides = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(overrides.path().join("terraform")).expect("mkdir");
+    std::fs::write(
+        overrides.path().join("terraform/outputs.tf.j2"),
+        "output \"prefix\" {\n  value = {{ prefix | hcl }}\n}\n",
+    )
+    .expect("write");
+    let out = project.path().join("out");
+    let run = Cli::new()
+        .root(project.path())
+        .args(["render", "dev", "--out"])
+        .args([&out])
+        .args(["--templates"])
+        .args([overrides.path()])
+        .run();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        std::fs::read_to_string(out.join("terraform/outputs.tf")).expect("outputs"),
+        "output \"prefix\" {\n  value = \"learntrac-dev\"\n}\n"
+    );
+}
+
+#[test]
+fn an_undefined_template_variable_is_an_error_not_an_empty_string() {
+    let project = Project::new();
+    let overrides = tempfile::tempdir().expect("temp dir");
+    std::fs::write(overrides.path().join("broken.tf.j2"), "x = {{ env.no_such_key }}\n").expect("write");
+    let run = Cli::new()
+        .root(project.path())
+        .args(["render", "dev", "--templates"])
+        .args([overrides.path()])
+        .run();
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("template broken.tf.j2: line 1:"), "{}", run.stderr);
+    assert!(run.stderr.contains("undefined"), "{}", run.stderr);
+    assert!(!project.path().join(".learntrac/dev").exists(), "nothing is written on error");
+}
