@@ -28,8 +28,16 @@ fn main() {
     let mut code = String::from("pub static EMBEDDED: &[(&str, &str)] = &[\n");
     for f in &files {
         let rel = f.strip_prefix(&templates).expect("under templates/");
-        let rel = rel.to_str().expect("UTF-8 template path").replace('\\', "/");
-        writeln!(code, "    ({rel:?}, include_str!({:?})),", f.display().to_string()).expect("write");
+        let rel = rel
+            .to_str()
+            .expect("UTF-8 template path")
+            .replace('\\', "/");
+        writeln!(
+            code,
+            "    ({rel:?}, include_str!({:?})),",
+            f.display().to_string()
+        )
+        .expect("write");
     }
     code.push_str("];\n");
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join("templates.rs");

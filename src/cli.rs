@@ -57,20 +57,26 @@ pub enum Command {
     #[command(subcommand)]
     Config(ConfigCommand),
     /// Render Terraform and Dockerfiles for an environment
-    #[command(after_help = "Examples:\n  learntrac render dev\n  learntrac render prod --out build/prod\n  learntrac render dev --templates my-templates/   # files there replace the built-in ones")]
+    #[command(
+        after_help = "Examples:\n  learntrac render dev\n  learntrac render prod --out build/prod\n  learntrac render dev --templates my-templates/   # files there replace the built-in ones"
+    )]
     Render(RenderArgs),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Validate environment files; every problem is reported with file:line:col
-    #[command(after_help = "Examples:\n  learntrac config validate\n  learntrac config validate dev prod -o json")]
+    #[command(
+        after_help = "Examples:\n  learntrac config validate\n  learntrac config validate dev prod -o json"
+    )]
     Validate {
         /// Environments to check (default: every environments/*.yaml)
         envs: Vec<String>,
     },
     /// Show an environment's resolved settings; secrets appear as SSM parameter names only
-    #[command(after_help = "Examples:\n  learntrac config show dev\n  learntrac config show prod -o json")]
+    #[command(
+        after_help = "Examples:\n  learntrac config show dev\n  learntrac config show prod -o json"
+    )]
     Show {
         /// Environment name (environments/NAME.yaml)
         env: String,

@@ -35,6 +35,12 @@ pub enum Error {
     #[error("cannot use --templates {}: {message}", .dir.display())]
     TemplateOverride { dir: PathBuf, message: String },
 
+    #[error(
+        "the rendered files would expose secrets in plain text; nothing was written:\n{}",
+        .0.iter().map(|f| format!("    {f}")).collect::<Vec<_>>().join("\n")
+    )]
+    SecretExposed(Vec<crate::render::Finding>),
+
     #[error("failed to {action}: {source}")]
     Io {
         action: String,
@@ -69,7 +75,8 @@ impl Error {
             | Error::UnknownEnvironment { .. }
             | Error::NoProject { .. }
             | Error::Template { .. }
-            | Error::TemplateOverride { .. } => exit::USAGE,
+            | Error::TemplateOverride { .. }
+            | Error::SecretExposed(_) => exit::USAGE,
             Error::Io { .. } => exit::FAILURE,
         }
     }

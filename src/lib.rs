@@ -43,7 +43,9 @@ pub fn run(cli: Cli) -> i32 {
         out: ui::Output::new(cli.global.output, cli.global.quiet),
     };
     let result = match cli.command {
-        Command::Config(ConfigCommand::Validate { envs }) => commands::config::validate(&envs, &ctx),
+        Command::Config(ConfigCommand::Validate { envs }) => {
+            commands::config::validate(&envs, &ctx)
+        }
         Command::Config(ConfigCommand::Show { env }) => commands::config::show(&env, &ctx),
         Command::Render(args) => commands::render::run(&args, &ctx),
     };

@@ -26,13 +26,26 @@ fn repository_environments_are_valid() {
 #[test]
 fn unknown_key() {
     let p = Project::new();
-    p.edit("dev", "    port: 8001\n", "    port: 8001\n    colour: blue\n");
+    p.edit(
+        "dev",
+        "    port: 8001\n",
+        "    port: 8001\n    colour: blue\n",
+    );
     let line = p.line_of("dev", "colour: blue");
     let run = validate(&p, "dev");
     assert_eq!(run.code, 2);
     let want = located(&p, "dev", line, 5, "services.learntrac.colour");
-    assert!(run.stderr.contains(&format!("{want}unknown field `colour`")), "{}", run.stderr);
-    assert!(run.stderr.contains("expected: one of `context`, `port`"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("{want}unknown field `colour`")),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("expected: one of `context`, `port`"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -43,9 +56,18 @@ fn unknown_top_level_section() {
     let run = validate(&p, "dev");
     assert_eq!(run.code, 2);
     let want = located(&p, "dev", line, 1, "monitorin");
-    assert!(run.stderr.contains(&format!("{want}unknown key `monitorin`")), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("{want}unknown key `monitorin`")),
+        "{}",
+        run.stderr
+    );
     // The section it should have been is then missing: both are reported.
-    assert!(run.stderr.contains("missing section `monitoring`"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("missing section `monitoring`"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -56,8 +78,17 @@ fn wrong_type() {
     let run = validate(&p, "dev");
     assert_eq!(run.code, 2);
     let want = located(&p, "dev", line, 13, "services.learntrac.memory");
-    assert!(run.stderr.contains(&format!("{want}invalid type: string \"lots\"")), "{}", run.stderr);
-    assert!(run.stderr.contains("expected: a whole number"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("{want}invalid type: string \"lots\"")),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("expected: a whole number"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -69,11 +100,18 @@ fn bad_fargate_cpu_memory_pair() {
     assert_eq!(run.code, 2);
     let want = located(&p, "dev", line, 13, "services.trac.memory");
     assert!(
-        run.stderr.contains(&format!("{want}8192 MiB is not a valid Fargate memory size for 512 CPU units")),
+        run.stderr.contains(&format!(
+            "{want}8192 MiB is not a valid Fargate memory size for 512 CPU units"
+        )),
         "{}",
         run.stderr
     );
-    assert!(run.stderr.contains("expected: 1024-4096 MiB in steps of 1024"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("expected: 1024-4096 MiB in steps of 1024"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -86,7 +124,8 @@ fn duplicate_rule_priority() {
     let line = p.line_of("dev", "paths: [\"*.png\"") - 2;
     let want = located(&p, "dev", line, 15, "routing[1].priority");
     assert!(
-        run.stderr.contains(&format!("{want}priority 80 is already used by routing[0]")),
+        run.stderr
+            .contains(&format!("{want}priority 80 is already used by routing[0]")),
         "{}",
         run.stderr
     );
@@ -97,8 +136,17 @@ fn missing_environment_file() {
     let p = Project::new();
     let run = validate(&p, "staging");
     assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("staging.yaml: no such environment `staging`"), "{}", run.stderr);
-    assert!(run.stderr.contains("available: dev, local, prod"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("staging.yaml: no such environment `staging`"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("available: dev, local, prod"),
+        "{}",
+        run.stderr
+    );
     let render = Cli::new().root(p.path()).args(["render", "staging"]).run();
     assert_eq!(render.code, 2, "{}", render.stderr);
 }
@@ -114,7 +162,10 @@ fn unreadable_template_override() {
         .run();
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
-        run.stderr.contains(&format!("cannot use --templates {}: not a folder", missing.display())),
+        run.stderr.contains(&format!(
+            "cannot use --templates {}: not a folder",
+            missing.display()
+        )),
         "{}",
         run.stderr
     );
@@ -148,7 +199,11 @@ fn every_error_of_a_file_is_reported_together() {
         "services.trac.environment.DB_PASSWORD",
         "routing[1].priority",
     ] {
-        assert!(run.stderr.contains(&format!(": {key}: ")), "{key} not reported:\n{}", run.stderr);
+        assert!(
+            run.stderr.contains(&format!(": {key}: ")),
+            "{key} not reported:\n{}",
+            run.stderr
+        );
     }
     // Reported in file order.
     let lines: Vec<usize> = run
@@ -171,13 +226,21 @@ fn a_secret_in_plain_environment_is_rejected_with_the_fix() {
         "{}",
         run.stderr
     );
-    assert!(!run.stderr.contains("sk-live-123"), "the value is never echoed");
+    assert!(
+        !run.stderr.contains("sk-live-123"),
+        "the value is never echoed"
+    );
 
     let p = Project::new();
     p.edit("dev", "LOG_FORMAT: json", "UPSTREAM: postgres://u:pw@db/x");
     let run = validate(&p, "dev");
     assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("the value of `UPSTREAM` contains a password"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("the value of `UPSTREAM` contains a password"),
+        "{}",
+        run.stderr
+    );
     assert!(!run.stderr.contains("pw@db"), "the value is never echoed");
 }
 
@@ -188,26 +251,58 @@ fn production_rules() {
     p.edit("prod", "tls:\n", "notls:\n");
     let run = validate(&p, "prod");
     assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("production requires a multi-AZ database"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("production requires a multi-AZ database"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("unknown key `notls`"), "{}", run.stderr);
-    assert!(run.stderr.contains("production requires TLS"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("production requires TLS"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
 fn semantic_limits() {
     let p = Project::new();
-    p.edit("dev", "count: { desired: 1, min: 1, max: 2 }\n    health_check:\n      path: /wiki", "count: { desired: 3, min: 1, max: 2 }\n    health_check:\n      path: /wiki")
-        .edit("dev", "TRAC_HTDIGEST: /learntrac/dev/trac/htdigest", "TRAC_HTDIGEST: learntrac/dev/trac/htdigest")
-        .edit(
-            "dev",
-            "paths: [\"*.png\", \"*.jpg\"]",
-            "paths: [\"*.png\", \"*.jpg\", \"*.gif\", \"*.svg\", \"*.webp\", \"*.bmp\"]",
-        );
+    p.edit(
+        "dev",
+        "count: { desired: 1, min: 1, max: 2 }\n    health_check:\n      path: /wiki",
+        "count: { desired: 3, min: 1, max: 2 }\n    health_check:\n      path: /wiki",
+    )
+    .edit(
+        "dev",
+        "TRAC_HTDIGEST: /learntrac/dev/trac/htdigest",
+        "TRAC_HTDIGEST: learntrac/dev/trac/htdigest",
+    )
+    .edit(
+        "dev",
+        "paths: [\"*.png\", \"*.jpg\"]",
+        "paths: [\"*.png\", \"*.jpg\", \"*.gif\", \"*.svg\", \"*.webp\", \"*.bmp\"]",
+    );
     let run = validate(&p, "dev");
     assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("services.trac.count: min 1 ≤ desired 3 ≤ max 2 does not hold"), "{}", run.stderr);
-    assert!(run.stderr.contains("is not an SSM parameter path: an SSM parameter path starts with `/`"), "{}", run.stderr);
-    assert!(run.stderr.contains("routing[1].paths: 6 path patterns in one rule"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("services.trac.count: min 1 ≤ desired 3 ≤ max 2 does not hold"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("is not an SSM parameter path: an SSM parameter path starts with `/`"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("routing[1].paths: 6 path patterns in one rule"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -216,7 +311,12 @@ fn malformed_yaml_names_the_spot() {
     p.edit("dev", "  region: us-east-2\n", "  region: [us-east-2\n");
     let run = validate(&p, "dev");
     assert_eq!(run.code, 2);
-    assert!(run.stderr.contains(&format!("{}:", p.env_file("dev").display())), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("{}:", p.env_file("dev").display())),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("not valid YAML"), "{}", run.stderr);
 }
 
@@ -240,16 +340,27 @@ fn json_output_lists_diagnostics() {
 
 #[test]
 fn show_resolves_defaults_and_lists_secrets_by_name() {
-    let run = Cli::new().args(["config", "show", "dev", "-o", "json"]).run();
+    let run = Cli::new()
+        .args(["config", "show", "dev", "-o", "json"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let v: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
     assert_eq!(v["derived"]["name_prefix"], "learntrac-dev");
     assert_eq!(v["derived"]["serves"], "http");
-    assert_eq!(v["services"]["trac"]["health_check"]["interval"], 30, "default filled in");
+    assert_eq!(
+        v["services"]["trac"]["health_check"]["interval"], 30,
+        "default filled in"
+    );
     let secrets = &v["derived"]["wiring"]["learntrac"]["secrets"];
     assert_eq!(secrets["DATABASE_PASSWORD"], "/learntrac/dev/db/password");
-    assert_eq!(secrets["LEARNTRAC_TOKEN_SECRET"], "/learntrac/dev/token-secret");
-    assert_eq!(v["derived"]["wiring"]["trac"]["environment"]["DATABASE_HOST"], "${module.rds.address}");
+    assert_eq!(
+        secrets["LEARNTRAC_TOKEN_SECRET"],
+        "/learntrac/dev/token-secret"
+    );
+    assert_eq!(
+        v["derived"]["wiring"]["trac"]["environment"]["DATABASE_HOST"],
+        "${module.rds.address}"
+    );
 
     let human = Cli::new().args(["config", "show", "prod"]).run();
     assert_eq!(human.code, 0, "{}", human.stderr);

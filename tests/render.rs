@@ -8,7 +8,10 @@ use common::{Cli, Project, files_under, render_repo_env};
 fn snapshot_tree(env: &str) {
     let out = render_repo_env(env);
     let files = files_under(out.path());
-    assert!(files.contains(&"terraform/main.tf".to_string()), "{files:?}");
+    assert!(
+        files.contains(&"terraform/main.tf".to_string()),
+        "{files:?}"
+    );
     for rel in files.iter().filter(|f| !f.starts_with(".learntrac")) {
         let text = std::fs::read_to_string(out.path().join(rel)).expect("read rendered file");
         let name = format!("{env}__{}", rel.replace('/', "__"));
@@ -44,7 +47,10 @@ fn rendered_tree_has_every_part() {
         "terraform/variables.tf",
         "terraform/versions.tf",
     ] {
-        assert!(files.iter().any(|f| f == expected), "{expected} missing from {files:?}");
+        assert!(
+            files.iter().any(|f| f == expected),
+            "{expected} missing from {files:?}"
+        );
     }
 }
 
@@ -68,19 +74,39 @@ fn output_is_deterministic_and_rewrites_nothing_when_unchanged() {
         .collect();
     let second = render();
     let report: serde_json::Value = serde_json::from_str(&second.stdout).expect("JSON report");
-    assert_eq!(report["written"].as_array().map(Vec::len), Some(0), "{report}");
-    assert_eq!(report["unchanged"].as_array().map(Vec::len), Some(18), "{report}");
+    assert_eq!(
+        report["written"].as_array().map(Vec::len),
+        Some(0),
+        "{report}"
+    );
+    assert_eq!(
+        report["unchanged"].as_array().map(Vec::len),
+        Some(18),
+        "{report}"
+    );
     for (f, bytes) in snapshot {
-        assert_eq!(std::fs::read(out.path().join(&f)).expect("read"), bytes, "{f} changed");
+        assert_eq!(
+            std::fs::read(out.path().join(&f)).expect("read"),
+            bytes,
+            "{f} changed"
+        );
     }
 }
 
 #[test]
 fn default_output_is_dot_learntrac_env() {
     let project = Project::new();
-    let run = Cli::new().root(project.path()).args(["render", "dev"]).run();
+    let run = Cli::new()
+        .root(project.path())
+        .args(["render", "dev"])
+        .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(project.path().join(".learntrac/dev/terraform/main.tf").is_file());
+    assert!(
+        project
+            .path()
+            .join(".learntrac/dev/terraform/main.tf")
+            .is_file()
+    );
     assert!(run.stderr.contains("serves HTTP only"), "{}", run.stderr);
 }
 
@@ -88,7 +114,11 @@ fn default_output_is_dot_learntrac_env() {
 fn files_a_template_no_longer_produces_are_removed() {
     let project = Project::new();
     let overrides = tempfile::tempdir().expect("temp dir");
-    std::fs::write(overrides.path().join("extra.txt.j2"), "env={{ env.environment }}\n").expect("write");
+    std::fs::write(
+        overrides.path().join("extra.txt.j2"),
+        "env={{ env.environment }}\n",
+    )
+    .expect("write");
     let out = project.path().join("out");
     let with_extra = Cli::new()
         .root(project.path())
@@ -98,7 +128,10 @@ fn files_a_template_no_longer_produces_are_removed() {
         .args([overrides.path()])
         .run();
     assert_eq!(with_extra.code, 0, "{}", with_extra.stderr);
-    assert_eq!(std::fs::read_to_string(out.join("extra.txt")).expect("extra"), "env=dev\n");
+    assert_eq!(
+        std::fs::read_to_string(out.join("extra.txt")).expect("extra"),
+        "env=dev\n"
+    );
     // A hand-made file in the output folder is not ours to delete.
     std::fs::write(out.join("terraform/terraform.tfvars"), "keep = true\n").expect("write");
 
@@ -143,14 +176,95 @@ fn a_template_override_replaces_the_builtin_one() {
 fn an_undefined_template_variable_is_an_error_not_an_empty_string() {
     let project = Project::new();
     let overrides = tempfile::tempdir().expect("temp dir");
-    std::fs::write(overrides.path().join("broken.tf.j2"), "x = {{ env.no_such_key }}\n").expect("write");
+    std::fs::write(
+        overrides.path().join("broken.tf.j2"),
+        "x = {{ env.no_such_key }}\n",
+    )
+    .expect("write");
     let run = Cli::new()
         .root(project.path())
         .args(["render", "dev", "--templates"])
         .args([overrides.path()])
         .run();
     assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(run.stderr.contains("template broken.tf.j2: line 1:"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("template broken.tf.j2: line 1:"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("undefined"), "{}", run.stderr);
-    assert!(!project.path().join(".learntrac/dev").exists(), "nothing is written on error");
+    assert!(
+        !project.path().join(".learntrac/dev").exists(),
+        "nothing is written on error"
+    );
+}
+
+#[test]
+fn a_template_that_would_leak_a_secret_is_refused() {
+    let project = Project::new();
+    let overrides = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(overrides.path().join("terraform")).expect("mkdir");
+    std::fs::write(
+        overrides.path().join("terraform/leak.tf.j2"),
+        "module \"x\" {\n  environment = {\n    DB_PASSWORD = \"{{ env.database.name }}\"\n  }\n}\n",
+    )
+    .expect("write");
+    let run = Cli::new()
+        .root(project.path())
+        .args(["render", "dev", "--templates"])
+        .args([overrides.path()])
+        .run();
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "terraform/leak.tf:3: task environment variable `DB_PASSWORD` looks like a secret"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !project.path().join(".learntrac/dev").exists(),
+        "nothing is written"
+    );
+}
+
+#[test]
+fn rendered_trees_pass_the_secret_audit_and_reference_secrets_by_name() {
+    for env in ["dev", "prod", "local"] {
+        let out = render_repo_env(env);
+        let main = std::fs::read_to_string(out.path().join("terraform/main.tf")).expect("main.tf");
+        // Every secret is an SSM parameter path, never a value.
+        let mut in_secrets = false;
+        let mut seen = 0;
+        for line in main.lines() {
+            let t = line.trim();
+            if t == "secret_parameters = {" {
+                in_secrets = true;
+            } else if in_secrets && t == "}" {
+                in_secrets = false;
+            } else if in_secrets {
+                let value = t.split_once('=').map(|(_, v)| v.trim()).unwrap_or_default();
+                assert!(value.starts_with("\"/"), "{env}: {t}");
+                seen += 1;
+            }
+        }
+        assert!(seen >= 2, "{env}: expected secrets for both services");
+        assert!(
+            main.contains(&format!(
+                "DATABASE_PASSWORD = \"/learntrac/{env}/db/password\""
+            )),
+            "{env}"
+        );
+        let rds =
+            std::fs::read_to_string(out.path().join("terraform/modules/rds/main.tf")).expect("rds");
+        assert!(
+            rds.contains("ephemeral \"aws_ssm_parameter\" \"master_password\""),
+            "{env}"
+        );
+        assert!(rds.contains("password_wo "), "{env}: write-only password");
+        assert!(
+            !rds.contains("password ="),
+            "{env}: no plain password argument"
+        );
+    }
 }

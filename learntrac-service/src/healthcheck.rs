@@ -12,12 +12,21 @@ pub fn probe(port: u16, timeout: Duration) -> Result<(), String> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut stream =
         TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect {addr}: {e}"))?;
-    stream.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-    stream.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-    write!(stream, "GET {PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .map_err(|e| format!("send: {e}"))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    stream
+        .set_write_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "GET {PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| format!("send: {e}"))?;
     let mut head = [0u8; 12];
-    stream.read_exact(&mut head).map_err(|e| format!("read: {e}"))?;
+    stream
+        .read_exact(&mut head)
+        .map_err(|e| format!("read: {e}"))?;
     match &head[9..12] {
         b"200" => Ok(()),
         code => Err(format!("{PATH} answered {}", String::from_utf8_lossy(code))),
@@ -45,7 +54,10 @@ mod tests {
     #[test]
     fn healthy_and_unhealthy_answers() {
         assert_eq!(probe(serve_once("200 OK"), Duration::from_secs(2)), Ok(()));
-        let err = probe(serve_once("503 Service Unavailable"), Duration::from_secs(2));
+        let err = probe(
+            serve_once("503 Service Unavailable"),
+            Duration::from_secs(2),
+        );
         assert_eq!(err, Err(format!("{PATH} answered 503")));
     }
 

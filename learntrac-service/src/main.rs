@@ -21,7 +21,9 @@ fn main() -> ExitCode {
             }
         },
         _ => {
-            eprintln!("learntrac-service: the API server is not built yet (issue #3); only `healthcheck` works");
+            eprintln!(
+                "learntrac-service: the API server is not built yet (issue #3); only `healthcheck` works"
+            );
             ExitCode::FAILURE
         }
     }

@@ -4,10 +4,10 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::Ctx;
 use crate::config::{self, Diagnostic, Environment};
 use crate::error::{Error, Result, exit};
 use crate::render::{secrets_of, wired_environment};
-use crate::Ctx;
 
 #[derive(Serialize)]
 struct Checked {
@@ -114,7 +114,13 @@ pub fn show(name: &str, ctx: &Ctx) -> Result<i32> {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect();
             let secrets = secrets_of(&env, svc).into_iter().collect();
-            (name.to_string(), Wiring { environment, secrets })
+            (
+                name.to_string(),
+                Wiring {
+                    environment,
+                    secrets,
+                },
+            )
         })
         .collect();
     let resolved = Resolved {
@@ -123,7 +129,11 @@ pub fn show(name: &str, ctx: &Ctx) -> Result<i32> {
             name_prefix: env.name_prefix(),
             ssm_prefix: env.ssm_prefix(),
             production: env.is_production(),
-            serves: if env.tls.certificate_arn.is_some() { "https" } else { "http" },
+            serves: if env.tls.certificate_arn.is_some() {
+                "https"
+            } else {
+                "http"
+            },
             wiring,
         },
     };

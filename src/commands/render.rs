@@ -4,11 +4,11 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::Ctx;
 use crate::cli::RenderArgs;
 use crate::config;
 use crate::error::{Result, exit};
 use crate::render::{self, WriteReport};
-use crate::Ctx;
 
 #[derive(Serialize)]
 struct Rendered {

@@ -15,6 +15,7 @@ use serde_yaml::Value;
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use locate::{Locations, Position};
 pub use model::*;
+pub use validate::{WIRED_VARIABLES, has_url_credentials, looks_secret};
 
 use crate::error::Error;
 
@@ -189,8 +190,8 @@ impl FileParser {
         for key in top.keys() {
             let name = key.as_str().unwrap_or("?");
             if !SECTIONS.contains(&name) {
-                self.at_key(name, format!("unknown key `{name}`"))
-                    .expected = Some(format!("one of {}", SECTIONS.join(", ")));
+                self.at_key(name, format!("unknown key `{name}`")).expected =
+                    Some(format!("one of {}", SECTIONS.join(", ")));
             }
         }
         let mut section = |name: &str| top.remove(name);
@@ -221,7 +222,9 @@ impl FileParser {
             Some(v) => self.typed(v, key),
             None => {
                 self.push(Position::START, "", format!("missing section `{key}`"))
-                    .expected = Some(format!("a top-level `{key}:` key (see docs/configuration.md)"));
+                    .expected = Some(format!(
+                    "a top-level `{key}:` key (see docs/configuration.md)"
+                ));
                 None
             }
         }
@@ -264,8 +267,11 @@ impl FileParser {
         let trac = one(self, "trac");
         let learntrac = one(self, "learntrac");
         for name in map.keys().map(|k| k.as_str().unwrap_or("?").to_string()) {
-            self.at_key(&format!("services.{name}"), format!("unknown service `{name}`"))
-                .expected = Some("the services `trac` and `learntrac`".into());
+            self.at_key(
+                &format!("services.{name}"),
+                format!("unknown service `{name}`"),
+            )
+            .expected = Some("the services `trac` and `learntrac`".into());
             complete = false;
         }
         (trac, learntrac, complete)
@@ -298,7 +304,8 @@ impl FileParser {
             let rel: Vec<Segment> = err.path().iter().cloned().collect();
             let path = join_path(base, err.path().to_string());
             let msg = err.inner().to_string();
-            let cascade = missing_field(&msg).is_some_and(|f| dropped.contains(&join_path(&path, f.to_string())));
+            let cascade = missing_field(&msg)
+                .is_some_and(|f| dropped.contains(&join_path(&path, f.to_string())));
             if !cascade {
                 // Unknown and missing keys point at the key; wrong values at the value.
                 let at = if msg.starts_with("unknown") || missing_field(&msg).is_some() {

@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{FileParser, Partial};
 use super::model::*;
+use super::{FileParser, Partial};
 
 /// Fargate's valid task sizes: CPU units → allowed memory (MiB) range and step.
 const FARGATE: &[(u32, u32, u32, u32)] = &[
@@ -40,7 +40,14 @@ pub const WIRED_VARIABLES: &[&str] = &[
 
 /// Words that mark a variable as secret: its value belongs in SSM, not in `environment`.
 const SECRET_WORDS: &[&str] = &[
-    "PASSWORD", "PASSWD", "SECRET", "TOKEN", "API_KEY", "PRIVATE_KEY", "ACCESS_KEY", "CREDENTIAL",
+    "PASSWORD",
+    "PASSWD",
+    "SECRET",
+    "TOKEN",
+    "API_KEY",
+    "PRIVATE_KEY",
+    "ACCESS_KEY",
+    "CREDENTIAL",
 ];
 
 pub fn looks_secret(name: &str) -> bool {
@@ -70,9 +77,17 @@ pub(super) fn check(env: &Partial, file_name: &str, p: &mut FileParser) {
     let env_name = env.environment.as_deref().unwrap_or(file_name);
     let scope = Scope {
         production: env_name == "prod",
-        ssm_prefix: format!("/{}/{env_name}", env.project.as_deref().unwrap_or("learntrac")),
+        ssm_prefix: format!(
+            "/{}/{env_name}",
+            env.project.as_deref().unwrap_or("learntrac")
+        ),
     };
-    names(env.project.as_deref(), env.environment.as_deref(), file_name, p);
+    names(
+        env.project.as_deref(),
+        env.environment.as_deref(),
+        file_name,
+        p,
+    );
     if let Some(a) = &env.aws {
         aws(a, p);
     }
@@ -80,7 +95,10 @@ pub(super) fn check(env: &Partial, file_name: &str, p: &mut FileParser) {
         network(n, p);
     }
     let mut ports = BTreeMap::new();
-    for (name, svc) in [(ServiceName::Trac, &env.trac), (ServiceName::Learntrac, &env.learntrac)] {
+    for (name, svc) in [
+        (ServiceName::Trac, &env.trac),
+        (ServiceName::Learntrac, &env.learntrac),
+    ] {
         let Some(svc) = svc else { continue };
         service(&scope, name, svc, p);
         if let Some(other) = ports.insert(svc.port, name) {
@@ -129,15 +147,21 @@ fn names(project: Option<&str>, environment: Option<&str>, file_name: &str, p: &
         if let Some(value) = value
             && !is_name(value)
         {
-            p.at_value(key, format!("`{value}` cannot be part of AWS resource names"))
-                .expected = Some("lowercase letters, digits and dashes, starting with a letter".into());
+            p.at_value(
+                key,
+                format!("`{value}` cannot be part of AWS resource names"),
+            )
+            .expected = Some("lowercase letters, digits and dashes, starting with a letter".into());
         }
     }
     if let Some(declared) = environment
         && declared != file_name
     {
-        p.at_value("environment", format!("this file is `{file_name}.yaml` but declares `{declared}`"))
-            .expected = Some(format!("environment: {file_name}"));
+        p.at_value(
+            "environment",
+            format!("this file is `{file_name}.yaml` but declares `{declared}`"),
+        )
+        .expected = Some(format!("environment: {file_name}"));
     }
     // The load balancer's name is `<project>-<environment>-alb` and AWS caps it at 32.
     if let (Some(project), Some(environment)) = (project, environment) {
@@ -145,7 +169,10 @@ fn names(project: Option<&str>, environment: Option<&str>, file_name: &str, p: &
         if prefix.len() > 28 {
             p.at_value(
                 "environment",
-                format!("`{prefix}` is {} characters; AWS load balancer names allow 32 with `-alb`", prefix.len()),
+                format!(
+                    "`{prefix}` is {} characters; AWS load balancer names allow 32 with `-alb`",
+                    prefix.len()
+                ),
             )
             .expected = Some("project and environment together at most 27 characters".into());
         }
@@ -157,8 +184,14 @@ fn aws(a: &Aws, p: &mut FileParser) {
     let parts: Vec<&str> = r.split('-').collect();
     let region_ok = parts.len() >= 3
         && parts[0].len() == 2
-        && parts.iter().all(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
-        && parts.last().is_some_and(|s| s.chars().all(|c| c.is_ascii_digit()));
+        && parts.iter().all(|s| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
+        && parts
+            .last()
+            .is_some_and(|s| s.chars().all(|c| c.is_ascii_digit()));
     if !region_ok {
         p.at_value("aws.region", format!("`{r}` is not an AWS region"))
             .expected = Some("a region code such as us-east-2".into());
@@ -183,8 +216,11 @@ fn network(n: &Network, p: &mut FileParser) {
         .strip_prefix("vpc-")
         .is_some_and(|h| (8..=17).contains(&h.len()) && h.chars().all(|c| c.is_ascii_hexdigit()));
     if !n.uses_default_vpc() && !id_ok {
-        p.at_value("network.vpc", format!("`{vpc}` is neither `default` nor a VPC id"))
-            .expected = Some("`default`, or vpc- followed by 8 or 17 hex digits".into());
+        p.at_value(
+            "network.vpc",
+            format!("`{vpc}` is neither `default` nor a VPC id"),
+        )
+        .expected = Some("`default`, or vpc- followed by 8 or 17 hex digits".into());
     }
 }
 
@@ -226,14 +262,20 @@ fn service(scope: &Scope, name: ServiceName, svc: &Service, p: &mut FileParser) 
     match FARGATE.iter().find(|(cpu, ..)| *cpu == svc.cpu) {
         None => {
             let cpus: Vec<String> = FARGATE.iter().map(|f| f.0.to_string()).collect();
-            p.at_value(&key("cpu"), format!("{} is not a Fargate CPU size", svc.cpu))
-                .expected = Some(format!("one of {}", cpus.join(", ")));
+            p.at_value(
+                &key("cpu"),
+                format!("{} is not a Fargate CPU size", svc.cpu),
+            )
+            .expected = Some(format!("one of {}", cpus.join(", ")));
         }
         Some(&(cpu, lo, hi, step)) => {
-            if svc.memory < lo || svc.memory > hi || (svc.memory - lo) % step != 0 {
+            if svc.memory < lo || svc.memory > hi || !(svc.memory - lo).is_multiple_of(step) {
                 p.at_value(
                     &key("memory"),
-                    format!("{} MiB is not a valid Fargate memory size for {cpu} CPU units", svc.memory),
+                    format!(
+                        "{} MiB is not a valid Fargate memory size for {cpu} CPU units",
+                        svc.memory
+                    ),
                 )
                 .expected = Some(format!("{lo}-{hi} MiB in steps of {step}"));
             }
@@ -243,7 +285,10 @@ fn service(scope: &Scope, name: ServiceName, svc: &Service, p: &mut FileParser) 
     if !(c.min <= c.desired && c.desired <= c.max) {
         p.at_value(
             &key("count"),
-            format!("min {} ≤ desired {} ≤ max {} does not hold", c.min, c.desired, c.max),
+            format!(
+                "min {} ≤ desired {} ≤ max {} does not hold",
+                c.min, c.desired, c.max
+            ),
         )
         .expected = Some("min ≤ desired ≤ max".into());
     }
@@ -257,65 +302,114 @@ fn service(scope: &Scope, name: ServiceName, svc: &Service, p: &mut FileParser) 
     }
     let hc = &svc.health_check;
     if !hc.path.starts_with('/') {
-        p.at_value(&key("health_check.path"), format!("`{}` is not an absolute path", hc.path))
-            .expected = Some("a path starting with /".into());
+        p.at_value(
+            &key("health_check.path"),
+            format!("`{}` is not an absolute path", hc.path),
+        )
+        .expected = Some("a path starting with /".into());
     }
-    if !(2..=120).contains(&hc.timeout) || hc.timeout >= hc.interval || !(5..=300).contains(&hc.interval) {
+    if !(2..=120).contains(&hc.timeout)
+        || hc.timeout >= hc.interval
+        || !(5..=300).contains(&hc.interval)
+    {
         p.at_value(
             &key("health_check.timeout"),
-            format!("timeout {}s with interval {}s is not accepted by the ALB", hc.timeout, hc.interval),
+            format!(
+                "timeout {}s with interval {}s is not accepted by the ALB",
+                hc.timeout, hc.interval
+            ),
         )
-        .expected = Some("interval 5-300 s and a timeout of 2-120 s shorter than the interval".into());
+        .expected =
+            Some("interval 5-300 s and a timeout of 2-120 s shorter than the interval".into());
     }
-    for (k, v) in [("healthy_threshold", hc.healthy_threshold), ("unhealthy_threshold", hc.unhealthy_threshold)] {
+    for (k, v) in [
+        ("healthy_threshold", hc.healthy_threshold),
+        ("unhealthy_threshold", hc.unhealthy_threshold),
+    ] {
         if !(2..=10).contains(&v) {
-            p.at_value(&key(&format!("health_check.{k}")), format!("{v} is out of range"))
-                .expected = Some("2-10".into());
+            p.at_value(
+                &key(&format!("health_check.{k}")),
+                format!("{v} is out of range"),
+            )
+            .expected = Some("2-10".into());
         }
     }
-    if hc.matcher.is_empty() || !hc.matcher.chars().all(|c| c.is_ascii_digit() || c == ',' || c == '-') {
-        p.at_value(&key("health_check.matcher"), format!("`{}` is not an HTTP code matcher", hc.matcher))
-            .expected = Some("codes such as \"200\", \"200,302\" or \"200-299\"".into());
+    if hc.matcher.is_empty()
+        || !hc
+            .matcher
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == ',' || c == '-')
+    {
+        p.at_value(
+            &key("health_check.matcher"),
+            format!("`{}` is not an HTTP code matcher", hc.matcher),
+        )
+        .expected = Some("codes such as \"200\", \"200,302\" or \"200-299\"".into());
     }
     if let Some(s) = &svc.stickiness
         && !(1..=604_800).contains(&s.duration)
     {
-        p.at_value(&key("stickiness.duration"), format!("{} seconds is out of range", s.duration))
-            .expected = Some("1-604800 seconds".into());
+        p.at_value(
+            &key("stickiness.duration"),
+            format!("{} seconds is out of range", s.duration),
+        )
+        .expected = Some("1-604800 seconds".into());
     }
-    if svc.context.is_empty() || svc.context.starts_with('/') || svc.context.split('/').any(|s| s == "..") {
-        p.at_value(&key("context"), format!("`{}` is not a folder inside the repository", svc.context))
-            .expected = Some("a relative path such as trac-legacy or .".into());
+    if svc.context.is_empty()
+        || svc.context.starts_with('/')
+        || svc.context.split('/').any(|s| s == "..")
+    {
+        p.at_value(
+            &key("context"),
+            format!("`{}` is not a folder inside the repository", svc.context),
+        )
+        .expected = Some("a relative path such as trac-legacy or .".into());
     }
 
     for (var, value) in &svc.environment {
         let at = key(&format!("environment.{var}"));
         if !is_env_var(var) {
-            p.at_key(&at, format!("`{var}` is not a valid environment variable name"))
-                .expected = Some("letters, digits and _, not starting with a digit".into());
+            p.at_key(
+                &at,
+                format!("`{var}` is not a valid environment variable name"),
+            )
+            .expected = Some("letters, digits and _, not starting with a digit".into());
         } else if WIRED_VARIABLES.contains(&var.as_str()) {
-            p.at_key(&at, format!("`{var}` is set by learntrac from the deployed resources"))
-                .expected = Some(format!("none of {}", WIRED_VARIABLES.join(", ")));
+            p.at_key(
+                &at,
+                format!("`{var}` is set by learntrac from the deployed resources"),
+            )
+            .expected = Some(format!("none of {}", WIRED_VARIABLES.join(", ")));
         } else if looks_secret(var) {
-            p.at_key(&at, format!("`{var}` looks like a secret and would be stored in plain text"))
-                .expected = Some(format!(
-                    "move it to services.{name}.secrets with an SSM parameter name, e.g. {var}: {}/{}",
-                    scope.ssm_prefix,
-                    var.to_ascii_lowercase().replace('_', "-")
-                ));
+            p.at_key(
+                &at,
+                format!("`{var}` looks like a secret and would be stored in plain text"),
+            )
+            .expected = Some(format!(
+                "move it to services.{name}.secrets with an SSM parameter name, e.g. {var}: {}/{}",
+                scope.ssm_prefix,
+                var.to_ascii_lowercase().replace('_', "-")
+            ));
         } else if has_url_credentials(value) {
             p.at_value(&at, format!("the value of `{var}` contains a password"))
-                .expected = Some("a URL without user:password@; put credentials under secrets".into());
+                .expected =
+                Some("a URL without user:password@; put credentials under secrets".into());
         }
     }
     for (var, param) in &svc.secrets {
         let at = key(&format!("secrets.{var}"));
         if !is_env_var(var) {
-            p.at_key(&at, format!("`{var}` is not a valid environment variable name"))
-                .expected = Some("letters, digits and _, not starting with a digit".into());
+            p.at_key(
+                &at,
+                format!("`{var}` is not a valid environment variable name"),
+            )
+            .expected = Some("letters, digits and _, not starting with a digit".into());
         } else if WIRED_VARIABLES.contains(&var.as_str()) {
-            p.at_key(&at, format!("`{var}` is set by learntrac from the deployed resources"))
-                .expected = Some(format!("none of {}", WIRED_VARIABLES.join(", ")));
+            p.at_key(
+                &at,
+                format!("`{var}` is set by learntrac from the deployed resources"),
+            )
+            .expected = Some(format!("none of {}", WIRED_VARIABLES.join(", ")));
         } else if svc.environment.contains_key(var) {
             p.at_key(&at, format!("`{var}` is also a plain variable"))
                 .expected = Some("each variable either in environment or in secrets".into());
@@ -326,7 +420,9 @@ fn service(scope: &Scope, name: ServiceName, svc: &Service, p: &mut FileParser) 
 
 fn is_env_var(s: &str) -> bool {
     let mut chars = s.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
@@ -339,20 +435,29 @@ fn routing(rules: &[RoutingRule], p: &mut FileParser) {
     let mut seen: BTreeMap<u32, usize> = BTreeMap::new();
     let mut routed = BTreeSet::new();
     if rules.is_empty() {
-        p.at_value("routing", "no routing rules: nothing would reach the services")
-            .expected = Some("a list of {priority, service, paths}".into());
+        p.at_value(
+            "routing",
+            "no routing rules: nothing would reach the services",
+        )
+        .expected = Some("a list of {priority, service, paths}".into());
     }
     for (i, rule) in rules.iter().enumerate() {
         routed.insert(rule.service);
         let at = format!("routing[{i}]");
         if !(1..=50_000).contains(&rule.priority) {
-            p.at_value(&format!("{at}.priority"), format!("{} is not a listener rule priority", rule.priority))
-                .expected = Some("1-50000".into());
+            p.at_value(
+                &format!("{at}.priority"),
+                format!("{} is not a listener rule priority", rule.priority),
+            )
+            .expected = Some("1-50000".into());
         }
         if let Some(first) = seen.insert(rule.priority, i) {
             p.at_value(
                 &format!("{at}.priority"),
-                format!("priority {} is already used by routing[{first}]", rule.priority),
+                format!(
+                    "priority {} is already used by routing[{first}]",
+                    rule.priority
+                ),
             )
             .expected = Some("a unique priority per rule".into());
         }
@@ -389,59 +494,93 @@ fn routing(rules: &[RoutingRule], p: &mut FileParser) {
 
 fn database(scope: &Scope, db: &Database, p: &mut FileParser) {
     if !db.instance_class.starts_with("db.") {
-        p.at_value("database.instance_class", format!("`{}` is not an RDS instance class", db.instance_class))
-            .expected = Some("a class such as db.t3.micro".into());
+        p.at_value(
+            "database.instance_class",
+            format!("`{}` is not an RDS instance class", db.instance_class),
+        )
+        .expected = Some("a class such as db.t3.micro".into());
     }
     if !(20..=65_536).contains(&db.allocated_storage) {
-        p.at_value("database.allocated_storage", format!("{} GiB is out of range", db.allocated_storage))
-            .expected = Some("20-65536 GiB".into());
+        p.at_value(
+            "database.allocated_storage",
+            format!("{} GiB is out of range", db.allocated_storage),
+        )
+        .expected = Some("20-65536 GiB".into());
     }
     if let Some(max) = db.max_allocated_storage
         && max < db.allocated_storage
     {
-        p.at_value("database.max_allocated_storage", "smaller than allocated_storage")
-            .expected = Some(format!("at least {}", db.allocated_storage));
+        p.at_value(
+            "database.max_allocated_storage",
+            "smaller than allocated_storage",
+        )
+        .expected = Some(format!("at least {}", db.allocated_storage));
     }
-    for (key, value) in [("database.name", &db.name), ("database.username", &db.username)] {
+    for (key, value) in [
+        ("database.name", &db.name),
+        ("database.username", &db.username),
+    ] {
         let mut chars = value.chars();
         let ok = value.len() <= 63
             && chars.next().is_some_and(|c| c.is_ascii_alphabetic())
             && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !ok {
-            p.at_value(key, format!("`{value}` is not a PostgreSQL identifier RDS accepts"))
-                .expected = Some("a letter, then letters, digits or _, at most 63".into());
+            p.at_value(
+                key,
+                format!("`{value}` is not a PostgreSQL identifier RDS accepts"),
+            )
+            .expected = Some("a letter, then letters, digits or _, at most 63".into());
         }
     }
     if matches!(db.username.as_str(), "postgres" | "rdsadmin" | "admin") {
-        p.at_value("database.username", format!("`{}` is reserved by RDS", db.username))
-            .expected = Some("another name, such as learntrac".into());
+        p.at_value(
+            "database.username",
+            format!("`{}` is reserved by RDS", db.username),
+        )
+        .expected = Some("another name, such as learntrac".into());
     }
     check_ssm_path(p, "database.password_parameter", &db.password_parameter);
     if db.backup_retention_days > 35 {
-        p.at_value("database.backup_retention_days", "RDS keeps backups at most 35 days")
-            .expected = Some("0-35".into());
+        p.at_value(
+            "database.backup_retention_days",
+            "RDS keeps backups at most 35 days",
+        )
+        .expected = Some("0-35".into());
     }
     if scope.production && !db.multi_az {
-        p.at_value("database.multi_az", "production requires a multi-AZ database")
-            .expected = Some("multi_az: true".into());
+        p.at_value(
+            "database.multi_az",
+            "production requires a multi-AZ database",
+        )
+        .expected = Some("multi_az: true".into());
     }
     if scope.production && db.backup_retention_days == 0 {
-        p.at_value("database.backup_retention_days", "production requires backups")
-            .expected = Some("1-35".into());
+        p.at_value(
+            "database.backup_retention_days",
+            "production requires backups",
+        )
+        .expected = Some("1-35".into());
     }
 }
 
 fn cache(c: &Cache, p: &mut FileParser) {
     if !c.node_type.starts_with("cache.") {
-        p.at_value("cache.node_type", format!("`{}` is not an ElastiCache node type", c.node_type))
-            .expected = Some("a type such as cache.t3.micro".into());
+        p.at_value(
+            "cache.node_type",
+            format!("`{}` is not an ElastiCache node type", c.node_type),
+        )
+        .expected = Some("a type such as cache.t3.micro".into());
     }
     if !(1..=6).contains(&c.nodes) {
-        p.at_value("cache.nodes", format!("{} nodes", c.nodes)).expected = Some("1-6".into());
+        p.at_value("cache.nodes", format!("{} nodes", c.nodes))
+            .expected = Some("1-6".into());
     }
     if c.snapshot_retention_days > 35 {
-        p.at_value("cache.snapshot_retention_days", "ElastiCache keeps snapshots at most 35 days")
-            .expected = Some("0-35".into());
+        p.at_value(
+            "cache.snapshot_retention_days",
+            "ElastiCache keeps snapshots at most 35 days",
+        )
+        .expected = Some("0-35".into());
     }
 }
 
@@ -455,15 +594,20 @@ fn tls(scope: &Scope, t: &Tls, p: &mut FileParser) {
                 && parts[2] == "acm"
                 && parts[4].len() == 12
                 && parts[4].chars().all(|c| c.is_ascii_digit())
-                && parts[5].strip_prefix("certificate/").is_some_and(|id| !id.is_empty());
+                && parts[5]
+                    .strip_prefix("certificate/")
+                    .is_some_and(|id| !id.is_empty());
             if !ok {
-                p.at_value("tls.certificate_arn", format!("`{arn}` is not an ACM certificate ARN"))
-                    .expected = Some("arn:aws:acm:REGION:ACCOUNT:certificate/ID".into());
+                p.at_value(
+                    "tls.certificate_arn",
+                    format!("`{arn}` is not an ACM certificate ARN"),
+                )
+                .expected = Some("arn:aws:acm:REGION:ACCOUNT:certificate/ID".into());
             }
         }
         None if scope.production => {
-            p.at_key("tls", "production requires TLS")
-                .expected = Some("tls: { certificate_arn: arn:aws:acm:… }".into());
+            p.at_key("tls", "production requires TLS").expected =
+                Some("tls: { certificate_arn: arn:aws:acm:… }".into());
         }
         None => {}
     }
@@ -471,15 +615,26 @@ fn tls(scope: &Scope, t: &Tls, p: &mut FileParser) {
 
 fn monitoring(m: &Monitoring, p: &mut FileParser) {
     if let Some(email) = &m.alert_email
-        && !email.split_once('@').is_some_and(|(u, d)| !u.is_empty() && d.contains('.'))
+        && !email
+            .split_once('@')
+            .is_some_and(|(u, d)| !u.is_empty() && d.contains('.'))
     {
-        p.at_value("monitoring.alert_email", format!("`{email}` is not an e-mail address"))
-            .expected = Some("an address such as ops@school.edu".into());
+        p.at_value(
+            "monitoring.alert_email",
+            format!("`{email}` is not an e-mail address"),
+        )
+        .expected = Some("an address such as ops@school.edu".into());
     }
     if !LOG_RETENTION_DAYS.contains(&m.log_retention_days) {
         let allowed: Vec<String> = LOG_RETENTION_DAYS.iter().map(u32::to_string).collect();
-        p.at_value("monitoring.log_retention_days", format!("CloudWatch Logs does not keep logs {} days", m.log_retention_days))
-            .expected = Some(format!("one of {}", allowed.join(", ")));
+        p.at_value(
+            "monitoring.log_retention_days",
+            format!(
+                "CloudWatch Logs does not keep logs {} days",
+                m.log_retention_days
+            ),
+        )
+        .expected = Some(format!("one of {}", allowed.join(", ")));
     }
     let a = &m.alarms;
     for (k, v) in [
@@ -488,8 +643,11 @@ fn monitoring(m: &Monitoring, p: &mut FileParser) {
         ("db_cpu_percent", a.db_cpu_percent),
     ] {
         if !(1.0..=100.0).contains(&v) {
-            p.at_value(&format!("monitoring.alarms.{k}"), format!("{v} is not a percentage"))
-                .expected = Some("1-100".into());
+            p.at_value(
+                &format!("monitoring.alarms.{k}"),
+                format!("{v} is not a percentage"),
+            )
+            .expected = Some("1-100".into());
         }
     }
 }
@@ -501,28 +659,41 @@ fn terraform(scope: &Scope, t: &TerraformSettings, p: &mut FileParser) {
                 .expected = Some("terraform.s3: { bucket, key, lock_table }".into());
         }
         (BackendKind::Local, Some(_)) => {
-            p.at_key("terraform.s3", "s3 settings with backend local would be ignored")
-                .expected = Some("backend: s3, or no s3 section".into());
+            p.at_key(
+                "terraform.s3",
+                "s3 settings with backend local would be ignored",
+            )
+            .expected = Some("backend: s3, or no s3 section".into());
         }
         (BackendKind::Local, None) if scope.production => {
-            p.at_value("terraform.backend", "production state must not live on one machine")
-                .expected = Some("backend: s3 with terraform.s3: { bucket, key, lock_table }".into());
+            p.at_value(
+                "terraform.backend",
+                "production state must not live on one machine",
+            )
+            .expected = Some("backend: s3 with terraform.s3: { bucket, key, lock_table }".into());
         }
         _ => {}
     }
     if let Some(s3) = &t.s3 {
         let b = &s3.bucket;
         let ok = (3..=63).contains(&b.len())
-            && b.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+            && b.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
             && b.starts_with(|c: char| c.is_ascii_alphanumeric())
             && b.ends_with(|c: char| c.is_ascii_alphanumeric());
         if !ok {
-            p.at_value("terraform.s3.bucket", format!("`{b}` is not an S3 bucket name"))
-                .expected = Some("3-63 lowercase letters, digits, dots and dashes".into());
+            p.at_value(
+                "terraform.s3.bucket",
+                format!("`{b}` is not an S3 bucket name"),
+            )
+            .expected = Some("3-63 lowercase letters, digits, dots and dashes".into());
         }
         if s3.key.is_empty() || s3.key.starts_with('/') {
-            p.at_value("terraform.s3.key", "the state key must be a relative object key")
-                .expected = Some("a key such as learntrac/dev/terraform.tfstate".into());
+            p.at_value(
+                "terraform.s3.key",
+                "the state key must be a relative object key",
+            )
+            .expected = Some("a key such as learntrac/dev/terraform.tfstate".into());
         }
     }
 }
@@ -534,13 +705,19 @@ fn images(i: &BaseImages, p: &mut FileParser) {
         ("service_runtime", &i.service_runtime),
     ] {
         if v.is_empty() || v.contains(char::is_whitespace) {
-            p.at_value(&format!("images.{k}"), format!("`{v}` is not an image reference"))
-                .expected = Some("NAME[:TAG][@DIGEST], e.g. debian:bookworm-slim".into());
+            p.at_value(
+                &format!("images.{k}"),
+                format!("`{v}` is not an image reference"),
+            )
+            .expected = Some("NAME[:TAG][@DIGEST], e.g. debian:bookworm-slim".into());
         }
     }
     if !matches!(i.platform.as_str(), "linux/amd64" | "linux/arm64") {
-        p.at_value("images.platform", format!("Fargate does not run `{}`", i.platform))
-            .expected = Some("linux/amd64 or linux/arm64".into());
+        p.at_value(
+            "images.platform",
+            format!("Fargate does not run `{}`", i.platform),
+        )
+        .expected = Some("linux/amd64 or linux/arm64".into());
     }
 }
 

@@ -86,9 +86,18 @@ pub fn wired_environment(env: &Environment, name: ServiceName) -> Vec<(&'static 
     vec![
         ("DATABASE_HOST", Wired::Terraform("module.rds.address")),
         ("DATABASE_NAME", Wired::Literal(env.database.name.clone())),
-        ("DATABASE_PORT", Wired::Terraform("tostring(module.rds.port)")),
-        ("DATABASE_USER", Wired::Literal(env.database.username.clone())),
-        ("LEARNTRAC_ENVIRONMENT", Wired::Literal(env.environment.clone())),
+        (
+            "DATABASE_PORT",
+            Wired::Terraform("tostring(module.rds.port)"),
+        ),
+        (
+            "DATABASE_USER",
+            Wired::Literal(env.database.username.clone()),
+        ),
+        (
+            "LEARNTRAC_ENVIRONMENT",
+            Wired::Literal(env.environment.clone()),
+        ),
         ("PORT", Wired::Literal(svc.port.to_string())),
         ("REDIS_URL", Wired::Terraform("local.redis_url")),
     ]
@@ -123,7 +132,8 @@ fn quoted_map<'a>(m: impl IntoIterator<Item = (&'a String, &'a String)>) -> Vec<
 /// Bare identifiers stay bare; anything else (tag keys such as `aws:x`) is quoted.
 fn hcl_key(k: &str) -> String {
     let bare = k.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if bare { k.to_string() } else { quote(k) }
 }
 
@@ -158,7 +168,11 @@ impl<'a> RenderContext<'a> {
                 rule,
                 paths_hcl: format!(
                     "[{}]",
-                    rule.paths.iter().map(|p| quote(p)).collect::<Vec<_>>().join(", ")
+                    rule.paths
+                        .iter()
+                        .map(|p| quote(p))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             })
             .collect();
@@ -203,7 +217,11 @@ impl<'a> RenderContext<'a> {
             backend,
             public_subnet_tags: quoted_map(&env.network.public_subnet_tags),
             private_subnet_tags: quoted_map(&env.network.private_subnet_tags),
-            tags: aligned(tags.iter().map(|(k, v)| (k.to_string(), quote(v))).collect()),
+            tags: aligned(
+                tags.iter()
+                    .map(|(k, v)| (k.to_string(), quote(v)))
+                    .collect(),
+            ),
         }
     }
 }

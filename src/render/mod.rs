@@ -1,5 +1,6 @@
 //! Terraform and Dockerfiles from the embedded templates and one environment.
 
+mod audit;
 mod context;
 mod hcl;
 mod writer;
@@ -13,6 +14,7 @@ use minijinja::{UndefinedBehavior, Value};
 use crate::config::Environment;
 use crate::error::{Error, Result};
 
+pub use audit::{Finding, audit};
 pub use context::{RenderContext, Wired, secrets_of, wired_environment};
 pub use writer::{WriteReport, write_tree};
 
@@ -49,7 +51,8 @@ impl Templates {
         }
         let mut stack = vec![dir.to_path_buf()];
         while let Some(d) = stack.pop() {
-            let entries = std::fs::read_dir(&d).map_err(|e| fail(format!("{}: {e}", d.display())))?;
+            let entries =
+                std::fs::read_dir(&d).map_err(|e| fail(format!("{}: {e}", d.display())))?;
             for entry in entries {
                 let path = entry.map_err(|e| fail(e.to_string()))?.path();
                 if path.is_dir() {
@@ -89,8 +92,9 @@ impl Templates {
         jinja.set_formatter(|out, state, value| {
             if value.kind() == minijinja::value::ValueKind::Bool {
                 let text = if value.is_true() { "true" } else { "false" };
-                out.write_str(text)
-                    .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string()))
+                out.write_str(text).map_err(|e| {
+                    minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string())
+                })
             } else {
                 minijinja::escape_formatter(out, state, value)
             }
@@ -108,12 +112,21 @@ impl Templates {
             let Some(out) = name.strip_suffix(".j2") else {
                 continue;
             };
-            if Path::new(out).file_name().is_some_and(|f| f.to_string_lossy().starts_with('_')) {
+            if Path::new(out)
+                .file_name()
+                .is_some_and(|f| f.to_string_lossy().starts_with('_'))
+            {
                 continue;
             }
-            let tmpl = jinja.get_template(name).map_err(|e| template_error(name, &e))?;
+            let tmpl = jinja
+                .get_template(name)
+                .map_err(|e| template_error(name, &e))?;
             let text = tmpl.render(&ctx).map_err(|e| template_error(name, &e))?;
             files.insert(out.to_string(), text);
+        }
+        let findings = audit::audit(&files);
+        if !findings.is_empty() {
+            return Err(Error::SecretExposed(findings));
         }
         Ok(files)
     }

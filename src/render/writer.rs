@@ -35,7 +35,8 @@ pub fn write_tree(out: &Path, files: &Files) -> Result<WriteReport> {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
         }
-        std::fs::write(&path, content).map_err(|e| Error::io(format!("write {}", path.display()), e))?;
+        std::fs::write(&path, content)
+            .map_err(|e| Error::io(format!("write {}", path.display()), e))?;
         report.written.push(rel.clone());
     }
     for stale in previous.iter().filter(|p| !files.contains_key(*p)) {

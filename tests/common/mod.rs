@@ -81,7 +81,11 @@ impl Project {
     pub fn edit(&self, name: &str, from: &str, to: &str) -> &Self {
         let file = self.env_file(name);
         let text = std::fs::read_to_string(&file).expect("read environment");
-        assert_eq!(text.matches(from).count(), 1, "`{from}` must occur once in {name}.yaml");
+        assert_eq!(
+            text.matches(from).count(),
+            1,
+            "`{from}` must occur once in {name}.yaml"
+        );
         std::fs::write(&file, text.replacen(from, to, 1)).expect("write environment");
         self
     }
