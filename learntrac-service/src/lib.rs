@@ -1,4 +1,152 @@
-//! The LearnTrac API: Trac tickets as learning concepts. The API itself is built under
-//! issue #3; this crate so far holds the container health probe the image runs.
+//! The LearnTrac API: Trac tickets as learning concepts, on Trac's own database.
+//!
+//! A library first (`router`, `serve`, `AppState`) so the `learntrac` CLI can run it
+//! in-process for the local stack; `main.rs` is a thin binary around it.
 
+pub mod auth;
+pub mod cache;
+pub mod config;
+pub mod db;
+pub mod error;
 pub mod healthcheck;
+pub mod learning;
+pub mod routes;
+pub mod state;
+pub mod telemetry;
+pub mod trac;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderName, Request, StatusCode};
+use axum::routing::{get, post};
+use jsonwebtoken::DecodingKey;
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use config::Config;
+pub use state::AppState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("configuration: {0}")]
+    Config(#[from] config::ConfigError),
+    #[error("database {url}: {source}")]
+    Database { url: String, source: sqlx::Error },
+    #[error("creating LearnTrac's tables: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cache: {0}")]
+    Cache(#[from] redis::RedisError),
+}
+
+/// Connects (lazily), creates LearnTrac's tables and assembles the shared state.
+pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
+    let db = db::Db::connect_lazy(
+        &config.database_url,
+        config.db_max_connections,
+        config.db_acquire_timeout,
+    )
+    .map_err(|source| StartupError::Database {
+        url: config::redact(&config.database_url),
+        source,
+    })?;
+    db.migrate().await?;
+    let cache = match &config.redis_url {
+        Some(url) => cache::Cache::redis(url, config.cache_ttl)?,
+        None => cache::Cache::memory(config.cache_ttl),
+    };
+    Ok(AppState {
+        db,
+        cache: Arc::new(cache),
+        token_key: config
+            .token_secret
+            .as_ref()
+            .map(|s| Arc::new(DecodingKey::from_secret(s.as_bytes()))),
+    })
+}
+
+/// Limits every request is held to.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub request_timeout: std::time::Duration,
+    pub body_limit: usize,
+}
+
+impl From<&Config> for Limits {
+    fn from(c: &Config) -> Self {
+        Limits {
+            request_timeout: c.request_timeout,
+            body_limit: c.body_limit,
+        }
+    }
+}
+
+/// Every route, with request ids, logging, a timeout and a body limit.
+pub fn router(state: AppState, limits: Limits) -> Router {
+    use routes::{concepts, health, milestones, students};
+    let request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .route("/health", get(health::deep))
+        .route("/api/LearnTrac/health", get(health::shallow))
+        .route("/api/LearnTrac/openapi.json", get(routes::openapi))
+        .route("/api/LearnTrac/concepts/{id}", get(concepts::get))
+        .route("/api/LearnTrac/concepts/{id}/practice", post(concepts::practice))
+        .route("/api/LearnTrac/concepts/{id}/prerequisites", get(concepts::prerequisites))
+        .route("/api/LearnTrac/students/{id}/concepts", get(students::concepts))
+        .route("/api/LearnTrac/students/{id}/progress", get(students::progress))
+        .route("/api/LearnTrac/milestones/{name}/progress", get(milestones::progress))
+        .route("/api/analytics/milestones/{name}", get(milestones::analytics))
+        .fallback(routes::not_found)
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                    let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                }))
+                .layer(PropagateRequestIdLayer::new(request_id))
+                .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, limits.request_timeout))
+                .layer(RequestBodyLimitLayer::new(limits.body_limit)),
+        )
+        .with_state(state)
+}
+
+/// Serves until `shutdown` completes, then stops accepting and lets in-flight requests
+/// finish (ECS sends SIGTERM and waits `stopTimeout` before SIGKILL).
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

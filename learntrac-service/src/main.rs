@@ -1,30 +1,63 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use learntrac_service::healthcheck;
+use learntrac_service::{
+    Config, Limits, build_state, healthcheck, router, serve, shutdown_signal, telemetry,
+};
 
 fn main() -> ExitCode {
-    let port = match std::env::var("PORT").map(|p| p.parse::<u16>()) {
-        Err(_) => 8001,
-        Ok(Ok(p)) => p,
-        Ok(Err(e)) => {
-            eprintln!("learntrac-service: PORT is not a port number: {e}");
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("learntrac-service: {e}");
             return ExitCode::from(2);
         }
     };
-    match std::env::args().nth(1).as_deref() {
-        Some("healthcheck") => match healthcheck::probe(port, Duration::from_secs(4)) {
+    if std::env::args().nth(1).as_deref() == Some("healthcheck") {
+        return match healthcheck::probe(config.port, Duration::from_secs(4)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("unhealthy: {e}");
                 ExitCode::FAILURE
             }
-        },
-        _ => {
-            eprintln!(
-                "learntrac-service: the API server is not built yet (issue #3); only `healthcheck` works"
-            );
-            ExitCode::FAILURE
-        }
+        };
     }
+    telemetry::init(config.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("learntrac-service: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let state = match build_state(&config).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "start-up failed");
+                return ExitCode::FAILURE;
+            }
+        };
+        let listener = match tokio::net::TcpListener::bind(("0.0.0.0", config.port)).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, port = config.port, "cannot listen");
+                return ExitCode::FAILURE;
+            }
+        };
+        tracing::info!(port = config.port, config = ?config, "learntrac-service listening");
+        match serve(
+            listener,
+            router(state, Limits::from(&config)),
+            shutdown_signal(),
+        )
+        .await
+        {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = %e, "server failed");
+                ExitCode::FAILURE
+            }
+        }
+    })
 }

@@ -1,0 +1,230 @@
+//! Configuration from environment variables: the names the ECS task definitions set.
+//! A missing or malformed value stops start-up with a message naming the variable.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("{var}: {problem}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub problem: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Clone)]
+pub struct Config {
+    /// `postgres://…` or `sqlite://…`; holds the password, so never printed.
+    pub database_url: String,
+    /// None: concept reads are cached in-process only.
+    pub redis_url: Option<String>,
+    pub port: u16,
+    pub log_format: LogFormat,
+    /// HMAC secret of bearer tokens; None turns bearer tokens off (Trac cookies still work).
+    pub token_secret: Option<String>,
+    pub cache_ttl: Duration,
+    pub request_timeout: Duration,
+    pub body_limit: usize,
+    pub db_max_connections: u32,
+    pub db_acquire_timeout: Duration,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("database", &redact(&self.database_url))
+            .field("redis_url", &self.redis_url.as_deref().map(redact))
+            .field("port", &self.port)
+            .field("log_format", &self.log_format)
+            .field("token_secret", &self.token_secret.as_ref().map(|_| "<set>"))
+            .field("cache_ttl", &self.cache_ttl)
+            .field("request_timeout", &self.request_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `scheme://user:***@host/db`: a URL safe to log.
+pub fn redact(url: &str) -> String {
+    match (url.split_once("://"), url.rfind('@')) {
+        (Some((scheme, rest)), Some(at)) if at > scheme.len() => {
+            let userinfo = &rest[..at - scheme.len() - 3];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{}", &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Percent-encodes a URL userinfo component.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(&std::env::vars().collect())
+    }
+
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| vars.get(k).filter(|v| !v.is_empty()).cloned();
+        let database_url = match get("DATABASE_URL") {
+            Some(url) => url,
+            // ECS sets the parts; the password arrives as a secret.
+            None => {
+                let part = |var: &'static str| {
+                    get(var).ok_or(ConfigError {
+                        var,
+                        problem: "not set (set DATABASE_URL, or DATABASE_HOST, DATABASE_NAME, DATABASE_USER and DATABASE_PASSWORD)".into(),
+                    })
+                };
+                let host = part("DATABASE_HOST")?;
+                let name = part("DATABASE_NAME")?;
+                let user = part("DATABASE_USER")?;
+                let password = part("DATABASE_PASSWORD")?;
+                let port: u16 = parse(vars, "DATABASE_PORT", 5432)?;
+                format!(
+                    "postgres://{}:{}@{host}:{port}/{name}",
+                    encode(&user),
+                    encode(&password)
+                )
+            }
+        };
+        if !(database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://")
+            || database_url.starts_with("sqlite:"))
+        {
+            return Err(ConfigError {
+                var: "DATABASE_URL",
+                problem: format!(
+                    "`{}` is neither postgres://… nor sqlite:…",
+                    redact(&database_url)
+                ),
+            });
+        }
+        let redis_url = get("REDIS_URL");
+        if let Some(r) = &redis_url
+            && !(r.starts_with("redis://") || r.starts_with("rediss://"))
+        {
+            return Err(ConfigError {
+                var: "REDIS_URL",
+                problem: format!("`{}` is not a redis:// or rediss:// URL", redact(r)),
+            });
+        }
+        let log_format = match get("LOG_FORMAT").as_deref() {
+            None | Some("json") => LogFormat::Json,
+            Some("pretty") => LogFormat::Pretty,
+            Some(other) => {
+                return Err(ConfigError {
+                    var: "LOG_FORMAT",
+                    problem: format!("`{other}` is not json or pretty"),
+                });
+            }
+        };
+        let token_secret = get("LEARNTRAC_TOKEN_SECRET");
+        if token_secret.as_ref().is_some_and(|s| s.len() < 32) {
+            return Err(ConfigError {
+                var: "LEARNTRAC_TOKEN_SECRET",
+                problem: "too short: use at least 32 random characters".into(),
+            });
+        }
+        Ok(Config {
+            database_url,
+            redis_url,
+            port: parse(vars, "PORT", 8001)?,
+            log_format,
+            token_secret,
+            cache_ttl: Duration::from_secs(parse(vars, "CACHE_TTL_SECONDS", 300)?),
+            request_timeout: Duration::from_secs(parse(vars, "REQUEST_TIMEOUT_SECONDS", 10)?),
+            body_limit: parse(vars, "BODY_LIMIT_BYTES", 64 * 1024)?,
+            db_max_connections: parse(vars, "DATABASE_MAX_CONNECTIONS", 10)?,
+            db_acquire_timeout: Duration::from_millis(parse(
+                vars,
+                "DATABASE_ACQUIRE_TIMEOUT_MS",
+                2000,
+            )?),
+        })
+    }
+}
+
+fn parse<T: std::str::FromStr>(
+    vars: &HashMap<String, String>,
+    var: &'static str,
+    default: T,
+) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match vars.get(var).filter(|v| !v.is_empty()) {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|e| ConfigError {
+            var,
+            problem: format!("`{v}`: {e}"),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn composes_the_url_from_ecs_parts_with_encoding() {
+        let c = Config::from_vars(&vars(&[
+            ("DATABASE_HOST", "db.internal"),
+            ("DATABASE_NAME", "learntrac"),
+            ("DATABASE_USER", "learntrac"),
+            ("DATABASE_PASSWORD", "p@ss:w/rd"),
+        ]))
+        .expect("valid");
+        assert_eq!(
+            c.database_url,
+            "postgres://learntrac:p%40ss%3Aw%2Frd@db.internal:5432/learntrac"
+        );
+        assert!(
+            !format!("{c:?}").contains("p%40ss"),
+            "Debug never shows the password"
+        );
+    }
+
+    #[test]
+    fn names_the_variable_at_fault() {
+        let e = Config::from_vars(&vars(&[
+            ("DATABASE_URL", "sqlite://x.db"),
+            ("PORT", "eighty"),
+        ]))
+        .expect_err("invalid");
+        assert_eq!(e.var, "PORT");
+        let e = Config::from_vars(&vars(&[("DATABASE_HOST", "h")])).expect_err("invalid");
+        assert_eq!(e.var, "DATABASE_NAME");
+        let e = Config::from_vars(&vars(&[("DATABASE_URL", "mysql://x")])).expect_err("invalid");
+        assert_eq!(e.var, "DATABASE_URL");
+    }
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact("postgres://u:secret@h:5/d"),
+            "postgres://u:***@h:5/d"
+        );
+        assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
+    }
+}

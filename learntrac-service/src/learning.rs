@@ -1,0 +1,139 @@
+//! LearnTrac's own records: practice attempts and each student's mastery of each concept.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use sqlx::{AnyConnection, AssertSqlSafe};
+
+use crate::db::Db;
+
+/// Mastery is the mean score of a student's most recent attempts at a concept: recent
+/// enough to reflect learning, several so one lucky score is not mastery.
+pub const MASTERY_WINDOW: i64 = 5;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Mastery {
+    pub mastery: f64,
+    pub attempts: i64,
+    /// When the student first reached the concept's threshold (µs), if ever.
+    pub mastered_at: Option<i64>,
+}
+
+/// Records one attempt and returns the student's updated mastery of the concept.
+pub async fn record_attempt(
+    conn: &mut AnyConnection,
+    concept_id: i64,
+    student: &str,
+    score: f64,
+    threshold: f64,
+    now: i64,
+) -> Result<Mastery, sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO learntrac_practice_attempt (concept_id, student, score, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(concept_id)
+    .bind(student)
+    .bind(score)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    let recent: Vec<f64> = sqlx::query_scalar(
+        "SELECT score FROM learntrac_practice_attempt WHERE student = $1 AND concept_id = $2 \
+         ORDER BY created_at DESC, id DESC LIMIT $3",
+    )
+    .bind(student)
+    .bind(concept_id)
+    .bind(MASTERY_WINDOW)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mastery = recent.iter().sum::<f64>() / recent.len().max(1) as f64;
+    let previous: Option<(i64, Option<i64>)> = sqlx::query_as(
+        "SELECT attempts, mastered_at FROM learntrac_mastery WHERE student = $1 AND concept_id = $2",
+    )
+    .bind(student)
+    .bind(concept_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let attempts = previous.map_or(0, |p| p.0) + 1;
+    let mastered_at = previous
+        .and_then(|p| p.1)
+        .or_else(|| (mastery >= threshold).then_some(now));
+    sqlx::query(
+        "INSERT INTO learntrac_mastery (student, concept_id, mastery, attempts, mastered_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (student, concept_id) DO UPDATE SET mastery = excluded.mastery, \
+         attempts = excluded.attempts, mastered_at = excluded.mastered_at, updated_at = excluded.updated_at",
+    )
+    .bind(student)
+    .bind(concept_id)
+    .bind(mastery)
+    .bind(attempts)
+    .bind(mastered_at)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(Mastery {
+        mastery,
+        attempts,
+        mastered_at,
+    })
+}
+
+/// A student's mastery of every concept they practised.
+pub async fn student_mastery(
+    db: &Db,
+    student: &str,
+) -> Result<BTreeMap<i64, Mastery>, sqlx::Error> {
+    let rows: Vec<(i64, f64, i64, Option<i64>)> = sqlx::query_as(
+        "SELECT concept_id, mastery, attempts, mastered_at FROM learntrac_mastery WHERE student = $1",
+    )
+    .bind(student)
+    .fetch_all(&db.pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(c, mastery, attempts, mastered_at)| {
+            (
+                c,
+                Mastery {
+                    mastery,
+                    attempts,
+                    mastered_at,
+                },
+            )
+        })
+        .collect())
+}
+
+/// Everyone's mastery of the given concepts: (student, concept) → mastery.
+pub async fn mastery_of_concepts(
+    db: &Db,
+    concepts: &[i64],
+) -> Result<BTreeMap<(String, i64), Mastery>, sqlx::Error> {
+    if concepts.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let ph: Vec<String> = (1..=concepts.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT student, concept_id, mastery, attempts, mastered_at FROM learntrac_mastery WHERE concept_id IN ({})",
+        ph.join(", ")
+    );
+    let mut q = sqlx::query_as::<_, (String, i64, f64, i64, Option<i64>)>(AssertSqlSafe(sql));
+    for c in concepts {
+        q = q.bind(*c);
+    }
+    Ok(q.fetch_all(&db.pool)
+        .await?
+        .into_iter()
+        .map(|(s, c, mastery, attempts, mastered_at)| {
+            (
+                (s, c),
+                Mastery {
+                    mastery,
+                    attempts,
+                    mastered_at,
+                },
+            )
+        })
+        .collect())
+}

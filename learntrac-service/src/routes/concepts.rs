@@ -1,0 +1,148 @@
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+
+use super::{ApiJson, ApiPath};
+use crate::auth::Caller;
+use crate::cache::concept_key;
+use crate::error::{ApiError, ApiResult};
+use crate::learning;
+use crate::state::AppState;
+use crate::trac::{self, Concept, LearningChange, MASTERED, Prerequisites};
+
+/// A concept through the cache: Redis (or memory) first, then Trac's tables.
+pub async fn load(state: &AppState, id: i64) -> ApiResult<Concept> {
+    let key = concept_key(id);
+    if let Some(hit) = state.cache.get(&key).await
+        && let Ok(c) = serde_json::from_str::<Concept>(&hit)
+    {
+        return Ok(c);
+    }
+    let concept = trac::concept(&state.db, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no concept (ticket) #{id}")))?;
+    if let Ok(json) = serde_json::to_string(&concept) {
+        state.cache.set(&key, &json).await;
+    }
+    Ok(concept)
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Concept>> {
+    let concept = load(&state, id).await?;
+    caller.may_read(&state, &concept.owner).await?;
+    Ok(Json(concept))
+}
+
+pub async fn prerequisites(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Prerequisites>> {
+    let concept = load(&state, id).await?;
+    caller.may_read(&state, &concept.owner).await?;
+    Ok(Json(trac::prerequisites(&state.db, &concept).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PracticeRequest {
+    /// 0.0 (nothing right) to 1.0 (all right).
+    pub score: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PracticeResult {
+    pub concept_id: i64,
+    pub student: String,
+    pub score: f64,
+    pub mastery: f64,
+    pub attempts: i64,
+    pub mastery_threshold: f64,
+    pub mastered: bool,
+    /// The ticket's status after this attempt.
+    pub status: String,
+    /// True when this attempt moved the ticket to `mastered`.
+    pub status_changed: bool,
+}
+
+pub async fn practice(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<PracticeRequest>,
+) -> ApiResult<Json<PracticeResult>> {
+    if !(0.0..=1.0).contains(&req.score) {
+        return Err(ApiError::Unprocessable(format!(
+            "score {} is outside 0..1",
+            req.score
+        )));
+    }
+    // Fresh from the database, not the cache: the status decides whether to transition.
+    let concept = trac::concept(&state.db, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no concept (ticket) #{id}")))?;
+    if concept.owner != caller.user {
+        return Err(ApiError::Forbidden(format!(
+            "concept #{id} belongs to {}; students practise their own concepts",
+            if concept.owner.is_empty() {
+                "nobody"
+            } else {
+                &concept.owner
+            }
+        )));
+    }
+    let now = trac::now_micros();
+    let mut tx = state.db.pool.begin().await?;
+    let m = learning::record_attempt(
+        &mut tx,
+        id,
+        &caller.user,
+        req.score,
+        concept.mastery_threshold,
+        now,
+    )
+    .await?;
+    let reached = m.mastery >= concept.mastery_threshold;
+    let mut status = concept.status.clone();
+    let mut status_changed = false;
+    if reached && !concept.is_complete() {
+        let comment = format!(
+            "LearnTrac: mastery {:.2} reached the threshold {:.2} after {} practice attempt(s).",
+            m.mastery, concept.mastery_threshold, m.attempts
+        );
+        let change = LearningChange {
+            ticket: id,
+            author: &caller.user,
+            status: Some(MASTERED),
+            custom: &[],
+            comment: &comment,
+        };
+        if trac::update_learning_status(&mut tx, state.db.backend, &change)
+            .await?
+            .is_some()
+        {
+            status = MASTERED.to_string();
+            status_changed = true;
+        }
+    }
+    tx.commit().await?;
+    state.cache.invalidate(&concept_key(id)).await;
+    if status_changed {
+        tracing::info!(concept = id, student = %caller.user, mastery = m.mastery, "concept mastered");
+    }
+    Ok(Json(PracticeResult {
+        concept_id: id,
+        student: caller.user,
+        score: req.score,
+        mastery: m.mastery,
+        attempts: m.attempts,
+        mastery_threshold: concept.mastery_threshold,
+        mastered: reached,
+        status,
+        status_changed,
+    }))
+}

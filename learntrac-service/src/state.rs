@@ -1,0 +1,15 @@
+use std::sync::Arc;
+
+use jsonwebtoken::DecodingKey;
+
+use crate::cache::Cache;
+use crate::db::Db;
+
+/// What every request handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub cache: Arc<Cache>,
+    /// Verifies bearer tokens; None when no token secret is configured.
+    pub token_key: Option<Arc<DecodingKey>>,
+}
