@@ -47,3 +47,83 @@ ensure_python_tools() {
     export CHECKOV=$venv/bin/checkov HADOLINT=$venv/bin/hadolint
     echo "checkov $("$CHECKOV" --version), $("$HADOLINT" --version)" >&2
 }
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Peers started here are stopped when the calling script exits.
+PEER_CLEANUP=()
+stop_peers() {
+    local i
+    for ((i = ${#PEER_CLEANUP[@]} - 1; i >= 0; i--)); do eval "${PEER_CLEANUP[i]}" >/dev/null 2>&1 || true; done
+}
+trap stop_peers EXIT
+
+apt_install() {
+    command -v apt-get >/dev/null || die "$1 is missing and apt-get is not available: install $1"
+    say "installing $*"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null \
+        || { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null; } \
+        || die "apt-get install $* failed"
+}
+
+# Runs a PostgreSQL tool as an unprivileged user: initdb refuses root.
+as_pg_user() {
+    if [[ $EUID -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# A throwaway PostgreSQL cluster on a free loopback port -> LEARNTRAC_TEST_PG, PG_BIN.
+start_postgres() {
+    if ! command -v initdb >/dev/null; then
+        local bin
+        bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+        if [[ -z $bin ]]; then apt_install postgresql; bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1); fi
+        PATH=$bin:$PATH
+    fi
+    if [[ $EUID -eq 0 ]] && ! id postgres >/dev/null 2>&1; then
+        useradd --system --home-dir /var/lib/postgresql postgres || die "cannot create the postgres user"
+    fi
+    PG_BIN=$(dirname "$(command -v initdb)")
+    local dir port
+    dir=$(mktemp -d /tmp/learntrac-pg.XXXXXX)
+    [[ $EUID -eq 0 ]] && chown postgres "$dir"
+    port=$(free_port)
+    as_pg_user initdb -D "$dir/data" -A trust -U postgres --no-sync >"$dir/initdb.log" 2>&1 \
+        || { cat "$dir/initdb.log" >&2; die "initdb failed"; }
+    as_pg_user pg_ctl -D "$dir/data" -l "$dir/server.log" -w -t 30 \
+        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=400" start >/dev/null \
+        || { cat "$dir/server.log" >&2; die "PostgreSQL did not start"; }
+    PEER_CLEANUP+=("as_pg_user pg_ctl -D '$dir/data' -m immediate stop; rm -rf '$dir'")
+    export LEARNTRAC_TEST_PG="postgres://postgres@127.0.0.1:$port/postgres" PG_BIN
+    echo "postgres on 127.0.0.1:$port ($("$PG_BIN/postgres" --version))" >&2
+}
+
+# A Redis server on a free loopback port -> LEARNTRAC_TEST_REDIS, REDIS_SERVER.
+start_redis() {
+    command -v redis-server >/dev/null || apt_install redis-server
+    REDIS_SERVER=$(command -v redis-server)
+    local dir port
+    dir=$(mktemp -d /tmp/learntrac-redis.XXXXXX)
+    port=$(free_port)
+    "$REDIS_SERVER" --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+        --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --dir "$dir"
+    for _ in $(seq 50); do [[ -s $dir/redis.pid ]] && break; sleep 0.1; done
+    PEER_CLEANUP+=("kill \$(cat '$dir/redis.pid'); rm -rf '$dir'")
+    export LEARNTRAC_TEST_REDIS="redis://127.0.0.1:$port" REDIS_SERVER
+    echo "redis on 127.0.0.1:$port" >&2
+}
+
+# Real Trac 1.6 (Python 3) to create and read Trac's schema -> TRAC_ADMIN, TRAC_PYTHON.
+ensure_trac() {
+    local venv=$LEARNTRAC_TEST_CACHE/trac-venv
+    local want="setuptools<82 Trac==1.6 psycopg2-binary==2.9.13"
+    if [[ ! -x $venv/bin/trac-admin || $(cat "$venv/.pins" 2>/dev/null) != "$want" ]]; then
+        say "installing $want into $venv"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check $want
+        echo "$want" > "$venv/.pins"
+    fi
+    export TRAC_ADMIN=$venv/bin/trac-admin TRAC_PYTHON=$venv/bin/python
+    echo "$("$TRAC_PYTHON" -c 'import trac; print("Trac", trac.__version__)')" >&2
+}
