@@ -17,6 +17,7 @@ const BACKOFF: Duration = Duration::from_secs(5);
 
 pub struct Cache {
     ttl: Duration,
+    prefix: String,
     store: Store,
 }
 
@@ -39,9 +40,10 @@ pub enum CacheHealth {
 }
 
 impl Cache {
-    pub fn redis(url: &str, ttl: Duration) -> Result<Self, redis::RedisError> {
+    pub fn redis(url: &str, ttl: Duration, prefix: &str) -> Result<Self, redis::RedisError> {
         Ok(Cache {
             ttl,
+            prefix: prefix.to_string(),
             store: Store::Redis {
                 client: redis::Client::open(url)?,
                 conn: OnceCell::new(),
@@ -50,9 +52,10 @@ impl Cache {
         })
     }
 
-    pub fn memory(ttl: Duration) -> Self {
+    pub fn memory(ttl: Duration, prefix: &str) -> Self {
         Cache {
             ttl,
+            prefix: prefix.to_string(),
             store: Store::Memory(Mutex::new(HashMap::new())),
         }
     }
@@ -211,6 +214,8 @@ impl Cache {
     }
 }
 
-pub fn concept_key(id: i64) -> String {
-    format!("learntrac:concept:{id}")
+impl Cache {
+    pub fn concept_key(&self, id: i64) -> String {
+        format!("{}:concept:{id}", self.prefix)
+    }
 }

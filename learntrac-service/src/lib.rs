@@ -57,8 +57,8 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
     })?;
     db.migrate().await?;
     let cache = match &config.redis_url {
-        Some(url) => cache::Cache::redis(url, config.cache_ttl)?,
-        None => cache::Cache::memory(config.cache_ttl),
+        Some(url) => cache::Cache::redis(url, config.cache_ttl, &config.cache_prefix)?,
+        None => cache::Cache::memory(config.cache_ttl, &config.cache_prefix),
     };
     Ok(AppState {
         db,

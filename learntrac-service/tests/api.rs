@@ -243,3 +243,368 @@ async fn bridge_changes_are_recorded_exactly_as_trac_records_them() {
     .expect("update");
     assert!(none.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prerequisites_are_transitive_and_cycles_are_reported_not_followed() {
+    let (_env, app) = setup().await;
+    let (status, p) = call(app.get(
+        "/api/LearnTrac/concepts/3/prerequisites",
+        Who::Bearer("alice"),
+    ))
+    .await;
+    assert_eq!(status, 200, "{p}");
+    let got: Vec<(i64, i64, bool)> = p["prerequisites"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|e| {
+            (
+                e["id"].as_i64().unwrap_or(-1),
+                e["depth"].as_i64().unwrap_or(-1),
+                e["missing"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![(2, 1, false), (99, 1, true), (1, 2, false)],
+        "{p}"
+    );
+    assert_eq!(p["cycles"], json!([]));
+
+    // 4 needs 5 and 5 needs 4.
+    let (status, p) = call(app.get(
+        "/api/LearnTrac/concepts/4/prerequisites",
+        Who::Bearer("bob"),
+    ))
+    .await;
+    assert_eq!(status, 200, "{p}");
+    assert_eq!(p["prerequisites"].as_array().map(Vec::len), Some(1), "{p}");
+    assert_eq!(p["prerequisites"][0]["id"], 5);
+    assert_eq!(p["cycles"], json!([[5, 4]]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_students_concepts_and_progress() {
+    let (_env, app) = setup().await;
+    call(
+        app.post("/api/LearnTrac/concepts/2/practice", Who::Bearer("alice"))
+            .json(&json!({"score": 0.9})),
+    )
+    .await;
+    call(
+        app.post("/api/LearnTrac/concepts/1/practice", Who::Bearer("alice"))
+            .json(&json!({"score": 0.5})),
+    )
+    .await;
+
+    let (status, all) = call(app.get(
+        "/api/LearnTrac/students/alice/concepts",
+        Who::Bearer("alice"),
+    ))
+    .await;
+    assert_eq!(status, 200, "{all}");
+    let ids: Vec<i64> = all["concepts"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|c| c["id"].as_i64())
+        .collect();
+    assert_eq!(ids, vec![1, 2, 3]);
+    assert_eq!(all["concepts"][0]["mastery"], 0.5);
+    assert_eq!(
+        all["concepts"][2]["mastery"],
+        Value::Null,
+        "never practised"
+    );
+
+    let (_, new_only) = call(app.get(
+        "/api/LearnTrac/students/alice/concepts?status=new",
+        Who::Bearer("alice"),
+    ))
+    .await;
+    let ids: Vec<i64> = new_only["concepts"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|c| c["id"].as_i64())
+        .collect();
+    assert_eq!(ids, vec![1, 3]);
+    let (_, two) = call(app.get(
+        "/api/LearnTrac/students/alice/concepts?status=mastered,closed",
+        Who::Bearer("alice"),
+    ))
+    .await;
+    assert_eq!(two["concepts"].as_array().map(Vec::len), Some(1));
+    let (status, bad) = call(app.get(
+        "/api/LearnTrac/students/alice/concepts?status=new;drop",
+        Who::Bearer("alice"),
+    ))
+    .await;
+    assert_eq!(status, 400, "{bad}");
+
+    let (status, p) = call(app.get(
+        "/api/LearnTrac/students/alice/progress",
+        Who::Bearer("alice"),
+    ))
+    .await;
+    assert_eq!(status, 200, "{p}");
+    assert_eq!(p["total_concepts"], 3);
+    assert_eq!(p["completed_concepts"], 1);
+    assert_eq!(p["practised_concepts"], 2);
+    assert!(approx(&p["average_mastery"], 0.7), "{p}");
+    assert_eq!(
+        p["by_milestone"]["algebra"],
+        json!({"total": 3, "completed": 1})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn milestone_progress_and_analytics() {
+    let (_env, app) = setup().await;
+    call(
+        app.post("/api/LearnTrac/concepts/2/practice", Who::Bearer("alice"))
+            .json(&json!({"score": 0.9})),
+    )
+    .await;
+    let (status, m) = call(app.get(
+        "/api/LearnTrac/milestones/algebra/progress",
+        Who::Bearer("bob"),
+    ))
+    .await;
+    assert_eq!(status, 200, "{m}");
+    assert_eq!(m["total_concepts"], 3);
+    assert_eq!(m["completed_concepts"], 1);
+    assert!(approx(&m["progress_percentage"], 100.0 / 3.0), "{m}");
+    assert_eq!(m["status_breakdown"], json!({"new": 2, "mastered": 1}));
+    let (_, c) = call(app.get(
+        "/api/LearnTrac/milestones/calculus/progress",
+        Who::Bearer("bob"),
+    ))
+    .await;
+    assert_eq!(
+        c["completed_concepts"], 1,
+        "closed counts as completed: {c}"
+    );
+    let (status, _) = call(app.get(
+        "/api/LearnTrac/milestones/geometry/progress",
+        Who::Bearer("bob"),
+    ))
+    .await;
+    assert_eq!(status, 404);
+
+    let (status, a) = call(app.get(
+        "/api/analytics/milestones/algebra",
+        Who::Cookie("carol-cookie"),
+    ))
+    .await;
+    assert_eq!(status, 200, "{a}");
+    assert_eq!(a["concepts"], 3);
+    assert_eq!(
+        a["students"],
+        json!([{"student": "alice", "concepts": 3, "practised": 1, "mastered": 1, "average_mastery": 0.9}])
+    );
+}
+
+/// Every endpoint × anonymous, own data, someone else's data, admin (through a group).
+#[tokio::test(flavor = "multi_thread")]
+async fn authorization_matrix() {
+    let (_env, app) = setup().await;
+    // (method, path of alice's data, own, other = bob, admin = carol)
+    let cases: &[(&str, &str, u16, u16, u16)] = &[
+        ("GET", "/api/LearnTrac/concepts/1", 200, 403, 200),
+        (
+            "GET",
+            "/api/LearnTrac/concepts/1/prerequisites",
+            200,
+            403,
+            200,
+        ),
+        ("POST", "/api/LearnTrac/concepts/1/practice", 200, 403, 403),
+        (
+            "GET",
+            "/api/LearnTrac/students/alice/concepts",
+            200,
+            403,
+            200,
+        ),
+        (
+            "GET",
+            "/api/LearnTrac/students/alice/progress",
+            200,
+            403,
+            200,
+        ),
+        // Aggregates: any signed-in user.
+        (
+            "GET",
+            "/api/LearnTrac/milestones/algebra/progress",
+            200,
+            200,
+            200,
+        ),
+        // Everyone's mastery: TICKET_ADMIN only (bob has TICKET_VIEW).
+        ("GET", "/api/analytics/milestones/algebra", 403, 403, 200),
+    ];
+    for (method, path, own, other, admin) in cases {
+        for (who, want) in [
+            (Who::Anonymous, 401),
+            (Who::Cookie("not-a-session"), 401),
+            (Who::Cookie("alice-cookie"), *own),
+            (Who::Bearer("bob"), *other),
+            (Who::Cookie("carol-cookie"), *admin),
+        ] {
+            let rb = if *method == "POST" {
+                app.post(path, who).json(&json!({"score": 0.1}))
+            } else {
+                app.get(path, who)
+            };
+            let (status, body) = call(rb).await;
+            assert_eq!(status, want, "{method} {path}: {body}");
+            if status >= 400 {
+                assert!(body["error"]["code"].is_string(), "JSON error body: {body}");
+            }
+        }
+    }
+    // A token signed with another secret is no token.
+    let forged =
+        learntrac_service::auth::issue_token("another-secret-of-at-least-32-chars!!", "alice", 60)
+            .expect("token");
+    let (status, _) = call(
+        app.client
+            .get(app.url("/api/LearnTrac/concepts/1"))
+            .bearer_auth(forged),
+    )
+    .await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_requests_get_json_errors() {
+    let (_env, app) = setup().await;
+    let practice = "/api/LearnTrac/concepts/1/practice";
+    let raw = |body: &'static str| {
+        app.post(practice, Who::Bearer("alice"))
+            .header("content-type", "application/json")
+            .body(body)
+    };
+    let (s, b) = call(raw("{\"score\": ")).await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (400, Some("bad_request")),
+        "{b}"
+    );
+    let (s, b) = call(raw("{}")).await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (422, Some("invalid")),
+        "{b}"
+    );
+    let (s, b) = call(raw("{\"score\": \"high\"}")).await;
+    assert_eq!(s, 422, "{b}");
+    let (s, b) = call(raw("{\"score\": 1.5}")).await;
+    assert_eq!(s, 422, "{b}");
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("outside 0..1")),
+        "{b}"
+    );
+    let (s, b) = call(raw("{\"score\": 0.5, \"extra\": 1}")).await;
+    assert_eq!(s, 422, "{b}");
+    let (s, b) = call(app.post(practice, Who::Bearer("alice")).body("score=1")).await;
+    assert_eq!(s, 400, "{b}");
+    let big = format!("{{\"score\": 0.5, \"pad\": \"{}\"}}", "x".repeat(100_000));
+    let (s, _) = call(
+        app.post(practice, Who::Bearer("alice"))
+            .header("content-type", "application/json")
+            .body(big),
+    )
+    .await;
+    assert_eq!(s, 413);
+    let (s, b) = call(app.get("/api/LearnTrac/concepts/4242", Who::Bearer("alice"))).await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (404, Some("not_found")),
+        "{b}"
+    );
+    let (s, b) = call(app.get("/api/LearnTrac/concepts/abc", Who::Bearer("alice"))).await;
+    assert_eq!(s, 400, "{b}");
+    let (s, b) = call(app.get("/api/LearnTrac/nothing-here", Who::Bearer("alice"))).await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (404, Some("not_found")),
+        "{b}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_endpoints_and_openapi() {
+    let (_env, app) = setup().await;
+    let (s, h) = call(app.get("/health", Who::Anonymous)).await;
+    assert_eq!(s, 200, "{h}");
+    assert_eq!(h["status"], "healthy");
+    assert_eq!(h["checks"]["database"]["status"], "up");
+    assert_eq!(h["checks"]["database"]["backend"], "postgres");
+    assert_eq!(h["checks"]["cache"]["status"], "up");
+    let (s, h) = call(app.get("/api/LearnTrac/health", Who::Anonymous)).await;
+    assert_eq!(s, 200);
+    assert_eq!(h["features"]["learning"], "enabled");
+
+    let (s, doc) = call(app.get("/api/LearnTrac/openapi.json", Who::Anonymous)).await;
+    assert_eq!(s, 200);
+    assert_eq!(doc["openapi"], "3.1.0");
+    for path in [
+        "/health",
+        "/api/LearnTrac/health",
+        "/api/LearnTrac/concepts/{id}",
+        "/api/LearnTrac/concepts/{id}/practice",
+        "/api/LearnTrac/concepts/{id}/prerequisites",
+        "/api/LearnTrac/students/{id}/concepts",
+        "/api/LearnTrac/students/{id}/progress",
+        "/api/LearnTrac/milestones/{name}/progress",
+        "/api/analytics/milestones/{name}",
+    ] {
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+    // Every response carries a request id for the logs.
+    let resp = app
+        .get("/api/LearnTrac/health", Who::Anonymous)
+        .send()
+        .await
+        .expect("request");
+    assert!(resp.headers().get("x-request-id").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concept_reads_are_cached_in_redis_and_invalidated_on_writes() {
+    let (_env, app) = setup().await;
+    let client = redis::Client::open(common::redis_url()).expect("redis client");
+    let mut r = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let key = app.state.cache.concept_key(2);
+    call(app.get("/api/LearnTrac/concepts/2", Who::Bearer("alice"))).await;
+    let cached: Option<String> = redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut r)
+        .await
+        .expect("get");
+    let cached: Value = serde_json::from_str(&cached.expect("cached after a read")).expect("JSON");
+    assert_eq!(cached["summary"], "Equations");
+    call(
+        app.post("/api/LearnTrac/concepts/2/practice", Who::Bearer("alice"))
+            .json(&json!({"score": 0.1})),
+    )
+    .await;
+    let after: Option<String> = redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut r)
+        .await
+        .expect("get");
+    assert!(after.is_none(), "a write invalidates the cached concept");
+}

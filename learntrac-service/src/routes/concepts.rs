@@ -4,7 +4,6 @@ use serde::{Deserialize, Serialize};
 
 use super::{ApiJson, ApiPath};
 use crate::auth::Caller;
-use crate::cache::concept_key;
 use crate::error::{ApiError, ApiResult};
 use crate::learning;
 use crate::state::AppState;
@@ -12,7 +11,7 @@ use crate::trac::{self, Concept, LearningChange, MASTERED, Prerequisites};
 
 /// A concept through the cache: Redis (or memory) first, then Trac's tables.
 pub async fn load(state: &AppState, id: i64) -> ApiResult<Concept> {
-    let key = concept_key(id);
+    let key = state.cache.concept_key(id);
     if let Some(hit) = state.cache.get(&key).await
         && let Ok(c) = serde_json::from_str::<Concept>(&hit)
     {
@@ -130,7 +129,7 @@ pub async fn practice(
         }
     }
     tx.commit().await?;
-    state.cache.invalidate(&concept_key(id)).await;
+    state.cache.invalidate(&state.cache.concept_key(id)).await;
     if status_changed {
         tracing::info!(concept = id, student = %caller.user, mastery = m.mastery, "concept mastered");
     }

@@ -167,6 +167,7 @@ pub async fn sqlx_pg(url: &str) -> sqlx::AnyConnection {
 /// The service, in-process on 127.0.0.1:0.
 pub struct App {
     pub base: String,
+    pub state: learntrac_service::AppState,
     pub client: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
     pub server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -203,6 +204,8 @@ impl App {
             ),
             ("REQUEST_TIMEOUT_SECONDS", o.request_timeout_s.to_string()),
             ("CACHE_TTL_SECONDS", "60".to_string()),
+            // Tests share one Redis; concept ids repeat across their databases.
+            ("CACHE_KEY_PREFIX", unique("test")),
         ];
         if let Some(r) = o.redis {
             vars.push(("REDIS_URL", r));
@@ -218,13 +221,14 @@ impl App {
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(serve(
             listener,
-            router(state, Limits::from(&config)),
+            router(state.clone(), Limits::from(&config)),
             async {
                 let _ = rx.await;
             },
         ));
         App {
             base,
+            state,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(20))
                 .build()
