@@ -177,6 +177,7 @@ pub struct AppOptions {
     pub redis: Option<String>,
     pub acquire_timeout_ms: u64,
     pub request_timeout_s: u64,
+    pub max_connections: Option<u32>,
 }
 
 impl Default for AppOptions {
@@ -185,6 +186,7 @@ impl Default for AppOptions {
             redis: Some(redis_url()),
             acquire_timeout_ms: 1000,
             request_timeout_s: 10,
+            max_connections: None,
         }
     }
 }
@@ -209,6 +211,9 @@ impl App {
         ];
         if let Some(r) = o.redis {
             vars.push(("REDIS_URL", r));
+        }
+        if let Some(n) = o.max_connections {
+            vars.push(("DATABASE_MAX_CONNECTIONS", n.to_string()));
         }
         let config =
             Config::from_vars(&vars.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
