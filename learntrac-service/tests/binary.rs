@@ -43,7 +43,7 @@ async fn sigterm_drains_in_flight_requests_and_logs_json_with_request_ids() {
     let env = TracEnv::postgres().await;
     standard_seed(&env);
     let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_learntrac-service"))
+    let child = Command::new(env!("CARGO_BIN_EXE_learntrac-service"))
         .env_clear()
         .env("DATABASE_URL", &env.database_url)
         .env("PORT", port.to_string())
