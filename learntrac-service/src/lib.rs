@@ -47,6 +47,9 @@ pub enum StartupError {
 
 /// Connects (lazily), creates LearnTrac's tables and assembles the shared state.
 pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
+    // rediss:// (ElastiCache in-transit encryption) needs a process-wide TLS provider;
+    // a second install (another AppState in the same process) is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let db = db::Db::connect_lazy(
         &config.database_url,
         config.db_max_connections,
