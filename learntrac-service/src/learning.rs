@@ -37,40 +37,26 @@ pub async fn record_attempt(
     .bind(now)
     .execute(&mut *conn)
     .await?;
-    let recent: Vec<f64> = sqlx::query_scalar(
-        "SELECT score FROM learntrac_practice_attempt WHERE student = $1 AND concept_id = $2 \
-         ORDER BY created_at DESC, id DESC LIMIT $3",
-    )
-    .bind(student)
-    .bind(concept_id)
-    .bind(MASTERY_WINDOW)
-    .fetch_all(&mut *conn)
-    .await?;
-    let mastery = recent.iter().sum::<f64>() / recent.len().max(1) as f64;
-    let previous: Option<(i64, Option<i64>)> = sqlx::query_as(
-        "SELECT attempts, mastered_at FROM learntrac_mastery WHERE student = $1 AND concept_id = $2",
-    )
-    .bind(student)
-    .bind(concept_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let attempts = previous.map_or(0, |p| p.0) + 1;
-    let mastered_at = previous
-        .and_then(|p| p.1)
-        .or_else(|| (mastery >= threshold).then_some(now));
-    sqlx::query(
+    // One statement: the mean of the recent window, the attempt count, and when mastery
+    // was first reached (kept once set).
+    let (mastery, attempts, mastered_at): (f64, i64, Option<i64>) = sqlx::query_as(
         "INSERT INTO learntrac_mastery (student, concept_id, mastery, attempts, mastered_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) \
+         SELECT $1, $2, AVG(score), 1, CASE WHEN AVG(score) >= $3 THEN $4 ELSE NULL END, $4 \
+         FROM (SELECT score FROM learntrac_practice_attempt WHERE student = $1 AND concept_id = $2 \
+               ORDER BY created_at DESC, id DESC LIMIT $5) AS recent \
+         WHERE true \
          ON CONFLICT (student, concept_id) DO UPDATE SET mastery = excluded.mastery, \
-         attempts = excluded.attempts, mastered_at = excluded.mastered_at, updated_at = excluded.updated_at",
+         attempts = learntrac_mastery.attempts + 1, \
+         mastered_at = COALESCE(learntrac_mastery.mastered_at, excluded.mastered_at), \
+         updated_at = excluded.updated_at \
+         RETURNING mastery, attempts, mastered_at",
     )
     .bind(student)
     .bind(concept_id)
-    .bind(mastery)
-    .bind(attempts)
-    .bind(mastered_at)
+    .bind(threshold)
     .bind(now)
-    .execute(&mut *conn)
+    .bind(MASTERY_WINDOW)
+    .fetch_one(&mut *conn)
     .await?;
     Ok(Mastery {
         mastery,

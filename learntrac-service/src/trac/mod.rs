@@ -58,6 +58,8 @@ struct TicketRow {
     keywords: Option<String>,
 }
 
+const TICKET_COLUMNS_OF_T: &str = "CAST(t.id AS BIGINT) AS id, t.type, t.time, t.changetime, t.component, \
+     t.priority, t.owner, t.reporter, t.milestone, t.status, t.resolution, t.summary, t.description, t.keywords";
 const TICKET_COLUMNS: &str = "CAST(id AS BIGINT) AS id, type, time, changetime, component, priority, owner, \
      reporter, milestone, status, resolution, summary, description, keywords";
 
@@ -164,21 +166,35 @@ async fn custom_fields(
     Ok(out)
 }
 
-/// Concept from ticket `id`, or None when there is no such ticket.
+#[derive(FromRow)]
+struct TicketWithCustom {
+    #[sqlx(flatten)]
+    ticket: TicketRow,
+    custom_name: Option<String>,
+    custom_value: Option<String>,
+}
+
+/// Concept from ticket `id`, or None when there is no such ticket. One round trip: the
+/// ticket joined with its custom fields, one row per field.
 pub async fn concept(db: &Db, id: i64) -> Result<Option<Concept>, sqlx::Error> {
-    let sql = format!("SELECT {TICKET_COLUMNS} FROM ticket WHERE id = $1");
-    let Some(row) = sqlx::query_as::<_, TicketRow>(AssertSqlSafe(sql))
+    let sql = format!(
+        "SELECT {}, c.name AS custom_name, c.value AS custom_value \
+         FROM ticket t LEFT JOIN ticket_custom c ON c.ticket = t.id WHERE t.id = $1",
+        TICKET_COLUMNS_OF_T
+    );
+    let rows = sqlx::query_as::<_, TicketWithCustom>(AssertSqlSafe(sql))
         .bind(id)
-        .fetch_optional(&db.pool)
-        .await?
-    else {
-        return Ok(None);
-    };
-    let mut custom = custom_fields(db, &[id]).await?;
-    Ok(Some(Concept::from_parts(
-        row,
-        custom.remove(&id).unwrap_or_default(),
-    )))
+        .fetch_all(&db.pool)
+        .await?;
+    let mut custom = BTreeMap::new();
+    let mut ticket = None;
+    for row in rows {
+        if let Some(name) = row.custom_name {
+            custom.insert(name, row.custom_value.unwrap_or_default());
+        }
+        ticket.get_or_insert(row.ticket);
+    }
+    Ok(ticket.map(|t| Concept::from_parts(t, custom)))
 }
 
 /// Tickets owned by `student`, optionally only those in `statuses`.
