@@ -22,12 +22,14 @@ pub struct Cache {
 }
 
 enum Store {
-    Redis {
-        client: redis::Client,
-        conn: OnceCell<ConnectionManager>,
-        down_until: Mutex<Option<Instant>>,
-    },
+    Redis(Box<RedisStore>),
     Memory(Mutex<HashMap<String, (Instant, String)>>),
+}
+
+struct RedisStore {
+    client: redis::Client,
+    conn: OnceCell<ConnectionManager>,
+    down_until: Mutex<Option<Instant>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -44,11 +46,11 @@ impl Cache {
         Ok(Cache {
             ttl,
             prefix: prefix.to_string(),
-            store: Store::Redis {
+            store: Store::Redis(Box::new(RedisStore {
                 client: redis::Client::open(url)?,
                 conn: OnceCell::new(),
                 down_until: Mutex::new(None),
-            },
+            })),
         })
     }
 
@@ -62,7 +64,7 @@ impl Cache {
 
     pub fn kind(&self) -> &'static str {
         match self.store {
-            Store::Redis { .. } => "redis",
+            Store::Redis(_) => "redis",
             Store::Memory(_) => "memory",
         }
     }
@@ -80,7 +82,7 @@ impl Cache {
                     None => None,
                 }
             }
-            Store::Redis { .. } => {
+            Store::Redis(_) => {
                 let mut conn = self.redis_conn().await?;
                 let r: Option<Result<Option<String>, _>> =
                     tokio::time::timeout(REDIS_TIMEOUT, conn.get(key))
@@ -98,7 +100,7 @@ impl Cache {
                     m.insert(key.to_string(), (Instant::now(), value.to_string()));
                 }
             }
-            Store::Redis { .. } => {
+            Store::Redis(_) => {
                 let Some(mut conn) = self.redis_conn().await else {
                     return;
                 };
@@ -119,7 +121,7 @@ impl Cache {
                     m.remove(key);
                 }
             }
-            Store::Redis { .. } => {
+            Store::Redis(_) => {
                 let Some(mut conn) = self.redis_conn().await else {
                     return;
                 };
@@ -133,10 +135,10 @@ impl Cache {
 
     /// Asks Redis directly (ignoring the back-off), for `/health`.
     pub async fn health(&self) -> CacheHealth {
-        let Store::Redis { down_until, .. } = &self.store else {
+        let Store::Redis(r) = &self.store else {
             return CacheHealth::Local;
         };
-        if let Ok(mut d) = down_until.lock() {
+        if let Ok(mut d) = r.down_until.lock() {
             *d = None;
         }
         let Some(mut conn) = self.redis_conn().await else {
@@ -154,14 +156,10 @@ impl Cache {
 
     /// The connection, unless Redis recently failed or cannot be reached now.
     async fn redis_conn(&self) -> Option<ConnectionManager> {
-        let Store::Redis {
-            client,
-            conn,
-            down_until,
-        } = &self.store
-        else {
+        let Store::Redis(r) = &self.store else {
             return None;
         };
+        let (client, conn, down_until) = (&r.client, &r.conn, &r.down_until);
         if down_until
             .lock()
             .ok()
@@ -206,8 +204,8 @@ impl Cache {
     }
 
     fn mark_down(&self) {
-        if let Store::Redis { down_until, .. } = &self.store
-            && let Ok(mut d) = down_until.lock()
+        if let Store::Redis(r) = &self.store
+            && let Ok(mut d) = r.down_until.lock()
         {
             *d = Some(Instant::now() + BACKOFF);
         }
