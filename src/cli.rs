@@ -11,7 +11,10 @@ Examples:
   learntrac render dev                   write Terraform and Dockerfiles to .learntrac/dev/
   learntrac render prod --out build/prod --templates my-templates/
 
-Exit codes: 0 success, 1 unexpected failure, 2 usage or configuration error.";
+  learntrac push dev                     build both images concurrently and push them
+
+Exit codes: 0 success, 1 unexpected failure, 2 usage or configuration error,
+3 a prerequisite is missing (Docker, AWS credentials), 4 an image build or push failed.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -61,6 +64,34 @@ pub enum Command {
         after_help = "Examples:\n  learntrac render dev\n  learntrac render prod --out build/prod\n  learntrac render dev --templates my-templates/   # files there replace the built-in ones"
     )]
     Render(RenderArgs),
+    /// Build both images (concurrently) through the Docker Engine API
+    #[command(
+        after_help = "Examples:\n  learntrac build dev\n  learntrac build dev --only learntrac\n  learntrac build local -o json\n\nTags: the git commit (plus -dirty-<hash> of uncommitted changes) and the environment name.\nExit codes: 3 Docker Engine unreachable, 4 a build failed (nothing is pushed)."
+    )]
+    Build(ImageArgs),
+    /// Build (unless --skip-build) and push both images to ECR or the environment's registry
+    #[command(
+        after_help = "Examples:\n  learntrac push dev\n  learntrac push dev --skip-build -o json\n\nExit codes: 3 Docker or AWS credentials missing, 4 a build or push failed."
+    )]
+    Push(ImageArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    /// Environment name (environments/NAME.yaml)
+    pub env: String,
+
+    /// Only this service's image
+    #[arg(long, value_enum)]
+    pub only: Option<crate::config::ServiceName>,
+
+    /// Push what an earlier `learntrac build` made for this commit
+    #[arg(long)]
+    pub skip_build: bool,
+
+    /// Folder whose files replace the built-in templates (e.g. substitute Dockerfiles)
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -9,6 +9,10 @@ pub mod exit {
     pub const OK: i32 = 0;
     pub const FAILURE: i32 = 1;
     pub const USAGE: i32 = 2;
+    /// A prerequisite is missing: Docker Engine, AWS credentials, a tool.
+    pub const PREFLIGHT: i32 = 3;
+    /// Building or pushing an image failed.
+    pub const IMAGE: i32 = 4;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +44,12 @@ pub enum Error {
         .0.iter().map(|f| format!("    {f}")).collect::<Vec<_>>().join("\n")
     )]
     SecretExposed(Vec<crate::render::Finding>),
+
+    #[error("{what}\n    hint: {hint}")]
+    Preflight { what: String, hint: String },
+
+    #[error("image {image}: {message}")]
+    Image { image: String, message: String },
 
     #[error("failed to {action}: {source}")]
     Io {
@@ -77,6 +87,8 @@ impl Error {
             | Error::Template { .. }
             | Error::TemplateOverride { .. }
             | Error::SecretExposed(_) => exit::USAGE,
+            Error::Preflight { .. } => exit::PREFLIGHT,
+            Error::Image { .. } => exit::IMAGE,
             Error::Io { .. } => exit::FAILURE,
         }
     }

@@ -1,9 +1,12 @@
 //! learntrac: the operator CLI for the Trac + LearnTrac stack.
 
+pub mod aws;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod docker;
 pub mod error;
+pub mod git;
 pub mod render;
 pub mod ui;
 
@@ -48,6 +51,8 @@ pub fn run(cli: Cli) -> i32 {
         }
         Command::Config(ConfigCommand::Show { env }) => commands::config::show(&env, &ctx),
         Command::Render(args) => commands::render::run(&args, &ctx),
+        Command::Build(args) => commands::images::build(&args, &ctx),
+        Command::Push(args) => commands::images::push(&args, &ctx),
     };
     match result {
         Ok(code) => code,

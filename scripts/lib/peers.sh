@@ -127,3 +127,68 @@ ensure_trac() {
     export TRAC_ADMIN=$venv/bin/trac-admin TRAC_PYTHON=$venv/bin/python
     echo "$("$TRAC_PYTHON" -c 'import trac; print("Trac", trac.__version__)')" >&2
 }
+
+# The engine cannot pull: a base image made here from Debian's static busybox, imported
+# under the name tests use for every images.* setting -> LEARNTRAC_TEST_BASE_IMAGE.
+ensure_test_base_image() {
+    need_cmd docker "the Docker Engine and its CLI are needed for the image tests"
+    local name=learntrac-test/busybox:1
+    if ! docker image inspect "$name" >/dev/null 2>&1; then
+        [[ -x /bin/busybox || -x /usr/bin/busybox ]] && file "$(command -v busybox)" | grep -q 'statically linked' \
+            || apt_install busybox-static
+        local root
+        root=$(mktemp -d /tmp/learntrac-rootfs.XXXXXX)
+        mkdir -p "$root/bin" "$root/tmp" "$root/etc"
+        cp "$(command -v busybox)" "$root/bin/busybox"
+        for app in $("$root/bin/busybox" --list); do [[ $app == busybox ]] || ln -sf busybox "$root/bin/$app"; done
+        echo 'root:x:0:0:root:/root:/bin/sh' > "$root/etc/passwd"
+        tar -C "$root" -c . | docker import - "$name" >/dev/null
+        rm -rf "$root"
+        say "imported $name"
+    fi
+    export LEARNTRAC_TEST_BASE_IMAGE=$name
+}
+
+# Debian's CNCF distribution registry on a free loopback port -> LEARNTRAC_TEST_REGISTRY.
+start_registry() {
+    command -v docker-registry >/dev/null || apt_install docker-registry
+    local dir port
+    dir=$(mktemp -d /tmp/learntrac-registry.XXXXXX)
+    port=$(free_port)
+    cat > "$dir/config.yml" <<YAML
+version: 0.1
+log: { level: warn }
+storage: { filesystem: { rootdirectory: $dir/data }, delete: { enabled: true } }
+http: { addr: 127.0.0.1:$port }
+YAML
+    docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
+    local pid=$!
+    PEER_CLEANUP+=("kill $pid; rm -rf '$dir'")
+    for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break; sleep 0.05; done
+    curl -fs "http://127.0.0.1:$port/v2/" >/dev/null || { cat "$dir/log" >&2; die "docker-registry did not start"; }
+    export LEARNTRAC_TEST_REGISTRY=127.0.0.1:$port
+    echo "registry on 127.0.0.1:$port" >&2
+}
+
+# moto as the AWS endpoint -> LEARNTRAC_TEST_MOTO (and fake credentials for the SDK).
+start_moto() {
+    local venv=$LEARNTRAC_TEST_CACHE/moto-venv
+    local want="moto[server]==5.2.5"
+    if [[ ! -x $venv/bin/moto_server || $(cat "$venv/.pins" 2>/dev/null) != "$want" ]]; then
+        say "installing $want into $venv"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check "$want"
+        echo "$want" > "$venv/.pins"
+    fi
+    local port
+    port=$(free_port)
+    MOTO_IAM_LOAD_MANAGED_POLICIES=true MOTO_ECS_SERVICE_RUNNING=1 \
+        "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$LEARNTRAC_TEST_CACHE/moto.log" 2>&1 &
+    local pid=$!
+    PEER_CLEANUP+=("kill $pid")
+    for _ in $(seq 200); do curl -fs "http://127.0.0.1:$port/moto-api/" >/dev/null 2>&1 && break; sleep 0.05; done
+    curl -fs "http://127.0.0.1:$port/moto-api/" >/dev/null || die "moto did not start (see $LEARNTRAC_TEST_CACHE/moto.log)"
+    export LEARNTRAC_TEST_MOTO=http://127.0.0.1:$port
+    export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-testing} AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-testing}
+    echo "moto on 127.0.0.1:$port" >&2
+}

@@ -1,5 +1,7 @@
 //! How results reach the user: readable text, or one JSON document for machines.
 
+pub mod progress;
+
 use serde::Serialize;
 
 use crate::cli::OutputFormat;
@@ -13,6 +15,10 @@ pub struct Output {
 impl Output {
     pub fn new(format: OutputFormat, quiet: bool) -> Self {
         Output { format, quiet }
+    }
+
+    pub fn quiet(&self) -> bool {
+        self.quiet
     }
 
     pub fn is_json(&self) -> bool {

@@ -42,6 +42,11 @@ impl Cli {
         self
     }
 
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.cmd.env(key, value);
+        self
+    }
+
     pub fn run(mut self) -> Run {
         let out = self.cmd.output().expect("run the learntrac binary");
         Run {

@@ -1,0 +1,36 @@
+//! AWS through the official SDK: the standard credential chain, AWS_PROFILE, AWS_REGION,
+//! and the environment's `aws.endpoint` (moto in tests) when set.
+
+pub mod ecr;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+
+use crate::config::Environment;
+use crate::error::Error;
+
+pub async fn sdk_config(env: &Environment) -> SdkConfig {
+    let mut loader =
+        aws_config::defaults(BehaviorVersion::latest()).region(Region::new(env.aws.region.clone()));
+    if let Some(url) = &env.aws.endpoint {
+        loader = loader.endpoint_url(url);
+    }
+    loader.load().await
+}
+
+/// "failed to <what> for <which>: <cause>", with the fix when it is about credentials.
+pub fn error<E: std::error::Error + 'static>(what: &str, which: &str, e: E) -> Error {
+    let cause = aws_smithy_types::error::display::DisplayErrorContext(&e).to_string();
+    let lower = cause.to_ascii_lowercase();
+    if lower.contains("credential") || lower.contains("no credentials") {
+        return Error::Preflight {
+            what: format!("failed to {what} for {which}: no usable AWS credentials ({cause})"),
+            hint:
+                "set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run on a role"
+                    .into(),
+        };
+    }
+    Error::Image {
+        image: which.to_string(),
+        message: format!("failed to {what}: {cause}"),
+    }
+}

@@ -1,0 +1,73 @@
+//! Progress of long work: live lines on a terminal (indicatif), plain timestamped lines
+//! in CI or when output is not a terminal — never redraws in a log file.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+pub struct Progress {
+    multi: Option<MultiProgress>,
+    started: Instant,
+    quiet: bool,
+}
+
+impl Progress {
+    pub fn new(quiet: bool) -> Self {
+        let live = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none() && !quiet;
+        Progress {
+            multi: live.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
+            started: Instant::now(),
+            quiet,
+        }
+    }
+
+    pub fn line(&self, prefix: &str) -> Line {
+        let bar = self.multi.as_ref().map(|m| {
+            let b = m.add(ProgressBar::new_spinner());
+            b.set_style(
+                ProgressStyle::with_template("{spinner} {prefix:.bold} {elapsed:>4} {wide_msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            b.set_prefix(prefix.to_string());
+            b.enable_steady_tick(Duration::from_millis(120));
+            b
+        });
+        Line {
+            bar,
+            prefix: prefix.to_string(),
+            started: self.started,
+            quiet: self.quiet,
+        }
+    }
+}
+
+pub struct Line {
+    bar: Option<ProgressBar>,
+    prefix: String,
+    started: Instant,
+    quiet: bool,
+}
+
+impl Line {
+    pub fn message(&self, m: &str) {
+        match &self.bar {
+            Some(b) => b.set_message(m.to_string()),
+            None if !self.quiet => {
+                eprintln!(
+                    "{:>7.1}s [{}] {m}",
+                    self.started.elapsed().as_secs_f64(),
+                    self.prefix
+                );
+            }
+            None => {}
+        }
+    }
+
+    pub fn finish(&self, m: &str) {
+        match &self.bar {
+            Some(b) => b.finish_with_message(m.to_string()),
+            None => self.message(m),
+        }
+    }
+}

@@ -1,0 +1,311 @@
+//! `learntrac build` / `push` against this machine's Docker Engine, Debian's
+//! docker-registry on loopback and moto's ECR. The engine cannot pull, so the test
+//! environment substitutes every base image with one imported locally (scripts/test makes
+//! it from Debian's static busybox) and small Dockerfiles through `--templates`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::{Cli, Run, repo_root};
+use serde_json::Value;
+
+fn peer(var: &str, what: &str) -> String {
+    std::env::var(var)
+        .unwrap_or_else(|_| panic!("{what} is required: set {var} (scripts/test starts it)"))
+}
+
+static N: AtomicUsize = AtomicUsize::new(0);
+
+/// A git repository holding a `test` environment wired to the test peers.
+struct ImageProject {
+    dir: tempfile::TempDir,
+    project: String,
+}
+
+impl ImageProject {
+    fn new(trac_dockerfile: &str) -> Self {
+        let base = peer("LEARNTRAC_TEST_BASE_IMAGE", "a locally imported base image");
+        let registry = peer("LEARNTRAC_TEST_REGISTRY", "a loopback docker-registry");
+        let moto = peer("LEARNTRAC_TEST_MOTO", "moto (the AWS endpoint)");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let project = format!(
+            "it{}x{}",
+            std::process::id() % 100_000,
+            N.fetch_add(1, Ordering::SeqCst)
+        );
+        let local = std::fs::read_to_string(repo_root().join("environments/local.yaml"))
+            .expect("local.yaml");
+        let yaml = local
+            .replace("project: learntrac", &format!("project: {project}"))
+            .replace("environment: local", "environment: test")
+            .replace(
+                "endpoint: http://127.0.0.1:5000",
+                &format!("endpoint: {moto}"),
+            )
+            .replace("context: .\n", "context: svc\n")
+            .replace("python:2.7-slim-buster", &base)
+            .replace("rust:1.95-slim-bookworm", &base)
+            .replace("debian:bookworm-slim", &base)
+            + &format!("registry: {registry}\n");
+        let w = |rel: &str, text: &str| {
+            let p = dir.path().join(rel);
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            std::fs::write(p, text).expect("write");
+        };
+        w("environments/test.yaml", &yaml);
+        w("tmpl/docker/trac.Dockerfile.j2", trac_dockerfile);
+        w(
+            "tmpl/docker/learntrac.Dockerfile.j2",
+            "FROM {{ env.images.service_runtime }}\nCOPY . /srv\nRUN test -f /srv/data.txt\n",
+        );
+        w("trac-legacy/start.sh", "echo trac\n");
+        w("trac-legacy/secret.txt", "not for the image\n");
+        w("trac-legacy/notes/draft.md", "also ignored\n");
+        w("trac-legacy/.dockerignore", "secret.txt\nnotes\n");
+        w("svc/data.txt", "data\n");
+        let git = |args: &[&str]| {
+            let ok = Command::new("git")
+                .arg("-C")
+                .arg(dir.path())
+                .args(["-c", "user.email=t@example.edu", "-c", "user.name=t"])
+                .args(args)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "git {args:?}");
+        };
+        git(&["init", "-q"]);
+        git(&["add", "-A"]);
+        git(&["commit", "-qm", "test"]);
+        ImageProject { dir, project }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        let tmpl: PathBuf = self.path().join("tmpl");
+        Cli::new()
+            .root(self.path())
+            .args(args)
+            .args(["--templates"])
+            .args([&tmpl])
+            .run()
+    }
+
+    fn repo(&self, service: &str) -> String {
+        format!("{}-test-{service}", self.project)
+    }
+}
+
+impl Drop for ImageProject {
+    fn drop(&mut self) {
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!("docker images --format '{{{{.Repository}}}}:{{{{.Tag}}}}' | grep '{}-test-' | xargs -r docker rmi -f >/dev/null 2>&1", self.project))
+            .status();
+    }
+}
+
+/// The digest the registry serves for `name:tag`, or None.
+async fn registry_digest(name: &str, tag: &str) -> Option<String> {
+    let registry = peer("LEARNTRAC_TEST_REGISTRY", "a loopback docker-registry");
+    let resp = reqwest::Client::new()
+        .head(format!("http://{registry}/v2/{name}/manifests/{tag}"))
+        .header(
+            "Accept",
+            "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json",
+        )
+        .send()
+        .await
+        .ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    resp.headers()
+        .get("docker-content-digest")?
+        .to_str()
+        .ok()
+        .map(String::from)
+}
+
+const TRAC_OK: &str = "FROM {{ env.images.trac_base }}\nCOPY . /app\nRUN test -f /app/start.sh\nCMD [\"/bin/sh\", \"/app/start.sh\"]\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn push_builds_both_images_and_pushes_them_with_digests_then_a_rerun_skips_everything() {
+    let p = ImageProject::new(TRAC_OK);
+    let first = p.run(&["push", "test", "-o", "json"]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let report: Value = serde_json::from_str(&first.stdout).expect("JSON report");
+    let rows = report.as_array().expect("a row per image");
+    assert_eq!(rows.len(), 2);
+    for row in rows {
+        let service = row["service"].as_str().expect("service");
+        let tags: Vec<&str> = row["tags"]
+            .as_array()
+            .expect("tags")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(tags.len(), 2, "{row}");
+        assert_eq!(tags[1], "test", "the environment's tag");
+        assert!(
+            tags[0].len() >= 12 && !tags[0].contains("dirty"),
+            "the commit, clean tree: {row}"
+        );
+        assert_eq!(row["build"]["cached"], false, "{row}");
+        assert_eq!(row["push"]["skipped"], false, "{row}");
+        let digest = row["push"]["digest"].as_str().expect("digest");
+        assert!(digest.starts_with("sha256:"), "{row}");
+        // The registry serves that digest under both tags.
+        for tag in &tags {
+            assert_eq!(
+                registry_digest(&p.repo(service), tag).await.as_deref(),
+                Some(digest),
+                "{service}:{tag}"
+            );
+        }
+    }
+    // stderr shows progress lines per image (plain lines: not a terminal).
+    assert!(first.stderr.contains("[trac] Step 1/"), "{}", first.stderr);
+    assert!(
+        first.stderr.contains("[learntrac] Step 1/"),
+        "{}",
+        first.stderr
+    );
+
+    let second = p.run(&["push", "test"]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert!(second.stdout.contains("built (cached"), "{}", second.stdout);
+    assert_eq!(
+        second
+            .stdout
+            .matches("already in the registry, push skipped")
+            .count(),
+        2,
+        "{}",
+        second.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dockerignore_keeps_files_out_of_the_image_and_labels_say_what_was_built() {
+    let p = ImageProject::new(TRAC_OK);
+    let run = p.run(&["build", "test", "--only", "trac", "-o", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let image = format!("{}:test", p.repo("trac"));
+    let out = Command::new("docker")
+        .args(["run", "--rm", &image, "find", "/app"])
+        .output()
+        .expect("docker run");
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(listing.contains("/app/start.sh"), "{listing}");
+    assert!(
+        !listing.contains("secret.txt"),
+        "ignored file in the image: {listing}"
+    );
+    assert!(
+        !listing.contains("draft.md"),
+        "ignored folder in the image: {listing}"
+    );
+    let out = Command::new("docker")
+        .args([
+            "image",
+            "inspect",
+            "--format",
+            "{{json .Config.Labels}}",
+            &image,
+        ])
+        .output()
+        .expect("inspect");
+    let labels: Value = serde_json::from_slice(&out.stdout).expect("labels");
+    let rev = labels["org.opencontainers.image.revision"]
+        .as_str()
+        .expect("revision label");
+    assert!(rev.len() >= 12, "{labels}");
+    assert!(
+        labels["org.opencontainers.image.created"].is_string(),
+        "{labels}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_step_names_the_image_and_step_and_pushes_nothing() {
+    let p = ImageProject::new(
+        "FROM {{ env.images.trac_base }}\nCOPY . /app\nRUN echo compiling && exit 3\n",
+    );
+    let run = p.run(&["push", "test"]);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("image trac: build failed at Step 3/"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("RUN echo compiling && exit 3"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("compiling"),
+        "the step's last lines: {}",
+        run.stderr
+    );
+    for service in ["trac", "learntrac"] {
+        assert_eq!(
+            registry_digest(&p.repo(service), "test").await,
+            None,
+            "{service} was pushed"
+        );
+    }
+}
+
+#[test]
+fn an_unreachable_docker_engine_is_a_preflight_error_with_the_fix() {
+    let p = ImageProject::new(TRAC_OK);
+    let run = Cli::new()
+        .root(p.path())
+        .args(["build", "test"])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .run();
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(run.stderr.contains("Docker Engine"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("hint: start the Docker Engine"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn pushing_to_ecr_without_the_repositories_says_how_to_create_them() {
+    let p = ImageProject::new(TRAC_OK);
+    // Without the registry override pushes go to ECR (moto), which has no repositories.
+    let yaml = p.path().join("environments/test.yaml");
+    let text = std::fs::read_to_string(&yaml).expect("read");
+    let without: String = text
+        .lines()
+        .filter(|l| !l.starts_with("registry:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&yaml, without).expect("write");
+    let run = p.run(&["push", "test"]);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("no such ECR repository"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("learntrac deploy test"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("Step 1/"),
+        "nothing is built for a push that cannot happen"
+    );
+}
