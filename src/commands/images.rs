@@ -1,7 +1,7 @@
 //! `learntrac build ENV` and `learntrac push ENV`: both images built concurrently through
 //! the Engine API, tagged with what was built, then pushed concurrently.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use bollard::Docker;
@@ -217,38 +217,67 @@ async fn build_one(
             message: format!("no docker/{service}.Dockerfile among the rendered templates"),
         })?;
     let dir = root.join(&spec.context);
-    line.message(&format!("packing the build context {}", dir.display()));
-    let (tar, count) = {
-        let dir = dir.clone();
-        let dockerfile = dockerfile.clone();
-        tokio::task::spawn_blocking(move || context::tar(&dir, &dockerfile))
-            .await
-            .map_err(|e| Error::Image {
-                image: service.to_string(),
-                message: e.to_string(),
-            })??
-    };
-    line.message(&format!("sending {count} files ({} kB)", tar.len() / 1024));
     let local = format!("{}:{}", local_name(env, service), rev.tag());
-    let mut labels = HashMap::new();
-    labels.insert("org.opencontainers.image.revision".to_string(), rev.tag());
-    labels.insert(
-        "org.opencontainers.image.title".to_string(),
-        local_name(env, service),
-    );
+    let mut labels = BTreeMap::new();
+    labels.insert("org.opencontainers.image.revision", rev.tag());
+    labels.insert("org.opencontainers.image.title", local_name(env, service));
     if let Some(source) = git_remote(root) {
-        labels.insert("org.opencontainers.image.source".to_string(), source);
+        labels.insert("org.opencontainers.image.source", source);
     }
     // The commit's time, not now: an unchanged tree must rebuild to the same image.
     if let Some(created) = commit_time(root) {
-        labels.insert("org.opencontainers.image.created".to_string(), created);
+        labels.insert("org.opencontainers.image.created", created);
     }
+    line.message(&format!("packing the build context {}", dir.display()));
+    let (tar, count, context_hash) = {
+        let dir = dir.clone();
+        let dockerfile = dockerfile.clone();
+        tokio::task::spawn_blocking(move || {
+            // Hash the unlabelled context so the hash can be a label itself.
+            let (plain, _) = context::tar(&dir, &dockerfile)?;
+            let hash = sha256_hex(&plain);
+            labels.insert(CONTEXT_LABEL, hash.clone());
+            let labelled = format!(
+                "{}\n{}\n",
+                dockerfile.trim_end(),
+                label_instruction(&labels)
+            );
+            let (tar, count) = context::tar(&dir, &labelled)?;
+            Ok::<_, Error>((tar, count, hash))
+        })
+        .await
+        .map_err(|e| Error::Image {
+            image: service.to_string(),
+            message: e.to_string(),
+        })??
+    };
+    // Same commit, same context, same Dockerfile: the engine would only replay its cache.
+    if let Ok(existing) = docker.inspect_image(&local).await
+        && existing
+            .config
+            .as_ref()
+            .and_then(|c| c.labels.as_ref())
+            .and_then(|l| l.get(CONTEXT_LABEL))
+            == Some(&context_hash)
+    {
+        let image_id = existing.id.unwrap_or_default();
+        line.finish(&format!("up to date {image_id} (context unchanged)"));
+        return Ok((
+            local,
+            Built {
+                image_id,
+                cached: true,
+                steps: 0,
+                seconds: 0.0,
+            },
+        ));
+    }
+    line.message(&format!("sending {count} files ({} kB)", tar.len() / 1024));
     let req = BuildRequest {
         image: service.as_str(),
         tag: &local,
         context: tar,
         platform: &env.images.platform,
-        labels,
     };
     let built = docker::build::build(docker, req, &line).await?;
     line.finish(&format!(
@@ -257,6 +286,32 @@ async fn build_one(
         if built.cached { "(cached)" } else { "" }
     ));
     Ok((local, built))
+}
+
+/// Label holding the hash of the build context and Dockerfile an image was built from.
+const CONTEXT_LABEL: &str = "dev.learntrac.context-sha256";
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// All labels in one instruction: the classic builder commits one layer per LABEL.
+fn label_instruction(labels: &BTreeMap<&str, String>) -> String {
+    let quoted: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                serde_json::Value::from(*k),
+                serde_json::Value::from(v.as_str())
+            )
+        })
+        .collect();
+    format!("LABEL {}", quoted.join(" "))
 }
 
 async fn tag_local(docker: &Docker, local: &str, name: &str, tag: &str) -> Result<()> {

@@ -1,6 +1,6 @@
 //! One image build through the Engine API, streaming its output to a progress line.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use bollard::Docker;
@@ -19,7 +19,6 @@ pub struct BuildRequest<'a> {
     pub tag: &'a str,
     pub context: Vec<u8>,
     pub platform: &'a str,
-    pub labels: HashMap<String, String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -37,7 +36,6 @@ pub async fn build(docker: &Docker, req: BuildRequest<'_>, line: &Line) -> Resul
         .dockerfile(super::context::DOCKERFILE)
         .t(req.tag)
         .platform(req.platform)
-        .labels(&req.labels)
         .rm(true)
         .forcerm(true)
         .build();
