@@ -150,16 +150,21 @@ async fn already_there(docker: &Docker, req: &PushRequest<'_>) -> Option<String>
         .into_iter()
         .filter_map(|d| d.strip_prefix(&prefix).map(String::from))
         .collect();
+    // One registry round trip per tag, all at once.
+    let names: Vec<String> = req
+        .tags
+        .iter()
+        .map(|tag| format!("{}:{tag}", req.repository))
+        .collect();
+    let remotes = futures_util::future::join_all(
+        names
+            .iter()
+            .map(|name| docker.inspect_registry_image(name, req.credentials.clone())),
+    )
+    .await;
     let mut digest = None;
-    for tag in req.tags {
-        let remote = docker
-            .inspect_registry_image(
-                &format!("{}:{tag}", req.repository),
-                req.credentials.clone(),
-            )
-            .await
-            .ok()?;
-        let d = remote.descriptor.digest?;
+    for remote in remotes {
+        let d = remote.ok()?.descriptor.digest?;
         if !known.contains(&d) {
             return None;
         }
