@@ -74,6 +74,45 @@ pub enum Command {
         after_help = "Examples:\n  learntrac push dev\n  learntrac push dev --skip-build -o json\n\nExit codes: 3 Docker or AWS credentials missing, 4 a build or push failed."
     )]
     Push(ImageArgs),
+    /// The local LearnTrac stack, routed exactly like the load balancer
+    #[command(subcommand)]
+    Local(LocalCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LocalCommand {
+    /// Bring the stack up (in the foreground; Ctrl-C stops it)
+    #[command(
+        after_help = "Examples:\n  learntrac local up --seed-demo\n  learntrac local up --port 9090\n\nWithout a Docker Engine (or with --embedded) the service runs in-process on a SQLite\ndatabase with Trac's schema, behind the local router. Works without a checkout too."
+    )]
+    Up(LocalUpArgs),
+    /// Show each component's state, health and ports
+    Ps,
+    /// Stop the stack; data is kept unless --volumes
+    Down {
+        /// Also delete the stack's data
+        #[arg(long)]
+        volumes: bool,
+    },
+    /// Print the service's log
+    Logs {
+        /// Keep printing new lines
+        #[arg(long, short = 'f')]
+        follow: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct LocalUpArgs {
+    /// Run the embedded runtime even where a Docker Engine is reachable
+    #[arg(long)]
+    pub embedded: bool,
+    /// Add demo concepts, milestones, students and practice history (only to an empty database)
+    #[arg(long)]
+    pub seed_demo: bool,
+    /// Router port [default: local.router_port of environments/local.yaml]
+    #[arg(long)]
+    pub port: Option<u16>,
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@ pub mod config;
 pub mod docker;
 pub mod error;
 pub mod git;
+pub mod local;
 pub mod render;
 pub mod ui;
 
@@ -53,6 +54,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Render(args) => commands::render::run(&args, &ctx),
         Command::Build(args) => commands::images::build(&args, &ctx),
         Command::Push(args) => commands::images::push(&args, &ctx),
+        Command::Local(cmd) => commands::local::run(&cmd, &ctx),
     };
     match result {
         Ok(code) => code,

@@ -1,3 +1,4 @@
 pub mod config;
 pub mod images;
+pub mod local;
 pub mod render;

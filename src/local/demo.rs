@@ -1,0 +1,137 @@
+//! `--seed-demo`: concepts with prerequisites, two milestones, two students, a teacher
+//! and some practice history, so a newcomer sees something real at once. Tickets are
+//! written as Trac's `Ticket.insert` writes them; practice goes through the real API.
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::Request;
+use sqlx::Connection;
+use tower::ServiceExt;
+
+use super::state::DataDir;
+use crate::error::{Error, Result};
+
+pub const STUDENTS: [&str; 2] = ["alice", "bob"];
+pub const TEACHER: &str = "carol";
+
+/// (summary, owner, milestone, prerequisites, threshold)
+const CONCEPTS: &[(&str, &str, &str, &str, &str)] = &[
+    (
+        "Variables and expressions",
+        "alice",
+        "algebra-1",
+        "[]",
+        "0.8",
+    ),
+    ("Linear equations", "alice", "algebra-1", "[1]", "0.8"),
+    ("Quadratic equations", "alice", "algebra-1", "[2]", "0.75"),
+    ("Variables and expressions", "bob", "algebra-1", "[]", "0.8"),
+    ("Linear equations", "bob", "algebra-1", "[4]", "0.8"),
+    ("Limits", "alice", "calculus-1", "[3]", "0.85"),
+    ("Derivatives", "alice", "calculus-1", "[6]", "0.85"),
+];
+
+/// Practice history: (ticket, student, scores).
+const PRACTICE: &[(i64, &str, &[f64])] = &[
+    (1, "alice", &[0.6, 0.9, 1.0]),
+    (2, "alice", &[0.5, 0.7]),
+    (4, "bob", &[0.4]),
+];
+
+fn fail(e: impl std::fmt::Display) -> Error {
+    Error::Image {
+        image: "demo data".into(),
+        message: e.to_string(),
+    }
+}
+
+/// Seeds an empty database; returns false (and changes nothing) when tickets exist.
+pub async fn seed(data: &DataDir, service: &Router, token_secret: &str) -> Result<bool> {
+    sqlx::any::install_default_drivers();
+    let url = format!("sqlite://{}", data.trac_db().display());
+    let mut conn = sqlx::AnyConnection::connect(&url).await.map_err(fail)?;
+    let tickets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ticket")
+        .fetch_one(&mut conn)
+        .await
+        .map_err(fail)?;
+    if tickets > 0 {
+        return Ok(false);
+    }
+    let now = learntrac_service::trac::now_micros();
+    let mut tx = conn.begin().await.map_err(fail)?;
+    for (name, due_days) in [("algebra-1", 30i64), ("calculus-1", 90)] {
+        sqlx::query(
+            "INSERT INTO milestone (name, due, completed, description) VALUES ($1, $2, 0, $3)",
+        )
+        .bind(name)
+        .bind(now + due_days * 86_400_000_000)
+        .bind(format!("Demo milestone {name}"))
+        .execute(&mut *tx)
+        .await
+        .map_err(fail)?;
+    }
+    for (i, (summary, owner, milestone, prereq, threshold)) in CONCEPTS.iter().enumerate() {
+        let t = now + i as i64;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO ticket (type, time, changetime, component, priority, owner, reporter, cc, version, \
+             milestone, status, resolution, summary, description, keywords) \
+             VALUES ('task', $1, $2, '', 'major', $3, $4, '', '', $5, 'new', '', $6, $7, 'demo') RETURNING id",
+        )
+        .bind(t)
+        .bind(t)
+        .bind(*owner)
+        .bind(TEACHER)
+        .bind(*milestone)
+        .bind(*summary)
+        .bind(format!("Practise {summary} until mastery."))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(fail)?;
+        for (field, value) in [
+            ("learning_difficulty", "2.0"),
+            ("mastery_threshold", threshold),
+            ("prerequisite_concepts", prereq),
+        ] {
+            sqlx::query("INSERT INTO ticket_custom (ticket, name, value) VALUES ($1, $2, $3)")
+                .bind(id)
+                .bind(field)
+                .bind(value.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(fail)?;
+        }
+    }
+    for (who, action) in [(TEACHER, "teachers"), ("teachers", "TICKET_ADMIN")] {
+        sqlx::query("INSERT INTO permission (username, action) VALUES ($1, $2)")
+            .bind(who)
+            .bind(action)
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+    }
+    tx.commit().await.map_err(fail)?;
+    drop(conn);
+    for (ticket, student, scores) in PRACTICE {
+        let token =
+            learntrac_service::auth::issue_token(token_secret, student, 300).map_err(fail)?;
+        for score in *scores {
+            let req = Request::post(format!("/api/LearnTrac/concepts/{ticket}/practice"))
+                .header("content-type", "application/json")
+                .header("authorization", format!("Bearer {token}"))
+                .body(Body::from(format!("{{\"score\": {score}}}")))
+                .map_err(fail)?;
+            let resp = service
+                .clone()
+                .oneshot(req)
+                .await
+                .map_err(|never| match never {})?;
+            if !resp.status().is_success() {
+                return Err(fail(format!(
+                    "practice on #{ticket} answered {}",
+                    resp.status()
+                )));
+            }
+        }
+    }
+    Ok(true)
+}

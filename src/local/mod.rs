@@ -1,0 +1,14 @@
+//! `learntrac local …`: the LearnTrac stack on one machine, routed exactly like the ALB.
+//! This holds the embedded runtime (no Docker needed): Trac's own schema in SQLite, the
+//! service in-process with an in-process cache, and the local router.
+
+pub mod demo;
+pub mod embedded;
+pub mod router;
+pub mod state;
+
+/// Trac's SQLite schema and initial rows (scripts/gen-trac-schema writes it).
+pub const TRAC_SQLITE_SCHEMA: &str = include_str!("trac_sqlite.sql");
+
+/// The repository's environments/local.yaml, built in for machines without a checkout.
+pub const BUILTIN_LOCAL_ENVIRONMENT: &str = include_str!("../../environments/local.yaml");
