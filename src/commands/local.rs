@@ -287,7 +287,10 @@ fn logs(data: &DataDir, follow: bool) -> Result<i32> {
     file.read_to_string(&mut buf)
         .map_err(|e| Error::io("read the log", e))?;
     print!("{buf}");
-    while follow {
+    if !follow {
+        return Ok(exit::OK);
+    }
+    loop {
         std::thread::sleep(Duration::from_millis(300));
         let pos = file
             .stream_position()
@@ -301,5 +304,4 @@ fn logs(data: &DataDir, follow: bool) -> Result<i32> {
                 .map_err(|e| Error::io("read the log", e))?;
         }
     }
-    Ok(exit::OK)
 }
