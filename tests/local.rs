@@ -34,18 +34,27 @@ fn up(dir: &Path, home: &Path, port: u16, seed: bool) -> Child {
     if seed {
         cmd.arg("--seed-demo");
     }
-    let child = cmd
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("local up");
-    for _ in 0..200 {
-        if learntrac_service::healthcheck::probe(port, Duration::from_millis(500)).is_ok() {
-            return child;
+    let healthy = (0..200).any(|_| {
+        let ok = learntrac_service::healthcheck::probe(port, Duration::from_millis(500)).is_ok();
+        if !ok {
+            std::thread::sleep(Duration::from_millis(50));
         }
-        std::thread::sleep(Duration::from_millis(50));
+        ok
+    });
+    if !healthy {
+        let _ = child.kill();
+        let out = child.wait_with_output().expect("reap");
+        panic!(
+            "local up did not become healthy on {port}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
-    panic!("local up did not become healthy on {port}");
+    child
 }
 
 async fn get(url: &str, token: Option<&str>) -> (u16, String) {
