@@ -77,6 +77,35 @@ pub enum Command {
     /// The local LearnTrac stack, routed exactly like the load balancer
     #[command(subcommand)]
     Local(LocalCommand),
+    /// SSM SecureString secrets under the environment's prefix (/PROJECT/ENV/)
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Store a secret; the value comes from stdin or a hidden prompt, never the command line
+    #[command(
+        after_help = "Examples:\n  learntrac secrets set dev db/password            # prompts, input hidden\n  openssl rand -hex 32 | learntrac secrets set dev token-secret"
+    )]
+    Set {
+        env: String,
+        /// Name under the prefix (db/password) or the full path (/learntrac/dev/db/password)
+        name: String,
+    },
+    /// Show a secret's version and date; the value only with --reveal
+    Get {
+        env: String,
+        name: String,
+        /// Print the decrypted value
+        #[arg(long)]
+        reveal: bool,
+    },
+    /// Names, versions and dates under the prefix, and which secrets the tasks need but lack
+    /// (exit 3 when one is missing); never values
+    List { env: String },
+    /// Delete a secret
+    Delete { env: String, name: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -48,6 +48,13 @@ pub enum Error {
     #[error("{what}\n    hint: {hint}")]
     Preflight { what: String, hint: String },
 
+    #[error("failed to {what} for {which}: {cause}")]
+    Aws {
+        what: String,
+        which: String,
+        cause: String,
+    },
+
     #[error("image {image}: {message}")]
     Image { image: String, message: String },
 
@@ -89,7 +96,7 @@ impl Error {
             | Error::SecretExposed(_) => exit::USAGE,
             Error::Preflight { .. } => exit::PREFLIGHT,
             Error::Image { .. } => exit::IMAGE,
-            Error::Io { .. } => exit::FAILURE,
+            Error::Io { .. } | Error::Aws { .. } => exit::FAILURE,
         }
     }
 }

@@ -55,6 +55,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Build(args) => commands::images::build(&args, &ctx),
         Command::Push(args) => commands::images::push(&args, &ctx),
         Command::Local(cmd) => commands::local::run(&cmd, &ctx),
+        Command::Secrets(cmd) => commands::secrets::run(&cmd, &ctx),
     };
     match result {
         Ok(code) => code,

@@ -2,6 +2,7 @@
 //! and the environment's `aws.endpoint` (moto in tests) when set.
 
 pub mod ecr;
+pub mod ssm;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 

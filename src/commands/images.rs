@@ -356,12 +356,22 @@ async fn registry(
 ) -> Result<(String, Option<DockerCredentials>)> {
     let config = crate::aws::sdk_config(env).await;
     let ecr = aws_sdk_ecr::Client::new(&config);
-    let login = crate::aws::ecr::login(&ecr).await?;
+    // An ECR failure is a failed push (exit 4), not a generic one.
+    let as_push = |e: Error| match e {
+        Error::Aws { what, which, cause } => Error::Image {
+            image: which,
+            message: format!("failed to {what}: {cause}"),
+        },
+        other => other,
+    };
+    let login = crate::aws::ecr::login(&ecr).await.map_err(as_push)?;
     if let Some(host) = &env.registry {
         return Ok((host.clone(), docker_config_credentials(host)));
     }
     let names: Vec<String> = services.iter().map(|s| local_name(env, *s)).collect();
-    let missing = crate::aws::ecr::missing_repositories(&ecr, &names).await?;
+    let missing = crate::aws::ecr::missing_repositories(&ecr, &names)
+        .await
+        .map_err(as_push)?;
     if !missing.is_empty() {
         return Err(Error::Image {
             image: missing.join(", "),

@@ -2,3 +2,4 @@ pub mod config;
 pub mod images;
 pub mod local;
 pub mod render;
+pub mod secrets;

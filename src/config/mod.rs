@@ -15,7 +15,7 @@ use serde_yaml::Value;
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use locate::{Locations, Position};
 pub use model::*;
-pub use validate::{WIRED_VARIABLES, has_url_credentials, looks_secret};
+pub use validate::{WIRED_VARIABLES, has_url_credentials, looks_secret, ssm_path_problem};
 
 use crate::error::Error;
 

@@ -224,7 +224,7 @@ fn network(n: &Network, p: &mut FileParser) {
     }
 }
 
-fn ssm_path_problem(name: &str) -> Option<&'static str> {
+pub fn ssm_path_problem(name: &str) -> Option<&'static str> {
     if !name.starts_with('/') {
         return Some("an SSM parameter path starts with `/`");
     }

@@ -19,13 +19,14 @@ pub struct Run {
 /// Builder for a `learntrac` invocation: `Cli::new().args(["render", "dev"]).run()`.
 pub struct Cli {
     cmd: Command,
+    stdin: Option<String>,
 }
 
 impl Cli {
     pub fn new() -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_learntrac"));
         cmd.env_remove("LEARNTRAC_ROOT").current_dir(repo_root());
-        Cli { cmd }
+        Cli { cmd, stdin: None }
     }
 
     pub fn root(mut self, root: &Path) -> Self {
@@ -47,8 +48,27 @@ impl Cli {
         self
     }
 
+    pub fn stdin(mut self, text: &str) -> Self {
+        self.stdin = Some(text.to_string());
+        self
+    }
+
     pub fn run(mut self) -> Run {
-        let out = self.cmd.output().expect("run the learntrac binary");
+        use std::io::Write;
+        use std::process::Stdio;
+        let mut child = self
+            .cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run the learntrac binary");
+        let mut input = child.stdin.take().expect("stdin");
+        if let Some(text) = &self.stdin {
+            input.write_all(text.as_bytes()).expect("write stdin");
+        }
+        drop(input);
+        let out = child.wait_with_output().expect("run the learntrac binary");
         Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

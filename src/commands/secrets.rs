@@ -1,0 +1,189 @@
+//! `learntrac secrets set|get|list|delete ENV [NAME]`: SSM SecureStrings under the
+//! environment's prefix. Values come from stdin or a hidden prompt, never the command
+//! line, and are printed only by `get --reveal`.
+
+use std::io::{IsTerminal, Read};
+
+use serde::Serialize;
+
+use crate::Ctx;
+use crate::aws::ssm::{self, SecretInfo};
+use crate::cli::SecretsCommand;
+use crate::config::{self, Environment};
+use crate::error::{Error, Result, exit};
+use crate::render::secrets_of;
+
+/// `db/password` → `/learntrac/dev/db/password`; absolute names must be under the prefix.
+pub fn parameter_name(env: &Environment, name: &str) -> Result<String> {
+    let prefix = env.ssm_prefix();
+    let full = if name.starts_with('/') {
+        name.to_string()
+    } else {
+        format!("{prefix}/{name}")
+    };
+    let usage = |why: String| Error::Preflight {
+        what: why,
+        hint: format!("use a name under {prefix}/, e.g. db/password"),
+    };
+    if !full.starts_with(&format!("{prefix}/")) {
+        return Err(usage(format!(
+            "`{full}` is not under this environment's prefix {prefix}"
+        )));
+    }
+    if let Some(why) = config::ssm_path_problem(&full) {
+        return Err(usage(format!("`{full}`: {why}")));
+    }
+    Ok(full)
+}
+
+#[derive(Serialize)]
+struct Required {
+    parameter: String,
+    service: String,
+    variable: String,
+    present: bool,
+}
+
+pub fn run(cmd: &SecretsCommand, ctx: &Ctx) -> Result<i32> {
+    let root = ctx.root()?;
+    let env_name = match cmd {
+        SecretsCommand::Set { env, .. }
+        | SecretsCommand::Get { env, .. }
+        | SecretsCommand::List { env }
+        | SecretsCommand::Delete { env, .. } => env,
+    };
+    let env = config::load(&root, env_name)?;
+    let runtime =
+        tokio::runtime::Runtime::new().map_err(|e| Error::io("start the async runtime", e))?;
+    runtime.block_on(async {
+        let client = aws_sdk_ssm::Client::new(&crate::aws::sdk_config(&env).await);
+        match cmd {
+            SecretsCommand::Set { name, .. } => {
+                let name = parameter_name(&env, name)?;
+                let value = read_value(&name)?;
+                let version = ssm::put(&client, &name, &value).await?;
+                ctx.out.result(&serde_json::json!({"name": name, "version": version}), || {
+                    format!("stored {name} (version {version})")
+                });
+                Ok(exit::OK)
+            }
+            SecretsCommand::Get { name, reveal, .. } => {
+                let name = parameter_name(&env, name)?;
+                let Some((info, value)) = ssm::get(&client, &name).await? else {
+                    return Err(Error::Aws {
+                        what: "read the secret".into(),
+                        which: name.clone(),
+                        cause: format!("it does not exist; create it with `learntrac secrets set {} {}`", env.environment, relative(&env, &name)),
+                    });
+                };
+                let mut doc = serde_json::to_value(&info).unwrap_or_default();
+                if *reveal {
+                    doc["value"] = serde_json::Value::String(value.clone());
+                }
+                ctx.out.result(&doc, || {
+                    if *reveal {
+                        value.clone()
+                    } else {
+                        format!("{} version {} (value hidden; --reveal prints it)", info.name, info.version)
+                    }
+                });
+                Ok(exit::OK)
+            }
+            SecretsCommand::List { .. } => {
+                let params = ssm::list(&client, &env.ssm_prefix()).await?;
+                let required = required(&env, &params);
+                ctx.out.result(
+                    &serde_json::json!({"prefix": env.ssm_prefix(), "parameters": params, "required": required}),
+                    || human_list(&env, &params, &required),
+                );
+                Ok(if required.iter().all(|r| r.present) { exit::OK } else { exit::PREFLIGHT })
+            }
+            SecretsCommand::Delete { name, .. } => {
+                let name = parameter_name(&env, name)?;
+                let deleted = ssm::delete(&client, &name).await?;
+                ctx.out.result(&serde_json::json!({"name": name, "deleted": deleted}), || {
+                    if deleted { format!("deleted {name}") } else { format!("{name} did not exist") }
+                });
+                Ok(exit::OK)
+            }
+        }
+    })
+}
+
+fn relative(env: &Environment, name: &str) -> String {
+    name.strip_prefix(&format!("{}/", env.ssm_prefix()))
+        .unwrap_or(name)
+        .to_string()
+}
+
+/// Every parameter the environment's task definitions read, and whether it exists.
+fn required(env: &Environment, params: &[SecretInfo]) -> Vec<Required> {
+    env.services
+        .iter()
+        .flat_map(|(service, spec)| {
+            secrets_of(env, spec)
+                .into_iter()
+                .map(move |(variable, parameter)| (service, variable, parameter))
+        })
+        .map(|(service, variable, parameter)| Required {
+            present: params.iter().any(|p| p.name == parameter),
+            parameter,
+            service: service.to_string(),
+            variable,
+        })
+        .collect()
+}
+
+fn human_list(env: &Environment, params: &[SecretInfo], required: &[Required]) -> String {
+    let mut s = format!(
+        "{:<50} {:>7}  {}\n",
+        "NAME", "VERSION", "LAST MODIFIED (UTC, s since epoch)"
+    );
+    for p in params {
+        s.push_str(&format!(
+            "{:<50} {:>7}  {}\n",
+            p.name,
+            p.version,
+            p.last_modified.map_or("-".into(), |t| t.to_string())
+        ));
+    }
+    let missing: Vec<&Required> = required.iter().filter(|r| !r.present).collect();
+    if !missing.is_empty() {
+        s.push_str("\nmissing, but read by the task definitions:\n");
+        for r in missing {
+            s.push_str(&format!(
+                "  {} ({} {})  ->  learntrac secrets set {} {}\n",
+                r.parameter,
+                r.service,
+                r.variable,
+                env.environment,
+                relative(env, &r.parameter)
+            ));
+        }
+    }
+    s
+}
+
+/// The value: piped stdin, or a prompt that does not echo.
+fn read_value(name: &str) -> Result<String> {
+    let value = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(format!("value for {name} (input hidden): "))
+            .map_err(|e| Error::io("read the value", e))?
+    } else {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| Error::io("read the value from stdin", e))?;
+        s.strip_suffix('\n')
+            .map(|t| t.strip_suffix('\r').unwrap_or(t))
+            .unwrap_or(&s)
+            .to_string()
+    };
+    if value.is_empty() {
+        return Err(Error::Preflight {
+            what: format!("no value for {name}"),
+            hint: "pipe it in (e.g. `pass show x | learntrac secrets set ENV NAME`) or type it at the prompt".into(),
+        });
+    }
+    Ok(value)
+}

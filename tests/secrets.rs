@@ -1,0 +1,141 @@
+//! `learntrac secrets` against moto's SSM: a round trip in which no value appears in any
+//! output without --reveal.
+
+mod common;
+
+use common::{Cli, Project, Run};
+use serde_json::Value;
+
+const PASSWORD: &str = "hunter2-Very-Secret-Value";
+const TOKEN: &str = "0123456789abcdef0123456789abcdef-token";
+
+fn project() -> Project {
+    let moto = std::env::var("LEARNTRAC_TEST_MOTO")
+        .expect("moto is required: set LEARNTRAC_TEST_MOTO (scripts/test starts it)");
+    let p = Project::new();
+    p.edit(
+        "local",
+        "endpoint: http://127.0.0.1:5000",
+        &format!("endpoint: {moto}"),
+    );
+    p
+}
+
+fn secrets(p: &Project, args: &[&str]) -> Cli {
+    Cli::new().root(p.path()).args(["secrets"]).args(args)
+}
+
+fn no_values(r: &Run) {
+    for v in [PASSWORD, TOKEN] {
+        assert!(
+            !r.stdout.contains(v) && !r.stderr.contains(v),
+            "a value leaked:\n{}\n{}",
+            r.stdout,
+            r.stderr
+        );
+    }
+}
+
+#[test]
+fn round_trip_without_values_in_output() {
+    let p = project();
+    // Clean slate for the names this test uses (moto is shared with other tests).
+    for n in ["db/password", "token-secret"] {
+        secrets(&p, &["delete", "local", n]).run();
+    }
+
+    let before = secrets(&p, &["list", "local", "-o", "json"]).run();
+    assert_eq!(
+        before.code, 3,
+        "a required secret is missing: {}",
+        before.stderr
+    );
+    let doc: Value = serde_json::from_str(&before.stdout).expect("JSON");
+    let required = doc["required"].as_array().expect("required");
+    assert!(
+        required
+            .iter()
+            .any(|r| r["parameter"] == "/learntrac/local/db/password" && r["present"] == false),
+        "{doc}"
+    );
+    let human = secrets(&p, &["list", "local"]).run();
+    assert!(
+        human
+            .stdout
+            .contains("learntrac secrets set local db/password"),
+        "{}",
+        human.stdout
+    );
+
+    let set = secrets(&p, &["set", "local", "db/password", "-o", "json"])
+        .stdin(&format!("{PASSWORD}\n"))
+        .run();
+    assert_eq!(set.code, 0, "{}", set.stderr);
+    let v: Value = serde_json::from_str(&set.stdout).expect("JSON");
+    assert_eq!(v["name"], "/learntrac/local/db/password");
+    assert_eq!(v["version"], 1);
+    no_values(&set);
+    let set2 = secrets(&p, &["set", "local", "/learntrac/local/token-secret"])
+        .stdin(TOKEN)
+        .run();
+    assert_eq!(set2.code, 0, "{}", set2.stderr);
+    no_values(&set2);
+
+    let list = secrets(&p, &["list", "local", "-o", "json"]).run();
+    assert_eq!(
+        list.code, 0,
+        "all required secrets present: {}",
+        list.stderr
+    );
+    no_values(&list);
+    let doc: Value = serde_json::from_str(&list.stdout).expect("JSON");
+    let names: Vec<&str> = doc["parameters"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"/learntrac/local/db/password")
+            && names.contains(&"/learntrac/local/token-secret"),
+        "{doc}"
+    );
+
+    let get = secrets(&p, &["get", "local", "db/password"]).run();
+    assert_eq!(get.code, 0);
+    assert!(get.stdout.contains("value hidden"), "{}", get.stdout);
+    no_values(&get);
+    let get_json = secrets(&p, &["get", "local", "db/password", "-o", "json"]).run();
+    no_values(&get_json);
+    let reveal = secrets(&p, &["get", "local", "db/password", "--reveal"]).run();
+    assert_eq!(reveal.stdout.trim_end(), PASSWORD);
+
+    let again = secrets(&p, &["set", "local", "db/password", "-o", "json"])
+        .stdin("rotated-value")
+        .run();
+    assert_eq!(
+        serde_json::from_str::<Value>(&again.stdout).expect("JSON")["version"],
+        2
+    );
+
+    let del = secrets(&p, &["delete", "local", "db/password"]).run();
+    assert_eq!(del.code, 0);
+    let gone = secrets(&p, &["get", "local", "db/password"]).run();
+    assert_eq!(gone.code, 1);
+    assert!(
+        gone.stderr
+            .contains("learntrac secrets set local db/password"),
+        "{}",
+        gone.stderr
+    );
+
+    let outside = secrets(&p, &["set", "local", "/other/app/key"])
+        .stdin("x")
+        .run();
+    assert_eq!(outside.code, 3, "{}", outside.stderr);
+    let empty = secrets(&p, &["set", "local", "db/password"])
+        .stdin("")
+        .run();
+    assert_eq!(empty.code, 3, "{}", empty.stderr);
+    secrets(&p, &["delete", "local", "token-secret"]).run();
+}
