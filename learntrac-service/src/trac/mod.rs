@@ -58,10 +58,9 @@ struct TicketRow {
     keywords: Option<String>,
 }
 
-const TICKET_COLUMNS_OF_T: &str = "CAST(t.id AS BIGINT) AS id, t.type, t.time, t.changetime, t.component, \
+/// Ticket columns, for queries that name the ticket table `t`.
+const TICKET_COLUMNS: &str = "CAST(t.id AS BIGINT) AS id, t.type, t.time, t.changetime, t.component, \
      t.priority, t.owner, t.reporter, t.milestone, t.status, t.resolution, t.summary, t.description, t.keywords";
-const TICKET_COLUMNS: &str = "CAST(id AS BIGINT) AS id, type, time, changetime, component, priority, owner, \
-     reporter, milestone, status, resolution, summary, description, keywords";
 
 /// A learning concept: a Trac ticket and its learning fields.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -180,7 +179,7 @@ pub async fn concept(db: &Db, id: i64) -> Result<Option<Concept>, sqlx::Error> {
     let sql = format!(
         "SELECT {}, c.name AS custom_name, c.value AS custom_value \
          FROM ticket t LEFT JOIN ticket_custom c ON c.ticket = t.id WHERE t.id = $1",
-        TICKET_COLUMNS_OF_T
+        TICKET_COLUMNS
     );
     let rows = sqlx::query_as::<_, TicketWithCustom>(AssertSqlSafe(sql))
         .bind(id)
@@ -203,35 +202,31 @@ pub async fn student_concepts(
     student: &str,
     statuses: &[String],
 ) -> Result<Vec<Concept>, sqlx::Error> {
-    let mut sql = format!("SELECT {TICKET_COLUMNS} FROM ticket WHERE owner = $1");
+    let mut sql = format!("SELECT {TICKET_COLUMNS} FROM ticket t WHERE t.owner = $1");
     if !statuses.is_empty() {
         let ph: Vec<String> = (0..statuses.len()).map(|i| format!("${}", i + 2)).collect();
-        sql.push_str(&format!(" AND status IN ({})", ph.join(", ")));
+        sql.push_str(&format!(" AND t.status IN ({})", ph.join(", ")));
     }
-    sql.push_str(" ORDER BY id");
+    sql.push_str(" ORDER BY t.id");
     let mut q = sqlx::query_as::<_, TicketRow>(AssertSqlSafe(sql)).bind(student);
     for s in statuses {
         q = q.bind(s);
     }
-    let rows = q.fetch_all(&db.pool).await?;
-    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    let mut custom = custom_fields(db, &ids).await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| {
-            let c = custom.remove(&r.id).unwrap_or_default();
-            Concept::from_parts(r, c)
-        })
-        .collect())
+    with_custom_fields(db, q.fetch_all(&db.pool).await?).await
 }
 
 /// Every ticket of a milestone, with its learning fields.
 pub async fn milestone_concepts(db: &Db, milestone: &str) -> Result<Vec<Concept>, sqlx::Error> {
-    let sql = format!("SELECT {TICKET_COLUMNS} FROM ticket WHERE milestone = $1 ORDER BY id");
+    let sql = format!("SELECT {TICKET_COLUMNS} FROM ticket t WHERE t.milestone = $1 ORDER BY t.id");
     let rows = sqlx::query_as::<_, TicketRow>(AssertSqlSafe(sql))
         .bind(milestone)
         .fetch_all(&db.pool)
         .await?;
+    with_custom_fields(db, rows).await
+}
+
+/// Concepts from ticket rows, their custom fields fetched in one query.
+async fn with_custom_fields(db: &Db, rows: Vec<TicketRow>) -> Result<Vec<Concept>, sqlx::Error> {
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let mut custom = custom_fields(db, &ids).await?;
     Ok(rows
