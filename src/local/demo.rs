@@ -11,7 +11,6 @@ use tower::ServiceExt;
 use super::state::DataDir;
 use crate::error::{Error, Result};
 
-pub const STUDENTS: [&str; 2] = ["alice", "bob"];
 pub const TEACHER: &str = "carol";
 
 /// (summary, owner, milestone, prerequisites, threshold)

@@ -72,10 +72,6 @@ impl Templates {
         Ok(self)
     }
 
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.sources.keys().map(String::as_str)
-    }
-
     /// Renders every template whose file name does not start with `_` (those are
     /// macros and partials) to its name without the `.j2` suffix.
     pub fn render(&self, env: &Environment) -> Result<Files> {
