@@ -80,6 +80,23 @@ pub enum Command {
     /// SSM SecureString secrets under the environment's prefix (/PROJECT/ENV/)
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// Services, deployments, events, images, target health and secrets of an environment
+    #[command(
+        after_help = "Examples:\n  learntrac status dev\n  learntrac status prod --watch\n  learntrac status dev -o json"
+    )]
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Environment name (environments/NAME.yaml)
+    pub env: String,
+    /// Refresh until Ctrl-C
+    #[arg(long)]
+    pub watch: bool,
+    /// Seconds between refreshes with --watch
+    #[arg(long, default_value_t = 5)]
+    pub interval: u64,
 }
 
 #[derive(Debug, Subcommand)]

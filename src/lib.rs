@@ -56,6 +56,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Push(args) => commands::images::push(&args, &ctx),
         Command::Local(cmd) => commands::local::run(&cmd, &ctx),
         Command::Secrets(cmd) => commands::secrets::run(&cmd, &ctx),
+        Command::Status(args) => commands::status::run(&args, &ctx),
     };
     match result {
         Ok(code) => code,

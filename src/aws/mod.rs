@@ -2,6 +2,8 @@
 //! and the environment's `aws.endpoint` (moto in tests) when set.
 
 pub mod ecr;
+pub mod ecs;
+pub mod elbv2;
 pub mod ssm;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};

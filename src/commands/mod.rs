@@ -3,3 +3,4 @@ pub mod images;
 pub mod local;
 pub mod render;
 pub mod secrets;
+pub mod status;

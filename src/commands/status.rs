@@ -1,0 +1,211 @@
+//! `learntrac status ENV`: services, deployments, events, images, target health and
+//! secrets — every AWS call at once.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::Ctx;
+use crate::aws::ecs::ServiceState;
+use crate::aws::elbv2::{LoadBalancer, TargetGroup};
+use crate::cli::StatusArgs;
+use crate::config::{self, Environment, ServiceName};
+use crate::error::{Error, Result, exit};
+use crate::render::secrets_of;
+
+#[derive(Debug, Serialize)]
+pub struct ServiceReport {
+    pub service: ServiceName,
+    pub ecs_name: String,
+    /// None when the service does not exist (not deployed yet).
+    pub state: Option<ServiceState>,
+    /// Image of the PRIMARY deployment's task definition.
+    pub image: Option<String>,
+    pub target_group: Option<TargetGroup>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SecretReport {
+    pub parameter: String,
+    pub service: ServiceName,
+    pub variable: String,
+    pub present: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub environment: String,
+    pub cluster: String,
+    pub load_balancer: Option<String>,
+    pub services: Vec<ServiceReport>,
+    pub secrets: Vec<SecretReport>,
+}
+
+pub fn run(args: &StatusArgs, ctx: &Ctx) -> Result<i32> {
+    let root = ctx.root()?;
+    let env = config::load(&root, &args.env)?;
+    let runtime =
+        tokio::runtime::Runtime::new().map_err(|e| Error::io("start the async runtime", e))?;
+    runtime.block_on(async {
+        loop {
+            let status = collect(&env).await?;
+            if args.watch && !ctx.out.is_json() {
+                // Redraw in place: clear the screen, then the table.
+                print!("\x1b[2J\x1b[H");
+            }
+            ctx.out.result(&status, || human(&status));
+            if !args.watch {
+                return Ok(exit::OK);
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(args.interval)) => {}
+                _ = tokio::signal::ctrl_c() => return Ok(exit::OK),
+            }
+        }
+    })
+}
+
+pub async fn collect(env: &Environment) -> Result<Status> {
+    let config = crate::aws::sdk_config(env).await;
+    let ecs = aws_sdk_ecs::Client::new(&config);
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&config);
+    let ssm = aws_sdk_ssm::Client::new(&config);
+    let prefix = env.name_prefix();
+    let cluster = format!("{prefix}-cluster");
+    let names: Vec<String> = ServiceName::ALL
+        .iter()
+        .map(|s| format!("{prefix}-{s}"))
+        .collect();
+    let (alb, ssm_prefix) = (format!("{prefix}-alb"), env.ssm_prefix());
+    let (services, lb, params) = tokio::join!(
+        crate::aws::ecs::services(&ecs, &cluster, &names),
+        crate::aws::elbv2::load_balancer(&elb, &alb),
+        crate::aws::ssm::list(&ssm, &ssm_prefix),
+    );
+    let (services, lb, params) = (services?, lb?, params?);
+    let images = futures_util::future::join_all(services.iter().map(|s| {
+        let primary = s
+            .deployments
+            .iter()
+            .find(|d| d.status == "PRIMARY")
+            .map(|d| d.task_definition.clone());
+        let ecs = &ecs;
+        async move {
+            match primary {
+                Some(td) => crate::aws::ecs::image_of(ecs, &td).await.ok().flatten(),
+                None => None,
+            }
+        }
+    }))
+    .await;
+    let reports = ServiceName::ALL
+        .iter()
+        .map(|svc| {
+            let ecs_name = format!("{prefix}-{svc}");
+            let idx = services.iter().position(|s| s.name == ecs_name);
+            let port = i32::from(env.services.get(*svc).port);
+            ServiceReport {
+                service: *svc,
+                state: idx.map(|i| services[i].clone()),
+                image: idx.and_then(|i| images[i].clone()),
+                target_group: lb.as_ref().and_then(|l: &LoadBalancer| {
+                    l.target_groups
+                        .iter()
+                        .find(|t| t.port == Some(port))
+                        .cloned()
+                }),
+                ecs_name,
+            }
+        })
+        .collect();
+    let secrets = env
+        .services
+        .iter()
+        .flat_map(|(service, spec)| {
+            secrets_of(env, spec)
+                .into_iter()
+                .map(move |(variable, parameter)| (service, variable, parameter))
+        })
+        .map(|(service, variable, parameter)| SecretReport {
+            present: params.iter().any(|p| p.name == parameter),
+            parameter,
+            service,
+            variable,
+        })
+        .collect();
+    Ok(Status {
+        environment: env.environment.clone(),
+        cluster,
+        load_balancer: lb.map(|l| l.dns_name),
+        services: reports,
+        secrets,
+    })
+}
+
+fn human(s: &Status) -> String {
+    let mut out = format!(
+        "environment {}   cluster {}   load balancer {}\n",
+        s.environment,
+        s.cluster,
+        s.load_balancer.as_deref().unwrap_or("(none)")
+    );
+    for r in &s.services {
+        out.push_str(&format!("\n{} ({})\n", r.service, r.ecs_name));
+        let Some(st) = &r.state else {
+            out.push_str("  not deployed\n");
+            continue;
+        };
+        out.push_str(&format!(
+            "  desired {}  running {}  pending {}  [{}]\n",
+            st.desired, st.running, st.pending, st.status
+        ));
+        if let Some(img) = &r.image {
+            out.push_str(&format!("  image   {img}\n"));
+        }
+        for d in &st.deployments {
+            out.push_str(&format!(
+                "  {:<8} {}  rollout {}  {}/{} running{}\n",
+                d.status,
+                d.task_definition,
+                d.rollout_state.as_deref().unwrap_or("-"),
+                d.running,
+                d.desired,
+                if d.failed_tasks > 0 {
+                    format!(", {} failed", d.failed_tasks)
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        if let Some(tg) = &r.target_group {
+            let healthy = tg.targets.iter().filter(|t| t.state == "healthy").count();
+            out.push_str(&format!(
+                "  targets {healthy}/{} healthy ({})\n",
+                tg.targets.len(),
+                tg.name
+            ));
+            for t in tg.targets.iter().filter(|t| t.state != "healthy") {
+                out.push_str(&format!(
+                    "    {} {} {}\n",
+                    t.id,
+                    t.state,
+                    t.reason.as_deref().unwrap_or("")
+                ));
+            }
+        }
+        for e in &st.events {
+            out.push_str(&format!("  event   {}\n", e.message));
+        }
+    }
+    out.push_str("\nsecrets\n");
+    for sec in &s.secrets {
+        out.push_str(&format!(
+            "  {:<9} {} ({} {})\n",
+            if sec.present { "present" } else { "MISSING" },
+            sec.parameter,
+            sec.service,
+            sec.variable
+        ));
+    }
+    out
+}
