@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::Ctx;
 use crate::aws::ssm::{self, SecretInfo};
 use crate::cli::SecretsCommand;
-use crate::config::{self, Environment};
+use crate::config::{self, Environment, ServiceName};
 use crate::error::{Error, Result, exit};
 use crate::render::secrets_of;
 
@@ -36,12 +36,13 @@ pub fn parameter_name(env: &Environment, name: &str) -> Result<String> {
     Ok(full)
 }
 
-#[derive(Serialize)]
-struct Required {
-    parameter: String,
-    service: String,
-    variable: String,
-    present: bool,
+/// A secret a task definition reads, and whether it exists in SSM.
+#[derive(Debug, Serialize)]
+pub struct Required {
+    pub parameter: String,
+    pub service: ServiceName,
+    pub variable: String,
+    pub present: bool,
 }
 
 pub fn run(cmd: &SecretsCommand, ctx: &Ctx) -> Result<i32> {
@@ -117,7 +118,7 @@ fn relative(env: &Environment, name: &str) -> String {
 }
 
 /// Every parameter the environment's task definitions read, and whether it exists.
-fn required(env: &Environment, params: &[SecretInfo]) -> Vec<Required> {
+pub fn required(env: &Environment, params: &[SecretInfo]) -> Vec<Required> {
     env.services
         .iter()
         .flat_map(|(service, spec)| {
@@ -128,7 +129,7 @@ fn required(env: &Environment, params: &[SecretInfo]) -> Vec<Required> {
         .map(|(service, variable, parameter)| Required {
             present: params.iter().any(|p| p.name == parameter),
             parameter,
-            service: service.to_string(),
+            service,
             variable,
         })
         .collect()

@@ -9,9 +9,9 @@ use crate::Ctx;
 use crate::aws::ecs::ServiceState;
 use crate::aws::elbv2::{LoadBalancer, TargetGroup};
 use crate::cli::StatusArgs;
+use crate::commands::secrets::{Required, required};
 use crate::config::{self, Environment, ServiceName};
 use crate::error::{Error, Result, exit};
-use crate::render::secrets_of;
 
 #[derive(Debug, Serialize)]
 pub struct ServiceReport {
@@ -25,20 +25,12 @@ pub struct ServiceReport {
 }
 
 #[derive(Debug, Serialize)]
-pub struct SecretReport {
-    pub parameter: String,
-    pub service: ServiceName,
-    pub variable: String,
-    pub present: bool,
-}
-
-#[derive(Debug, Serialize)]
 pub struct Status {
     pub environment: String,
     pub cluster: String,
     pub load_balancer: Option<String>,
     pub services: Vec<ServiceReport>,
-    pub secrets: Vec<SecretReport>,
+    pub secrets: Vec<Required>,
 }
 
 pub fn run(args: &StatusArgs, ctx: &Ctx) -> Result<i32> {
@@ -118,21 +110,7 @@ pub async fn collect(env: &Environment) -> Result<Status> {
             }
         })
         .collect();
-    let secrets = env
-        .services
-        .iter()
-        .flat_map(|(service, spec)| {
-            secrets_of(env, spec)
-                .into_iter()
-                .map(move |(variable, parameter)| (service, variable, parameter))
-        })
-        .map(|(service, variable, parameter)| SecretReport {
-            present: params.iter().any(|p| p.name == parameter),
-            parameter,
-            service,
-            variable,
-        })
-        .collect();
+    let secrets = required(env, &params);
     Ok(Status {
         environment: env.environment.clone(),
         cluster,
