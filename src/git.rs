@@ -37,6 +37,22 @@ fn git(root: &Path, args: &[&str]) -> Option<Vec<u8>> {
     out.status.success().then_some(out.stdout)
 }
 
+fn git_line(root: &Path, args: &[&str]) -> Option<String> {
+    let out = git(root, args)?;
+    let s = String::from_utf8_lossy(&out).trim().to_string();
+    (!s.is_empty()).then_some(s)
+}
+
+/// URL of the `origin` remote, for the image's source label.
+pub fn remote(root: &Path) -> Option<String> {
+    git_line(root, &["remote", "get-url", "origin"])
+}
+
+/// The HEAD commit's time (ISO 8601).
+pub fn commit_time(root: &Path) -> Option<String> {
+    git_line(root, &["log", "-1", "--format=%cI"])
+}
+
 pub fn revision(root: &Path) -> Revision {
     let Some(head) = git(root, &["rev-parse", "HEAD"]) else {
         return Revision {

@@ -221,11 +221,11 @@ async fn build_one(
     let mut labels = BTreeMap::new();
     labels.insert("org.opencontainers.image.revision", rev.tag());
     labels.insert("org.opencontainers.image.title", local_name(env, service));
-    if let Some(source) = git_remote(root) {
+    if let Some(source) = git::remote(root) {
         labels.insert("org.opencontainers.image.source", source);
     }
     // The commit's time, not now: an unchanged tree must rebuild to the same image.
-    if let Some(created) = commit_time(root) {
+    if let Some(created) = git::commit_time(root) {
         labels.insert("org.opencontainers.image.created", created);
     }
     line.message(&format!("packing the build context {}", dir.display()));
@@ -233,17 +233,17 @@ async fn build_one(
         let dir = dir.clone();
         let dockerfile = dockerfile.clone();
         tokio::task::spawn_blocking(move || {
-            // Hash the unlabelled context so the hash can be a label itself.
-            let (plain, _) = context::tar(&dir, &dockerfile)?;
-            let hash = sha256_hex(&plain);
+            // Packed once; the hash of context + Dockerfile becomes a label itself.
+            let packed = context::pack(&dir)?;
+            let hash = packed.sha256(&dockerfile);
             labels.insert(CONTEXT_LABEL, hash.clone());
             let labelled = format!(
                 "{}\n{}\n",
                 dockerfile.trim_end(),
                 label_instruction(&labels)
             );
-            let (tar, count) = context::tar(&dir, &labelled)?;
-            Ok::<_, Error>((tar, count, hash))
+            let count = packed.files;
+            Ok::<_, Error>((packed.finish(&labelled)?, count, hash))
         })
         .await
         .map_err(|e| Error::Image {
@@ -291,14 +291,6 @@ async fn build_one(
 /// Label holding the hash of the build context and Dockerfile an image was built from.
 const CONTEXT_LABEL: &str = "dev.learntrac.context-sha256";
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// All labels in one instruction: the classic builder commits one layer per LABEL.
 fn label_instruction(labels: &BTreeMap<&str, String>) -> String {
     let quoted: Vec<String> = labels
@@ -326,25 +318,6 @@ async fn tag_local(docker: &Docker, local: &str, name: &str, tag: &str) -> Resul
             image: name.to_string(),
             message: format!("cannot tag {local} as {name}:{tag}: {e}"),
         })
-}
-
-fn git_out(root: &Path, args: &[&str]) -> Option<String> {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(root)
-        .args(args)
-        .output()
-        .ok()?;
-    let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    (out.status.success() && !s.is_empty()).then_some(s)
-}
-
-fn git_remote(root: &Path) -> Option<String> {
-    git_out(root, &["remote", "get-url", "origin"])
-}
-
-fn commit_time(root: &Path) -> Option<String> {
-    git_out(root, &["log", "-1", "--format=%cI"])
 }
 
 /// Where pushes go and with which credentials. ECR is always asked for a token (and

@@ -251,7 +251,7 @@ fn down(data: &DataDir, volumes: bool, ctx: &Ctx) -> Result<i32> {
             .args(["-TERM", &r.pid.to_string()])
             .status();
         for _ in 0..200 {
-            if !Path::new(&format!("/proc/{}", r.pid)).exists() {
+            if !r.alive() {
                 break;
             }
             std::thread::sleep(Duration::from_millis(50));

@@ -110,8 +110,14 @@ pub fn files(dir: &Path, ignore: &DockerIgnore) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// The context of `dir` as a tar archive, with `dockerfile` added as [`DOCKERFILE`].
-pub fn tar(dir: &Path, dockerfile: &str) -> Result<(Vec<u8>, usize)> {
+/// A build context packed into a tar archive, the Dockerfile not yet added.
+pub struct Packed {
+    builder: tar::Builder<Vec<u8>>,
+    pub files: usize,
+}
+
+/// Packs `dir` (minus what its `.dockerignore` excludes) once.
+pub fn pack(dir: &Path) -> Result<Packed> {
     let ignore = match std::fs::read_to_string(dir.join(".dockerignore")) {
         Ok(text) => DockerIgnore::parse(&text).map_err(|e| Error::Image {
             image: dir.display().to_string(),
@@ -127,17 +133,35 @@ pub fn tar(dir: &Path, dockerfile: &str) -> Result<(Vec<u8>, usize)> {
             .append_path_with_name(dir.join(rel), rel)
             .map_err(|e| Error::io(format!("add {rel} to the build context"), e))?;
     }
-    let mut header = tar::Header::new_gnu();
-    header.set_size(dockerfile.len() as u64);
-    header.set_mode(0o644);
-    header.set_cksum();
-    builder
-        .append_data(&mut header, DOCKERFILE, dockerfile.as_bytes())
-        .map_err(|e| Error::io("add the Dockerfile to the build context", e))?;
-    let bytes = builder
-        .into_inner()
-        .map_err(|e| Error::io("finish the build context", e))?;
-    Ok((bytes, names.len()))
+    Ok(Packed {
+        builder,
+        files: names.len(),
+    })
+}
+
+impl Packed {
+    /// SHA-256 of the packed files and `dockerfile`: what the image is built from.
+    pub fn sha256(&self, dockerfile: &str) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(self.builder.get_ref());
+        h.update(dockerfile.as_bytes());
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The finished archive, with `dockerfile` added as [`DOCKERFILE`].
+    pub fn finish(mut self, dockerfile: &str) -> Result<Vec<u8>> {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(dockerfile.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        self.builder
+            .append_data(&mut header, DOCKERFILE, dockerfile.as_bytes())
+            .map_err(|e| Error::io("add the Dockerfile to the build context", e))?;
+        self.builder
+            .into_inner()
+            .map_err(|e| Error::io("finish the build context", e))
+    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,12 @@ pub struct Running {
     pub started_at: u64,
 }
 
+impl Running {
+    pub fn alive(&self) -> bool {
+        Path::new(&format!("/proc/{}", self.pid)).exists()
+    }
+}
+
 pub struct DataDir(pub PathBuf);
 
 impl DataDir {
@@ -77,7 +83,7 @@ impl DataDir {
     pub fn running(&self) -> Option<Running> {
         let text = std::fs::read_to_string(self.state_file()).ok()?;
         let r: Running = serde_json::from_str(&text).ok()?;
-        Path::new(&format!("/proc/{}", r.pid)).exists().then_some(r)
+        r.alive().then_some(r)
     }
 
     pub fn mark_running(&self, r: &Running) -> Result<()> {
