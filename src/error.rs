@@ -55,6 +55,9 @@ pub enum Error {
         cause: String,
     },
 
+    #[error("local stack, {component}: {message}")]
+    Local { component: String, message: String },
+
     #[error("image {image}: {message}")]
     Image { image: String, message: String },
 
@@ -96,7 +99,7 @@ impl Error {
             | Error::SecretExposed(_) => exit::USAGE,
             Error::Preflight { .. } => exit::PREFLIGHT,
             Error::Image { .. } => exit::IMAGE,
-            Error::Io { .. } | Error::Aws { .. } => exit::FAILURE,
+            Error::Io { .. } | Error::Aws { .. } | Error::Local { .. } => exit::FAILURE,
         }
     }
 }

@@ -138,8 +138,8 @@ async fn up_embedded(
     if args.seed_demo {
         let token =
             learntrac_service::auth::issue_token(&secret, "alice", 86_400).map_err(|e| {
-                Error::Image {
-                    image: "demo".into(),
+                Error::Local {
+                    component: "demo".into(),
                     message: e.to_string(),
                 }
             })?;
@@ -159,8 +159,8 @@ async fn up_embedded(
     match result {
         Ok(Ok(())) => Ok(exit::OK),
         Ok(Err(e)) => Err(Error::io("serve the local router", e)),
-        Err(e) => Err(Error::Image {
-            image: "router".into(),
+        Err(e) => Err(Error::Local {
+            component: "router".into(),
             message: e.to_string(),
         }),
     }

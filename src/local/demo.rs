@@ -38,8 +38,8 @@ const PRACTICE: &[(i64, &str, &[f64])] = &[
 ];
 
 fn fail(e: impl std::fmt::Display) -> Error {
-    Error::Image {
-        image: "demo data".into(),
+    Error::Local {
+        component: "demo data".into(),
         message: e.to_string(),
     }
 }

@@ -25,8 +25,8 @@ pub async fn ensure_trac_db(data: &DataDir) -> Result<bool> {
     }
     sqlx::any::install_default_drivers();
     let url = format!("sqlite://{}?mode=rwc", path.display());
-    let fail = |e: sqlx::Error| Error::Image {
-        image: "trac".into(),
+    let fail = |e: sqlx::Error| Error::Local {
+        component: "trac".into(),
         message: format!("cannot create {}: {e}", path.display()),
     };
     let mut conn = sqlx::AnyConnection::connect(&url).await.map_err(fail)?;
@@ -82,14 +82,14 @@ pub async fn service(data: &DataDir, env: &Environment, token_secret: &str) -> R
     let config = learntrac_service::Config::from_vars(
         &vars.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
     )
-    .map_err(|e| Error::Image {
-        image: "learntrac".into(),
+    .map_err(|e| Error::Local {
+        component: "learntrac".into(),
         message: e.to_string(),
     })?;
     let state = learntrac_service::build_state(&config)
         .await
-        .map_err(|e| Error::Image {
-            image: "learntrac".into(),
+        .map_err(|e| Error::Local {
+            component: "learntrac".into(),
             message: e.to_string(),
         })?;
     Ok(learntrac_service::router(
@@ -110,8 +110,8 @@ pub async fn await_healthy(port: u16, timeout: Duration) -> Result<()> {
         match probe {
             Ok(()) => return Ok(()),
             Err(e) if started.elapsed() > timeout => {
-                return Err(Error::Image {
-                    image: "learntrac".into(),
+                return Err(Error::Local {
+                    component: "learntrac".into(),
                     message: format!("not healthy after {timeout:?}: {e}"),
                 });
             }
