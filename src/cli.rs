@@ -12,9 +12,15 @@ Examples:
   learntrac render prod --out build/prod --templates my-templates/
 
   learntrac push dev                     build both images concurrently and push them
+  learntrac deploy dev                   preflight, build, push, terraform, roll out, verify
+  learntrac deploy prod --dry-run        preflight, render and plan only
+  learntrac status dev --watch
+  learntrac local up --seed-demo         the whole stack on this machine
 
 Exit codes: 0 success, 1 unexpected failure, 2 usage or configuration error,
-3 a prerequisite is missing (Docker, AWS credentials), 4 an image build or push failed.";
+3 a prerequisite is missing (Docker, AWS credentials, terraform, a secret), 4 an image
+build or push failed, 5 terraform failed, 6 a rollout failed or was rolled back,
+7 a timeout, 130 interrupted.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -39,7 +45,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "LEARNTRAC_ROOT", value_name = "DIR")]
     pub root: Option<PathBuf>,
 
-    /// Output format: human-readable text or one JSON document on stdout
+    /// Output format: human-readable text, one JSON document on stdout, or JSON lines
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = OutputFormat::Human)]
     pub output: OutputFormat,
 
@@ -52,6 +58,8 @@ pub struct GlobalArgs {
 pub enum OutputFormat {
     Human,
     Json,
+    /// One JSON event per line while working (deploy), then the result as the last line
+    Jsonl,
 }
 
 #[derive(Debug, Subcommand)]
@@ -74,6 +82,9 @@ pub enum Command {
         after_help = "Examples:\n  learntrac push dev\n  learntrac push dev --skip-build -o json\n\nExit codes: 3 Docker or AWS credentials missing, 4 a build or push failed."
     )]
     Push(ImageArgs),
+    /// Deploy an environment: preflight, render, build and push, terraform, roll out, verify
+    #[command(after_help = DEPLOY_HELP)]
+    Deploy(DeployArgs),
     /// The local LearnTrac stack, routed exactly like the load balancer
     #[command(subcommand)]
     Local(LocalCommand),
@@ -85,6 +96,56 @@ pub enum Command {
         after_help = "Examples:\n  learntrac status dev\n  learntrac status prod --watch\n  learntrac status dev -o json"
     )]
     Status(StatusArgs),
+}
+
+const DEPLOY_HELP: &str = "\
+Examples:
+  learntrac deploy dev                         everything, asking before a plan that destroys
+  learntrac deploy dev --dry-run               preflight, render and plan; changes nothing
+  learntrac deploy dev --only learntrac        build, push and roll out one service
+  learntrac deploy prod --yes -o jsonl         in CI: JSON events, no questions
+
+Phases: preflight, render, build and push, terraform (init, plan, apply), redeploy, wait
+for both rollouts, verify (target health, HTTP probe of every routed path), summary.
+When CI is set or stderr is not a terminal, progress is plain timestamped lines.
+
+Exit codes: 2 usage or configuration, 3 preflight (Docker, AWS identity or account,
+terraform, a missing secret, a deployment already in progress), 4 build or push,
+5 terraform (or a destructive plan not confirmed), 6 rollout failed, rolled back or not
+serving, 7 timeout, 130 interrupted (ECS keeps serving the previous version until the
+new one is healthy).";
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// Environment name (environments/NAME.yaml)
+    pub env: String,
+    /// Preflight, render and terraform plan only: no build, push, apply or redeploy
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Push what an earlier `learntrac build` made for this commit
+    #[arg(long)]
+    pub skip_build: bool,
+    /// Build, push, redeploy and wait for this service only
+    #[arg(long, value_enum)]
+    pub only: Option<crate::config::ServiceName>,
+    /// Stop after starting the rollouts (no wait, no verify)
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Seconds to wait for the rollouts [default: deploy.rollout_timeout or 900]
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+    /// Apply without asking, even a plan that destroys something (for CI)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Start even while a deployment of the same service is still in progress
+    #[arg(long)]
+    pub force: bool,
+    /// Folder whose files replace the built-in templates
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+    /// Milliseconds between ECS and target-health polls
+    #[arg(long, default_value_t = 3000, hide = true)]
+    pub poll_ms: u64,
 }
 
 #[derive(Debug, Args)]

@@ -13,6 +13,14 @@ pub mod exit {
     pub const PREFLIGHT: i32 = 3;
     /// Building or pushing an image failed.
     pub const IMAGE: i32 = 4;
+    /// terraform init, plan or apply failed, or a destructive plan was not confirmed.
+    pub const TERRAFORM: i32 = 5;
+    /// A rollout failed or was rolled back, or the new version does not serve.
+    pub const ROLLOUT: i32 = 6;
+    /// A phase did not finish within its timeout.
+    pub const TIMEOUT: i32 = 7;
+    /// Interrupted by Ctrl-C (128 + SIGINT, as shells report it).
+    pub const INTERRUPTED: i32 = 130;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +69,18 @@ pub enum Error {
     #[error("image {image}: {message}")]
     Image { image: String, message: String },
 
+    #[error("terraform {step}: {message}")]
+    Terraform { step: String, message: String },
+
+    #[error("{0}")]
+    Rollout(String),
+
+    #[error("{0}")]
+    Timeout(String),
+
+    #[error("interrupted: {0}")]
+    Interrupted(String),
+
     #[error("failed to {action}: {source}")]
     Io {
         action: String,
@@ -99,6 +119,10 @@ impl Error {
             | Error::SecretExposed(_) => exit::USAGE,
             Error::Preflight { .. } => exit::PREFLIGHT,
             Error::Image { .. } => exit::IMAGE,
+            Error::Terraform { .. } => exit::TERRAFORM,
+            Error::Rollout(_) => exit::ROLLOUT,
+            Error::Timeout(_) => exit::TIMEOUT,
+            Error::Interrupted(_) => exit::INTERRUPTED,
             Error::Io { .. } | Error::Aws { .. } | Error::Local { .. } => exit::FAILURE,
         }
     }

@@ -4,11 +4,13 @@ pub mod aws;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod deploy;
 pub mod docker;
 pub mod error;
 pub mod git;
 pub mod local;
 pub mod render;
+pub mod terraform;
 pub mod ui;
 
 use std::path::{Path, PathBuf};
@@ -54,6 +56,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Render(args) => commands::render::run(&args, &ctx),
         Command::Build(args) => commands::images::build(&args, &ctx),
         Command::Push(args) => commands::images::push(&args, &ctx),
+        Command::Deploy(args) => commands::deploy::run(&args, &ctx),
         Command::Local(cmd) => commands::local::run(&cmd, &ctx),
         Command::Secrets(cmd) => commands::secrets::run(&cmd, &ctx),
         Command::Status(args) => commands::status::run(&args, &ctx),

@@ -22,6 +22,7 @@ pub struct Deployment {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Event {
+    pub id: String,
     /// Seconds since the epoch.
     pub at: Option<i64>,
     pub message: String,
@@ -40,7 +41,108 @@ pub struct ServiceState {
     pub task_definition_arn: Option<String>,
 }
 
-fn family_revision(arn: &str) -> String {
+/// ECS keeps 100 events per service; a poll every few seconds never misses one among 20.
+const EVENTS_KEPT: usize = 20;
+
+/// A task that stopped, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoppedTask {
+    /// The task id (last part of its ARN).
+    pub id: String,
+    /// `family:revision`
+    pub task_definition: String,
+    pub reason: String,
+    /// Per container: name, exit code and reason, e.g. `app: exit 1`.
+    pub containers: Vec<String>,
+}
+
+impl StoppedTask {
+    pub fn describe(&self) -> String {
+        if self.containers.is_empty() {
+            self.reason.clone()
+        } else {
+            format!("{} ({})", self.reason, self.containers.join("; "))
+        }
+    }
+}
+
+/// The service's recently stopped tasks (ECS keeps them for about an hour).
+pub async fn stopped_tasks(
+    client: &Client,
+    cluster: &str,
+    service: &str,
+) -> Result<Vec<StoppedTask>> {
+    let listed = client
+        .list_tasks()
+        .cluster(cluster)
+        .service_name(service)
+        .desired_status(aws_sdk_ecs::types::DesiredStatus::Stopped)
+        .send()
+        .await
+        .map_err(|e| super::error("list the stopped tasks", service, e))?;
+    let arns = listed.task_arns().to_vec();
+    if arns.is_empty() {
+        return Ok(Vec::new());
+    }
+    let described = client
+        .describe_tasks()
+        .cluster(cluster)
+        .set_tasks(Some(arns))
+        .send()
+        .await
+        .map_err(|e| super::error("describe the stopped tasks", service, e))?;
+    Ok(described
+        .tasks()
+        .iter()
+        .map(|t| StoppedTask {
+            id: family_revision(t.task_arn().unwrap_or_default()),
+            task_definition: family_revision(t.task_definition_arn().unwrap_or_default()),
+            reason: t.stopped_reason().unwrap_or("no reason given").to_string(),
+            containers: t
+                .containers()
+                .iter()
+                .filter(|c| c.exit_code().is_some_and(|x| x != 0) || c.reason().is_some())
+                .map(|c| {
+                    let mut s = c.name().unwrap_or("container").to_string();
+                    if let Some(code) = c.exit_code() {
+                        s.push_str(&format!(": exit {code}"));
+                    }
+                    if let Some(r) = c.reason() {
+                        s.push_str(&format!(": {r}"));
+                    }
+                    s
+                })
+                .collect(),
+        })
+        .collect())
+}
+
+/// Starts a new deployment of the service's current task definition; returns its id.
+pub async fn force_new_deployment(
+    client: &Client,
+    cluster: &str,
+    service: &str,
+) -> Result<Option<String>> {
+    let out = client
+        .update_service()
+        .cluster(cluster)
+        .service(service)
+        .force_new_deployment(true)
+        .send()
+        .await
+        .map_err(|e| super::error("force a new deployment", service, e))?;
+    Ok(out
+        .service()
+        .and_then(|s| {
+            s.deployments()
+                .iter()
+                .find(|d| d.status() == Some("PRIMARY"))
+        })
+        .and_then(|d| d.id())
+        .map(String::from))
+}
+
+pub fn family_revision(arn: &str) -> String {
     arn.rsplit('/').next().unwrap_or(arn).to_string()
 }
 
@@ -84,8 +186,9 @@ pub async fn services(
             events: s
                 .events()
                 .iter()
-                .take(5)
+                .take(EVENTS_KEPT)
                 .map(|e| Event {
+                    id: e.id().unwrap_or_default().to_string(),
                     at: e.created_at().map(|t| t.secs()),
                     message: e.message().unwrap_or_default().to_string(),
                 })

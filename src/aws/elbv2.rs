@@ -53,40 +53,11 @@ pub async fn load_balancer(client: &Client, name: &str) -> Result<Option<LoadBal
         .map_err(|e| super::error("describe the target groups", name, e))?;
     let health = groups.target_groups().iter().map(|tg| async move {
         let tg_arn = tg.target_group_arn().unwrap_or_default();
-        let h = client
-            .describe_target_health()
-            .target_group_arn(tg_arn)
-            .send()
-            .await
-            .map_err(|e| super::error("describe target health", tg_arn, e))?;
         Ok::<_, crate::error::Error>(TargetGroup {
             arn: tg_arn.to_string(),
             name: tg.target_group_name().unwrap_or_default().to_string(),
             port: tg.port(),
-            targets: h
-                .target_health_descriptions()
-                .iter()
-                .map(|d| Target {
-                    id: d
-                        .target()
-                        .and_then(|t| t.id())
-                        .unwrap_or_default()
-                        .to_string(),
-                    port: d.target().and_then(|t| t.port()),
-                    state: d
-                        .target_health()
-                        .and_then(|t| t.state())
-                        .map_or("unknown".into(), |s| s.as_str().to_string()),
-                    reason: d
-                        .target_health()
-                        .and_then(|t| t.reason())
-                        .map(|r| r.as_str().to_string()),
-                    description: d
-                        .target_health()
-                        .and_then(|t| t.description())
-                        .map(String::from),
-                })
-                .collect(),
+            targets: target_health(client, tg_arn).await?,
         })
     });
     let target_groups = futures_util::future::join_all(health)
@@ -97,4 +68,37 @@ pub async fn load_balancer(client: &Client, name: &str) -> Result<Option<LoadBal
         dns_name: lb.dns_name().unwrap_or_default().to_string(),
         target_groups,
     }))
+}
+
+/// Every registered target of a target group with its health.
+pub async fn target_health(client: &Client, target_group_arn: &str) -> Result<Vec<Target>> {
+    let h = client
+        .describe_target_health()
+        .target_group_arn(target_group_arn)
+        .send()
+        .await
+        .map_err(|e| super::error("describe target health", target_group_arn, e))?;
+    Ok(h.target_health_descriptions()
+        .iter()
+        .map(|d| Target {
+            id: d
+                .target()
+                .and_then(|t| t.id())
+                .unwrap_or_default()
+                .to_string(),
+            port: d.target().and_then(|t| t.port()),
+            state: d
+                .target_health()
+                .and_then(|t| t.state())
+                .map_or("unknown".into(), |s| s.as_str().to_string()),
+            reason: d
+                .target_health()
+                .and_then(|t| t.reason())
+                .map(|r| r.as_str().to_string()),
+            description: d
+                .target_health()
+                .and_then(|t| t.description())
+                .map(String::from),
+        })
+        .collect())
 }

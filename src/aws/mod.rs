@@ -1,10 +1,12 @@
 //! AWS through the official SDK: the standard credential chain, AWS_PROFILE, AWS_REGION,
 //! and the environment's `aws.endpoint` (moto in tests) when set.
 
+pub mod cloud;
 pub mod ecr;
 pub mod ecs;
 pub mod elbv2;
 pub mod ssm;
+pub mod sts;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 
@@ -32,8 +34,9 @@ pub fn error<E: std::error::Error + 'static>(what: &str, which: &str, e: E) -> E
                     .into(),
         };
     }
-    Error::Image {
-        image: which.to_string(),
-        message: format!("failed to {what}: {cause}"),
+    Error::Aws {
+        what: what.to_string(),
+        which: which.to_string(),
+        cause,
     }
 }

@@ -1,4 +1,5 @@
 pub mod config;
+pub mod deploy;
 pub mod images;
 pub mod local;
 pub mod render;

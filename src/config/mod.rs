@@ -35,6 +35,7 @@ const SECTIONS: &[&str] = &[
     "images",
     "registry",
     "local",
+    "deploy",
 ];
 
 /// The `environments/` folder of a project.
@@ -113,6 +114,7 @@ pub(crate) struct Partial {
     images: Option<BaseImages>,
     registry: Option<Option<String>>,
     local: Option<LocalStack>,
+    deploy: Option<DeploySettings>,
 }
 
 impl Partial {
@@ -138,6 +140,7 @@ impl Partial {
             images: self.images?,
             registry: self.registry?,
             local: self.local?,
+            deploy: self.deploy?,
         })
     }
 }
@@ -214,6 +217,7 @@ impl FileParser {
             images: self.required(section("images"), "images"),
             registry: self.optional(section("registry"), "registry"),
             local: self.optional(section("local"), "local"),
+            deploy: self.optional(section("deploy"), "deploy"),
         })
     }
 

@@ -22,6 +22,7 @@ pub struct Environment {
     pub images: BaseImages,
     pub registry: Option<String>,
     pub local: LocalStack,
+    pub deploy: DeploySettings,
 }
 
 impl Environment {
@@ -376,6 +377,29 @@ impl Default for LocalStack {
             router_port: 8080,
             postgres_image: "postgres:15".into(),
             redis_image: "redis:7-alpine".into(),
+        }
+    }
+}
+
+/// How `learntrac deploy` waits and verifies.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeploySettings {
+    /// Seconds to wait for both rollouts to complete.
+    pub rollout_timeout: u64,
+    /// Seconds to wait for healthy targets and answering paths after the rollouts.
+    pub verify_timeout: u64,
+    /// Where the probe sends its requests instead of the load balancer's DNS name, e.g. a
+    /// custom domain in front of it (`https://learn.example.edu`).
+    pub public_url: Option<String>,
+}
+
+impl Default for DeploySettings {
+    fn default() -> Self {
+        DeploySettings {
+            rollout_timeout: 900,
+            verify_timeout: 300,
+            public_url: None,
         }
     }
 }

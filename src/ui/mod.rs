@@ -7,6 +7,16 @@ use serde::Serialize;
 use crate::cli::OutputFormat;
 use crate::error::Error;
 
+/// Now, as `2026-11-26T01:02:03Z`.
+pub fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    aws_smithy_types::DateTime::from_secs(i64::try_from(secs).unwrap_or(0))
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap_or_default()
+}
+
 pub struct Output {
     format: OutputFormat,
     quiet: bool,
@@ -21,14 +31,23 @@ impl Output {
         self.quiet
     }
 
+    /// `-o json` or `-o jsonl`: stdout is for machines.
     pub fn is_json(&self) -> bool {
-        self.format == OutputFormat::Json
+        self.format != OutputFormat::Human
+    }
+
+    pub fn format(&self) -> OutputFormat {
+        self.format
     }
 
     /// A command's result: `human` on a terminal, the serialized value with `-o json`.
     pub fn result<T: Serialize>(&self, value: &T, human: impl FnOnce() -> String) {
         match self.format {
             OutputFormat::Json => match serde_json::to_string_pretty(value) {
+                Ok(s) => println!("{s}"),
+                Err(e) => eprintln!("error: cannot encode the result as JSON: {e}"),
+            },
+            OutputFormat::Jsonl => match serde_json::to_string(value) {
                 Ok(s) => println!("{s}"),
                 Err(e) => eprintln!("error: cannot encode the result as JSON: {e}"),
             },
@@ -62,7 +81,11 @@ impl Output {
                 "error": e.to_string(),
                 "diagnostics": diagnostics,
             });
-            println!("{doc:#}");
+            if self.format == OutputFormat::Jsonl {
+                println!("{doc}");
+            } else {
+                println!("{doc:#}");
+            }
         }
     }
 }

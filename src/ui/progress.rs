@@ -22,6 +22,30 @@ impl Progress {
         }
     }
 
+    /// Whether lines redraw in place (a terminal, not CI).
+    pub fn is_live(&self) -> bool {
+        self.multi.is_some()
+    }
+
+    /// A finished line of text: above the live lines on a terminal, plain otherwise.
+    pub fn println(&self, text: &str) {
+        if self.quiet {
+            return;
+        }
+        match &self.multi {
+            Some(m) => {
+                if m.println(text).is_err() {
+                    eprintln!("{text}");
+                }
+            }
+            None => eprintln!("{text}"),
+        }
+    }
+
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
     pub fn line(&self, prefix: &str) -> Line {
         let bar = self.multi.as_ref().map(|m| {
             let b = m.add(ProgressBar::new_spinner());
@@ -55,7 +79,8 @@ impl Line {
             Some(b) => b.set_message(m.to_string()),
             None if !self.quiet => {
                 eprintln!(
-                    "{:>7.1}s [{}] {m}",
+                    "{} {:>6.1}s [{}] {m}",
+                    super::utc_now(),
                     self.started.elapsed().as_secs_f64(),
                     self.prefix
                 );

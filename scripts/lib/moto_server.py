@@ -1,0 +1,93 @@
+"""moto's server with small additions that implement AWS behaviour moto 5.2.5 lacks.
+
+Each addition implements what AWS does; none fakes a result. The tests that rely on one
+say so. Run as: python moto_server.py -H 127.0.0.1 -p PORT
+"""
+
+import inspect
+import sys
+
+from moto.core.utils import utcnow
+from moto.ecs import models as ecs
+from moto.elasticache import models as elasticache
+from moto.server import main
+
+_create_replication_group = elasticache.ElastiCacheBackend.create_replication_group
+_delete_replication_group = elasticache.ElastiCacheBackend.delete_replication_group
+
+
+def _cluster_defaults():
+    """Every CacheCluster argument, empty: lists as [], the rest None."""
+    out = {}
+    for name, p in inspect.signature(elasticache.CacheCluster.__init__).parameters.items():
+        if name != "self":
+            out[name] = [] if "list" in str(p.annotation) else None
+    return out
+
+
+def create_replication_group(self, *args, **kwargs):
+    """AWS creates a cache cluster per member of a replication group (`<id>-001`, …);
+    moto only lists their names, so DescribeCacheClusters on a member fails."""
+    group = _create_replication_group(self, *args, **kwargs)
+    for cluster_id in group.member_clusters:
+        if cluster_id in self.cache_clusters:
+            continue
+        spec = _cluster_defaults()
+        spec.update(
+            account_id=self.account_id,
+            region_name=self.region_name,
+            cache_cluster_id=cluster_id,
+            replication_group_id=group.replication_group_id,
+            cache_node_type=group.cache_node_type,
+            engine=getattr(group, "engine", None) or "redis",
+            engine_version=getattr(group, "engine_version", None),
+            num_cache_nodes=1,
+            port=group.port,
+            transit_encryption_enabled=getattr(group, "transit_encryption_enabled", None),
+            cache_subnet_group_name=getattr(group, "cache_subnet_group_name", None),
+            auto_minor_version_upgrade=getattr(group, "auto_minor_version_upgrade", None),
+            snapshot_retention_limit=getattr(group, "snapshot_retention_limit", None),
+            security_group_ids=list(getattr(group, "security_group_ids", None) or []),
+        )
+        cluster = elasticache.CacheCluster(**spec)
+        # Not a CacheCluster argument, but part of its description in AWS.
+        cluster.at_rest_encryption_enabled = getattr(group, "at_rest_encryption_enabled", False)
+        self.cache_clusters[cluster_id] = cluster
+    return group
+
+
+def delete_replication_group(self, replication_group_id, *args, **kwargs):
+    """Deleting a group deletes its member clusters, as AWS does."""
+    members = list(getattr(self.replication_groups.get(replication_group_id), "member_clusters", []))
+    group = _delete_replication_group(self, replication_group_id, *args, **kwargs)
+    for cluster_id in members:
+        self.cache_clusters.pop(cluster_id, None)
+    return group
+
+
+_update_service = ecs.EC2ContainerServiceBackend.update_service
+
+
+def update_service(self, service_properties):
+    """A new task definition starts a new PRIMARY deployment running it, as in AWS; moto
+    changes the service's task definition but leaves the deployment on the old one. (With
+    MOTO_ECS_SERVICE_RUNNING the new deployment is complete at once, as moto's first is.)"""
+    before = self._get_service(
+        service_properties.get("cluster", "default"), service_properties["service"].split("/")[-1]
+    )
+    old = before.task_definition
+    service = _update_service(self, service_properties)
+    if service.deployments and service.task_definition != old:
+        deployment = service.deployments[0]
+        deployment["id"] = f"ecs-svc/{ecs.mock_random.randint(0, 32**12)}"
+        deployment["taskDefinition"] = service.task_definition
+        deployment["createdAt"] = deployment["updatedAt"] = utcnow()
+    return service
+
+
+ecs.EC2ContainerServiceBackend.update_service = update_service
+elasticache.ElastiCacheBackend.create_replication_group = create_replication_group
+elasticache.ElastiCacheBackend.delete_replication_group = delete_replication_group
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,416 @@
+//! `learntrac deploy ENV`: preflight, render, build and push, terraform, redeploy, wait,
+//! verify — each phase timed and reported, every failure with its own exit code.
+
+pub mod preflight;
+pub mod report;
+pub mod rollout;
+pub mod verify;
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::aws::cloud::{Aws, Cloud};
+use crate::aws::ecs::family_revision;
+use crate::cli::{DeployArgs, ImageArgs};
+use crate::commands::images::{self, ImageReport};
+use crate::config::{Environment, ServiceName};
+use crate::error::{Error, Result};
+use crate::terraform::{Outputs, PlanSummary, Terraform};
+use report::{PhaseTime, Reporter};
+use rollout::{Expected, RolledOut, WaitOptions};
+use verify::Verified;
+
+const PLAN_FILE: &str = "learntrac.tfplan";
+
+#[derive(Debug, Serialize)]
+pub struct ServiceDeploy {
+    pub service: ServiceName,
+    pub ecs_name: String,
+    pub image: Option<String>,
+    pub task_definition: String,
+    /// "new task definition" or "forced" (same task definition, new tasks).
+    pub redeploy: String,
+    pub rollout: Option<RolledOut>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub ok: bool,
+    pub environment: String,
+    pub dry_run: bool,
+    pub account: String,
+    pub terraform_version: String,
+    pub url: Option<String>,
+    pub seconds: f64,
+    pub phases: Vec<PhaseTime>,
+    pub plan: PlanSummary,
+    pub images: Vec<ImageReport>,
+    pub services: Vec<ServiceDeploy>,
+    pub verify: Option<Verified>,
+}
+
+pub async fn deploy(
+    root: &Path,
+    env: &Environment,
+    args: &DeployArgs,
+    reporter: &Reporter,
+) -> Result<Summary> {
+    let scope: Vec<ServiceName> = match args.only {
+        Some(s) => vec![s],
+        None => ServiceName::ALL.to_vec(),
+    };
+    let prefix = env.name_prefix();
+    let ecs_names: Vec<String> = scope.iter().map(|s| format!("{prefix}-{s}")).collect();
+    let config = crate::aws::sdk_config(env).await;
+    // Service events from before this moment are history, not news.
+    let since = now_secs() - 5;
+
+    let phase = reporter.phase("preflight");
+    let ready = preflight::run(preflight::Checks {
+        env,
+        config: &config,
+        docker: !args.dry_run,
+        force: args.force,
+        services: ecs_names.clone(),
+    })
+    .await?;
+    phase.finish(&format!(
+        "account {} as {}; {} {}",
+        ready.account, ready.caller, ready.terraform.name, ready.terraform.version
+    ));
+
+    let phase = reporter.phase("render");
+    let files = crate::render::render(env, args.templates.as_deref())?;
+    let out = crate::render::default_out_dir(root, &env.environment);
+    let written = crate::render::write_tree(&out, &files)?;
+    phase.finish(&format!(
+        "{} files in {} ({} changed)",
+        files.len(),
+        out.display(),
+        written.written.len()
+    ));
+
+    let tf = Terraform::new(ready.terraform.clone(), &out.join("terraform"));
+    let tf_line = reporter.line("terraform");
+    let phase = reporter.phase("terraform init");
+    tf.init(&tf_line).await?;
+    let current = tf.outputs(&tf_line).await?;
+    phase.finish("initialised");
+
+    let mut image_reports = Vec::new();
+    if !args.dry_run {
+        let phase = reporter.phase("build and push");
+        if env.registry.is_none() && current.services.is_empty() {
+            bootstrap_repositories(env, &tf, &tf_line, reporter).await?;
+        }
+        let image_args = ImageArgs {
+            env: env.environment.clone(),
+            only: args.only,
+            skip_build: args.skip_build,
+            templates: args.templates.clone(),
+        };
+        image_reports = images::images(root, env, &image_args, true, false).await?;
+        phase.finish(&format!("{} image(s) pushed", image_reports.len()));
+    }
+
+    let vars = image_vars(&scope, &image_reports, &current, args.dry_run)?;
+    let phase = reporter.phase("terraform plan");
+    let plan = tf.plan(&vars, PLAN_FILE, &[], &tf_line).await?;
+    phase.finish(&if plan.changes {
+        format!(
+            "{} to add, {} to change, {} to destroy",
+            plan.add, plan.change, plan.destroy
+        )
+    } else {
+        "no changes".to_string()
+    });
+    for d in &plan.destroyed {
+        reporter.warn("terraform plan", None, &format!("destroys {d}"));
+    }
+    let mut summary = Summary {
+        ok: true,
+        environment: env.environment.clone(),
+        dry_run: args.dry_run,
+        account: ready.account.clone(),
+        terraform_version: format!("{} {}", ready.terraform.name, ready.terraform.version),
+        url: current.url.clone(),
+        seconds: 0.0,
+        phases: Vec::new(),
+        plan: plan.clone(),
+        images: image_reports,
+        services: Vec::new(),
+        verify: None,
+    };
+    if args.dry_run {
+        summary.phases = reporter.phases();
+        summary.seconds = reporter.elapsed();
+        return Ok(summary);
+    }
+
+    if plan.destroy > 0 {
+        confirm_destroy(&plan, args.yes)?;
+    }
+    let outputs = if plan.changes {
+        let phase = reporter.phase("terraform apply");
+        tf.apply(PLAN_FILE, &tf_line).await?;
+        let outputs = tf.outputs(&tf_line).await?;
+        phase.finish("applied");
+        outputs
+    } else {
+        current
+    };
+    tf_line.finish("done");
+    summary.url = outputs.url.clone();
+    let cluster = outputs
+        .cluster_name
+        .clone()
+        .unwrap_or_else(|| format!("{prefix}-cluster"));
+
+    let cloud = Aws::new(&config);
+    let phase = reporter.phase("redeploy");
+    let mut expected = Vec::new();
+    for svc in &scope {
+        let out = outputs.services.get(svc).ok_or_else(|| Error::Terraform {
+            step: "output".into(),
+            message: format!("the stack's `services` output has no {svc}"),
+        })?;
+        let task_definition = family_revision(&out.task_definition_arn);
+        let (redeploy, deployment_id) = if plan.new_task_definitions.contains(svc) {
+            ("new task definition".to_string(), None)
+        } else {
+            // Same task definition: only a forced deployment replaces the tasks (new secrets,
+            // a moved tag). Never both at once: two deployments confuse the rollout state.
+            let id = cloud
+                .force_new_deployment(&cluster, &out.service_name)
+                .await?;
+            ("forced".to_string(), id)
+        };
+        reporter.info(
+            "redeploy",
+            Some(svc.as_str()),
+            &format!("{task_definition} ({redeploy})"),
+        );
+        summary.services.push(ServiceDeploy {
+            service: *svc,
+            ecs_name: out.service_name.clone(),
+            image: Some(out.image.clone()),
+            task_definition: task_definition.clone(),
+            redeploy,
+            rollout: None,
+        });
+        expected.push(Expected {
+            service: svc.to_string(),
+            ecs_name: out.service_name.clone(),
+            task_definition,
+            deployment_id,
+        });
+    }
+    phase.finish(&format!("{} rollout(s) started", expected.len()));
+    if args.no_wait {
+        reporter.info(
+            "redeploy",
+            None,
+            &format!(
+                "--no-wait: `learntrac status {}` follows the rollouts",
+                env.environment
+            ),
+        );
+        summary.phases = reporter.phases();
+        summary.seconds = reporter.elapsed();
+        return Ok(summary);
+    }
+
+    let poll = Duration::from_millis(args.poll_ms.max(10));
+    let phase = reporter.phase("wait");
+    let options = WaitOptions {
+        timeout: Duration::from_secs(args.timeout.unwrap_or(env.deploy.rollout_timeout)),
+        poll,
+        since,
+    };
+    let rolled = interruptible(rollout::wait_all(
+        &cloud, &cluster, &expected, &options, reporter,
+    ))
+    .await?;
+    phase.finish("every rollout COMPLETED");
+    for r in rolled {
+        if let Some(s) = summary
+            .services
+            .iter_mut()
+            .find(|s| s.ecs_name == r.ecs_name)
+        {
+            s.rollout = Some(r);
+        }
+    }
+
+    let phase = reporter.phase("verify");
+    let base = env
+        .deploy
+        .public_url
+        .clone()
+        .or_else(|| outputs.url.clone())
+        .ok_or_else(|| Error::Terraform {
+            step: "output".into(),
+            message: "the stack has no `url` output to probe".into(),
+        })?;
+    summary.verify = Some(
+        interruptible(verify_all(
+            &cloud, env, &scope, &outputs, &base, poll, reporter,
+        ))
+        .await?,
+    );
+    phase.finish("targets healthy, every routed path answers");
+    summary.phases = reporter.phases();
+    summary.seconds = reporter.elapsed();
+    Ok(summary)
+}
+
+async fn verify_all(
+    cloud: &dyn Cloud,
+    env: &Environment,
+    scope: &[ServiceName],
+    outputs: &Outputs,
+    base: &str,
+    poll: Duration,
+    reporter: &Reporter,
+) -> Result<Verified> {
+    let timeout = Duration::from_secs(env.deploy.verify_timeout);
+    let deadline = Instant::now() + timeout;
+    let groups: Vec<(String, String)> = scope
+        .iter()
+        .filter_map(|s| {
+            outputs
+                .services
+                .get(s)
+                .map(|o| (s.to_string(), o.target_group_arn.clone()))
+        })
+        .collect();
+    let target_groups = verify::targets(cloud, &groups, timeout, poll, reporter).await?;
+    let health: Vec<String> = env
+        .services
+        .iter()
+        .map(|(_, spec)| spec.health_check.path.clone())
+        .collect();
+    let paths = verify::probe_paths(env);
+    let probes = verify::probe(base, &paths, &health, deadline, reporter).await?;
+    Ok(Verified {
+        base_url: base.to_string(),
+        target_groups,
+        probes,
+    })
+}
+
+/// Ctrl-C while waiting stops the wait, not the rollout: ECS keeps the previous version
+/// serving until the new one is healthy.
+async fn interruptible<T>(work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::select! {
+        r = work => r,
+        _ = tokio::signal::ctrl_c() => Err(Error::Interrupted(
+            "stopped waiting; the rollout goes on in ECS and the previous version keeps serving until the new one is healthy (`learntrac status ENV` follows it)".into(),
+        )),
+    }
+}
+
+/// Creates the image repositories on a first deploy, so images can be pushed before the
+/// full plan (which needs their digests).
+async fn bootstrap_repositories(
+    env: &Environment,
+    tf: &Terraform,
+    line: &crate::ui::progress::Line,
+    reporter: &Reporter,
+) -> Result<()> {
+    let config = crate::aws::sdk_config(env).await;
+    let ecr = aws_sdk_ecr::Client::new(&config);
+    let names: Vec<String> = ServiceName::ALL
+        .iter()
+        .map(|s| images::local_name(env, *s))
+        .collect();
+    let missing = crate::aws::ecr::missing_repositories(&ecr, &names).await?;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    reporter.info(
+        "build and push",
+        None,
+        &format!(
+            "first deploy: creating the image repositories {}",
+            missing.join(", ")
+        ),
+    );
+    let targets: Vec<String> = ServiceName::ALL
+        .iter()
+        .map(|s| format!("aws_ecr_repository.{s}"))
+        .collect();
+    tf.plan(&[], PLAN_FILE, &targets, line).await?;
+    tf.apply(PLAN_FILE, line).await
+}
+
+/// `-var SERVICE_image=REPOSITORY@DIGEST` for what was pushed; a service outside `--only`
+/// keeps the image it runs (from the stack's outputs), so the plan never moves it.
+fn image_vars(
+    scope: &[ServiceName],
+    pushed: &[ImageReport],
+    current: &Outputs,
+    dry_run: bool,
+) -> Result<Vec<(String, String)>> {
+    let mut vars = Vec::new();
+    for svc in ServiceName::ALL {
+        let fresh = pushed.iter().find(|r| r.service == svc).and_then(|r| {
+            Some(format!(
+                "{}@{}",
+                r.repository.as_ref()?,
+                r.push.as_ref()?.digest
+            ))
+        });
+        let image = fresh.or_else(|| current.services.get(&svc).map(|o| o.image.clone()));
+        match image {
+            Some(i) => vars.push((format!("{svc}_image"), i)),
+            None if scope.contains(&svc) || dry_run => {}
+            None => {
+                return Err(Error::Preflight {
+                    what: format!("{svc} has never been deployed, so --only cannot leave it out"),
+                    hint: "deploy both services once (without --only)".into(),
+                });
+            }
+        }
+    }
+    Ok(vars)
+}
+
+/// A plan that destroys needs a yes: asked on a terminal, `--yes` anywhere else.
+fn confirm_destroy(plan: &PlanSummary, yes: bool) -> Result<()> {
+    if yes {
+        return Ok(());
+    }
+    let list = plan
+        .destroyed
+        .iter()
+        .map(|d| format!("    {d}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+        eprint!(
+            "The plan destroys {} resource(s):\n{list}\nApply it? Type `yes`: ",
+            plan.destroy
+        );
+        let mut answer = String::new();
+        if std::io::stdin().read_line(&mut answer).is_ok() && answer.trim() == "yes" {
+            return Ok(());
+        }
+    }
+    Err(Error::Terraform {
+        step: "apply".into(),
+        message: format!(
+            "not applied: the plan destroys {} resource(s):\n{list}\n    hint: review it with `learntrac deploy ENV --dry-run`, then pass --yes",
+            plan.destroy
+        ),
+    })
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
+}

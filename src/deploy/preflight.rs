@@ -1,0 +1,188 @@
+//! Everything a deploy needs, checked at once before any side effect; every missing
+//! prerequisite is reported with its own fix.
+
+use serde::Serialize;
+
+use crate::aws::ecs::ServiceState;
+use crate::config::Environment;
+use crate::error::{Error, Result};
+use crate::terraform::Binary;
+
+#[derive(Debug, Serialize)]
+pub struct Ready {
+    pub terraform: Binary,
+    pub account: String,
+    pub caller: String,
+}
+
+/// A prerequisite that is missing, and how to fix it.
+struct Problem {
+    what: String,
+    fix: String,
+}
+
+impl From<Error> for Problem {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Preflight { what, hint } => Problem { what, fix: hint },
+            other => Problem {
+                what: other.to_string(),
+                fix: "see the message above".into(),
+            },
+        }
+    }
+}
+
+pub struct Checks<'a> {
+    pub env: &'a Environment,
+    pub config: &'a aws_config::SdkConfig,
+    /// Docker is needed unless nothing is built or pushed (--dry-run).
+    pub docker: bool,
+    pub force: bool,
+    /// ECS service names this deploy rolls out.
+    pub services: Vec<String>,
+}
+
+pub async fn run(checks: Checks<'_>) -> Result<Ready> {
+    let env = checks.env;
+    let ssm = aws_sdk_ssm::Client::new(checks.config);
+    let ecs = aws_sdk_ecs::Client::new(checks.config);
+    let cluster = format!("{}-cluster", env.name_prefix());
+    let docker = async {
+        if checks.docker {
+            crate::docker::connect().await.map(|_| ())
+        } else {
+            Ok(())
+        }
+    };
+    let ssm_prefix = env.ssm_prefix();
+    let (docker, identity, terraform, params, services) = tokio::join!(
+        docker,
+        crate::aws::sts::identity(checks.config),
+        crate::terraform::find(),
+        crate::aws::ssm::list(&ssm, &ssm_prefix),
+        crate::aws::ecs::services(&ecs, &cluster, &checks.services),
+    );
+    let mut problems: Vec<Problem> = Vec::new();
+    if let Err(e) = docker {
+        problems.push(e.into());
+    }
+    let identity = match identity {
+        Ok(id) => {
+            if let Some(want) = &env.aws.account_id
+                && &id.account != want
+            {
+                problems.push(Problem {
+                    what: format!(
+                        "the AWS credentials belong to account {} ({}), but {} deploys to account {want}",
+                        id.account, id.arn, env.environment
+                    ),
+                    fix: format!(
+                        "use the profile of account {want} (AWS_PROFILE=…), or correct aws.account_id in environments/{}.yaml",
+                        env.environment
+                    ),
+                });
+            }
+            Some(id)
+        }
+        Err(e) => {
+            problems.push(Problem {
+                what: format!("cannot tell who the AWS credentials belong to: {e}"),
+                fix: "set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run on a role (check with `aws sts get-caller-identity`)".into(),
+            });
+            None
+        }
+    };
+    let terraform = match terraform {
+        Ok(t) => Some(t),
+        Err(e) => {
+            problems.push(e.into());
+            None
+        }
+    };
+    // Only meaningful once the credentials work; otherwise the identity problem says it all.
+    if identity.is_some() {
+        match params {
+            Ok(params) => {
+                // One problem per parameter, naming every service that reads it.
+                let mut missing: Vec<(String, Vec<String>)> = Vec::new();
+                for r in crate::commands::secrets::required(env, &params)
+                    .into_iter()
+                    .filter(|r| !r.present)
+                {
+                    let reader = format!("{} as {}", r.service, r.variable);
+                    match missing.iter_mut().find(|(p, _)| p == &r.parameter) {
+                        Some((_, readers)) => readers.push(reader),
+                        None => missing.push((r.parameter, vec![reader])),
+                    }
+                }
+                for (parameter, readers) in missing {
+                    let short = parameter
+                        .strip_prefix(&format!("{}/", env.ssm_prefix()))
+                        .unwrap_or(&parameter);
+                    problems.push(Problem {
+                        what: format!(
+                            "SSM parameter {parameter} is missing (read by {})",
+                            readers.join(", ")
+                        ),
+                        fix: format!("learntrac secrets set {} {short}", env.environment),
+                    });
+                }
+            }
+            Err(e) => problems.push(e.into()),
+        }
+        match services {
+            Ok(services) if !checks.force => {
+                for s in services.iter().filter(|s| in_progress(s)) {
+                    problems.push(Problem {
+                        what: format!(
+                            "a deployment of {} is still in progress ({} deployments, PRIMARY {})",
+                            s.name,
+                            s.deployments.len(),
+                            s.deployments
+                                .iter()
+                                .find(|d| d.status == "PRIMARY")
+                                .and_then(|d| d.rollout_state.clone())
+                                .unwrap_or_default()
+                        ),
+                        fix: format!(
+                            "wait for it (`learntrac status {} --watch`), or pass --force",
+                            env.environment
+                        ),
+                    });
+                }
+            }
+            // A cluster that does not exist yet (first deploy) has nothing in progress.
+            _ => {}
+        }
+    }
+    match (problems.is_empty(), terraform, identity) {
+        (true, Some(terraform), Some(id)) => Ok(Ready {
+            terraform,
+            account: id.account,
+            caller: id.arn,
+        }),
+        _ => Err(Error::Preflight {
+            what: format!(
+                "preflight found {} problem{}; nothing was changed:\n{}",
+                problems.len(),
+                if problems.len() == 1 { "" } else { "s" },
+                problems
+                    .iter()
+                    .map(|p| format!("  - {}\n      fix: {}", p.what, p.fix))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ),
+            hint: "fix the above and run the deploy again".into(),
+        }),
+    }
+}
+
+/// More than one deployment, or a PRIMARY whose rollout is still going.
+pub fn in_progress(s: &ServiceState) -> bool {
+    s.status == "ACTIVE"
+        && (s.deployments.len() > 1
+            || s.deployments.iter().any(|d| {
+                d.status == "PRIMARY" && d.rollout_state.as_deref() == Some("IN_PROGRESS")
+            }))
+}

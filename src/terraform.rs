@@ -1,0 +1,384 @@
+//! The `terraform` (or `tofu`) binary: found, version-checked, and driven non-interactively
+//! over the rendered tree. Plans go to a file and exactly that file is applied.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::config::ServiceName;
+use crate::error::{Error, Result};
+use crate::ui::progress::Line;
+
+/// Write-only attributes (`password_wo`, keeping the database password out of state) need 1.11.
+const MINIMUM: (u64, u64) = (1, 11);
+
+/// Lines of terraform's stderr kept for an error message.
+const ERROR_TAIL: usize = 25;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Binary {
+    pub path: PathBuf,
+    /// `terraform` or `tofu`.
+    pub name: String,
+    pub version: String,
+}
+
+/// `LEARNTRAC_TERRAFORM`, else `terraform`, else `tofu` on PATH; its version must be recent enough.
+pub async fn find() -> Result<Binary> {
+    let candidates: Vec<PathBuf> = match std::env::var_os("LEARNTRAC_TERRAFORM") {
+        Some(p) => vec![PathBuf::from(p)],
+        None => ["terraform", "tofu"]
+            .iter()
+            .filter_map(|n| on_path(n))
+            .collect(),
+    };
+    let Some(path) = candidates.into_iter().next() else {
+        return Err(Error::Preflight {
+            what: "neither terraform nor tofu is on PATH".into(),
+            hint: "install Terraform ≥ 1.11 (https://developer.hashicorp.com/terraform/install) \
+                   or OpenTofu, or set LEARNTRAC_TERRAFORM to its path"
+                .into(),
+        });
+    };
+    let out = tokio::process::Command::new(&path)
+        .args(["version", "-json"])
+        .output()
+        .await
+        .map_err(|e| Error::Preflight {
+            what: format!("cannot run {}: {e}", path.display()),
+            hint: "check LEARNTRAC_TERRAFORM or the terraform on PATH".into(),
+        })?;
+    #[derive(Deserialize)]
+    struct Version {
+        terraform_version: String,
+    }
+    let version = serde_json::from_slice::<Version>(&out.stdout)
+        .map(|v| v.terraform_version)
+        .map_err(|_| Error::Preflight {
+            what: format!("{} version -json gave no version", path.display()),
+            hint: "install Terraform ≥ 1.11 or OpenTofu".into(),
+        })?;
+    let name = path
+        .file_name()
+        .map_or("terraform".into(), |n| n.to_string_lossy().into_owned());
+    if !at_least(&version, MINIMUM) {
+        return Err(Error::Preflight {
+            what: format!("{name} {version} is too old: the rendered stack needs ≥ 1.11"),
+            hint: "upgrade Terraform (https://developer.hashicorp.com/terraform/install)".into(),
+        });
+    }
+    Ok(Binary {
+        path,
+        name,
+        version,
+    })
+}
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+fn at_least(version: &str, (major, minor): (u64, u64)) -> bool {
+    let mut parts = version
+        .trim_start_matches('v')
+        .split(['.', '-'])
+        .map(|p| p.parse::<u64>().unwrap_or(0));
+    let (a, b) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (a, b) >= (major, minor)
+}
+
+/// What a saved plan will do.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PlanSummary {
+    /// False when the plan has no changes (`-detailed-exitcode` 0).
+    pub changes: bool,
+    pub add: usize,
+    pub change: usize,
+    pub destroy: usize,
+    /// Addresses deleted or replaced.
+    pub destroyed: Vec<String>,
+    /// Services whose task definition gets a new revision (their rollout starts on apply).
+    pub new_task_definitions: Vec<ServiceName>,
+}
+
+/// Per service, what the stack's `services` output holds.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ServiceOutput {
+    pub service_name: String,
+    pub task_definition_arn: String,
+    pub target_group_arn: String,
+    pub repository_url: String,
+    pub image: String,
+}
+
+/// The stack's outputs that deploy uses.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Outputs {
+    pub url: Option<String>,
+    pub cluster_name: Option<String>,
+    pub services: BTreeMap<ServiceName, ServiceOutput>,
+}
+
+pub struct Terraform {
+    pub binary: Binary,
+    /// The rendered `terraform/` folder.
+    pub dir: PathBuf,
+}
+
+impl Terraform {
+    pub fn new(binary: Binary, dir: &Path) -> Self {
+        Terraform {
+            binary,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Runs one terraform command; stdout lines go to `line`, filtered by `show`.
+    /// Returns (exit code, stdout).
+    async fn run(
+        &self,
+        step: &str,
+        args: &[String],
+        line: &Line,
+        show: fn(&str) -> bool,
+    ) -> Result<(i32, String)> {
+        let mut child = tokio::process::Command::new(&self.binary.path)
+            .args(args)
+            .current_dir(&self.dir)
+            .env("TF_IN_AUTOMATION", "1")
+            .env("TF_INPUT", "0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| Error::Terraform {
+                step: step.into(),
+                message: format!("cannot start {}: {e}", self.binary.path.display()),
+            })?;
+        let stderr = child.stderr.take();
+        let err_task = tokio::spawn(async move {
+            let mut text = String::new();
+            if let Some(s) = stderr {
+                let mut lines = BufReader::new(s).lines();
+                while let Ok(Some(l)) = lines.next_line().await {
+                    text.push_str(&l);
+                    text.push('\n');
+                }
+            }
+            text
+        });
+        let mut stdout_text = String::new();
+        if let Some(out) = child.stdout.take() {
+            let mut lines = BufReader::new(out).lines();
+            while let Ok(Some(l)) = lines.next_line().await {
+                if show(&l) {
+                    line.message(l.trim());
+                }
+                stdout_text.push_str(&l);
+                stdout_text.push('\n');
+            }
+        }
+        let status = child.wait().await.map_err(|e| Error::Terraform {
+            step: step.into(),
+            message: e.to_string(),
+        })?;
+        let stderr_text = err_task.await.unwrap_or_default();
+        let code = status.code().unwrap_or(-1);
+        // `plan -detailed-exitcode` answers 2 for "changes present".
+        if code != 0 && !(step == "plan" && code == 2) {
+            return Err(Error::Terraform {
+                step: step.into(),
+                message: format!(
+                    "{} {} exited with {code} in {}:\n{}",
+                    self.binary.name,
+                    args.first().map_or("", String::as_str),
+                    self.dir.display(),
+                    tail(&stderr_text, ERROR_TAIL)
+                ),
+            });
+        }
+        Ok((code, stdout_text))
+    }
+
+    pub async fn init(&self, line: &Line) -> Result<()> {
+        let args = strings(&["init", "-input=false", "-no-color"]);
+        self.run("init", &args, line, |l| l.starts_with("- Installing"))
+            .await
+            .map(|_| ())
+    }
+
+    /// `plan -out=FILE -detailed-exitcode` with the given variables, then what it does.
+    pub async fn plan(
+        &self,
+        vars: &[(String, String)],
+        plan_file: &str,
+        targets: &[String],
+        line: &Line,
+    ) -> Result<PlanSummary> {
+        let mut args = strings(&["plan", "-input=false", "-no-color", "-detailed-exitcode"]);
+        args.push(format!("-out={plan_file}"));
+        for (k, v) in vars {
+            args.push("-var".into());
+            args.push(format!("{k}={v}"));
+        }
+        for t in targets {
+            args.push(format!("-target={t}"));
+        }
+        let (code, _) = self
+            .run("plan", &args, line, |l| l.contains("Refreshing state"))
+            .await?;
+        if code == 0 {
+            return Ok(PlanSummary::default());
+        }
+        let (_, json) = self
+            .run(
+                "show",
+                &strings(&["show", "-json", "-no-color", plan_file]),
+                line,
+                |_| false,
+            )
+            .await?;
+        summarize(&json).map_err(|e| Error::Terraform {
+            step: "show".into(),
+            message: format!("cannot read the plan's JSON: {e}"),
+        })
+    }
+
+    pub async fn apply(&self, plan_file: &str, line: &Line) -> Result<()> {
+        let args = strings(&["apply", "-input=false", "-no-color", plan_file]);
+        self.run("apply", &args, line, |l| {
+            l.contains("complete after") || l.starts_with("Apply complete")
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// The stack's outputs; empty before the first apply.
+    pub async fn outputs(&self, line: &Line) -> Result<Outputs> {
+        let (_, json) = self
+            .run(
+                "output",
+                &strings(&["output", "-json", "-no-color"]),
+                line,
+                |_| false,
+            )
+            .await?;
+        parse_outputs(&json).map_err(|e| Error::Terraform {
+            step: "output".into(),
+            message: format!("unexpected outputs: {e}"),
+        })
+    }
+}
+
+fn strings(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| (*s).to_string()).collect()
+}
+
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Counts and the interesting addresses of `terraform show -json PLAN`.
+pub fn summarize(json: &str) -> Result<PlanSummary, serde_json::Error> {
+    #[derive(Deserialize)]
+    struct Plan {
+        #[serde(default)]
+        resource_changes: Vec<Change>,
+    }
+    #[derive(Deserialize)]
+    struct Change {
+        address: String,
+        change: Actions,
+    }
+    #[derive(Deserialize)]
+    struct Actions {
+        actions: Vec<String>,
+    }
+    let plan: Plan = serde_json::from_str(json)?;
+    let mut s = PlanSummary {
+        changes: true,
+        ..PlanSummary::default()
+    };
+    for c in &plan.resource_changes {
+        let has = |a: &str| c.change.actions.iter().any(|x| x == a);
+        if has("create") {
+            s.add += 1;
+        }
+        if has("update") {
+            s.change += 1;
+        }
+        // A new task definition revision "replaces" the old one, which skip_destroy keeps
+        // registered: that is a deploy, not a destroy to confirm.
+        if has("delete") && !c.address.ends_with("aws_ecs_task_definition.main") {
+            s.destroy += 1;
+            s.destroyed.push(c.address.clone());
+        }
+        if has("create") {
+            for svc in ServiceName::ALL {
+                if c.address == format!("module.{svc}_service.aws_ecs_task_definition.main") {
+                    s.new_task_definitions.push(svc);
+                }
+            }
+        }
+    }
+    Ok(s)
+}
+
+fn parse_outputs(json: &str) -> Result<Outputs, serde_json::Error> {
+    #[derive(Deserialize)]
+    struct Wrapped<T> {
+        value: T,
+    }
+    #[derive(Deserialize, Default)]
+    struct All {
+        url: Option<Wrapped<String>>,
+        cluster_name: Option<Wrapped<String>>,
+        services: Option<Wrapped<BTreeMap<ServiceName, ServiceOutput>>>,
+    }
+    let all: All = serde_json::from_str(json)?;
+    Ok(Outputs {
+        url: all.url.map(|w| w.value),
+        cluster_name: all.cluster_name.map(|w| w.value),
+        services: all.services.map(|w| w.value).unwrap_or_default(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_compare_by_major_and_minor() {
+        assert!(at_least("1.11.4", (1, 11)));
+        assert!(at_least("v1.12.0-beta1", (1, 11)));
+        assert!(!at_least("1.10.5", (1, 11)));
+        assert!(at_least("2.0.0", (1, 11)));
+    }
+
+    #[test]
+    fn a_plan_summary_finds_destroys_and_new_task_definitions() {
+        let json = r#"{"resource_changes":[
+          {"address":"module.trac_service.aws_ecs_task_definition.main","change":{"actions":["delete","create"]}},
+          {"address":"module.learntrac_service.aws_ecs_service.main","change":{"actions":["update"]}},
+          {"address":"aws_sns_topic.alerts","change":{"actions":["no-op"]}},
+          {"address":"aws_ecr_repository.trac","change":{"actions":["create"]}},
+          {"address":"aws_elasticache_replication_group.redis","change":{"actions":["delete","create"]}}
+        ]}"#;
+        let s = summarize(json).expect("plan");
+        assert_eq!((s.add, s.change, s.destroy), (3, 1, 1));
+        // A new task definition revision is a deploy, not a destroy to confirm.
+        assert_eq!(s.destroyed, vec!["aws_elasticache_replication_group.redis"]);
+        assert_eq!(s.new_task_definitions, vec![ServiceName::Trac]);
+    }
+}
