@@ -10,6 +10,7 @@ import sys
 from moto.core.utils import utcnow
 from moto.ecs import models as ecs
 from moto.elasticache import models as elasticache
+from moto.rds import models as rds
 from moto.server import main
 
 _create_replication_group = elasticache.ElastiCacheBackend.create_replication_group
@@ -85,7 +86,31 @@ def update_service(self, service_properties):
     return service
 
 
+_create_db_instance = rds.RDSBackend.create_db_instance
+_modify_db_instance = rds.RDSBackend.modify_db_instance
+
+
+def _performance_insights(db, kwargs):
+    """Performance Insights settings are kept and described, as in AWS; moto drops them, so
+    every plan after the first would modify the instance again."""
+    if kwargs.get("enable_performance_insights") is not None:
+        db.performance_insights_enabled = str(kwargs["enable_performance_insights"]).lower() == "true"
+    if kwargs.get("performance_insights_retention_period") is not None:
+        db.performance_insights_retention_period = int(kwargs["performance_insights_retention_period"])
+    return db
+
+
+def create_db_instance(self, db_kwargs):
+    return _performance_insights(_create_db_instance(self, db_kwargs), db_kwargs)
+
+
+def modify_db_instance(self, db_instance_identifier, db_kwargs):
+    return _performance_insights(_modify_db_instance(self, db_instance_identifier, db_kwargs), db_kwargs)
+
+
 ecs.EC2ContainerServiceBackend.update_service = update_service
+rds.RDSBackend.create_db_instance = create_db_instance
+rds.RDSBackend.modify_db_instance = modify_db_instance
 elasticache.ElastiCacheBackend.create_replication_group = create_replication_group
 elasticache.ElastiCacheBackend.delete_replication_group = delete_replication_group
 
