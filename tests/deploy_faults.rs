@@ -49,7 +49,13 @@ impl Cloud for Scripted {
                 Ok(vec![s])
             }
             Some(Err(e)) => Err(e),
-            None => Ok(self.last.lock().expect("lock").clone().into_iter().collect()),
+            None => Ok(self
+                .last
+                .lock()
+                .expect("lock")
+                .clone()
+                .into_iter()
+                .collect()),
         };
         Box::pin(async move { answer })
     }
@@ -147,7 +153,14 @@ async fn wait(
     timeout_ms: u64,
 ) -> (learntrac::Result<Vec<RolledOut>>, Vec<Report>) {
     let (reporter, events) = Reporter::memory();
-    let r = wait_all(cloud, "learntrac-dev-cluster", expected, &options(timeout_ms), &reporter).await;
+    let r = wait_all(
+        cloud,
+        "learntrac-dev-cluster",
+        expected,
+        &options(timeout_ms),
+        &reporter,
+    )
+    .await;
     let events = events.lock().expect("lock").clone();
     (r, events)
 }
@@ -173,19 +186,31 @@ async fn a_completed_rollout_waits_for_running_to_reach_desired_and_prints_each_
         Ok(state(
             0,
             vec![deployment("PRIMARY", "d1", TD_NEW, "IN_PROGRESS", None)],
-            &[("e1", "(service learntrac-dev-learntrac) has started 2 tasks")],
+            &[(
+                "e1",
+                "(service learntrac-dev-learntrac) has started 2 tasks",
+            )],
         )),
         Ok(state(
             1,
             vec![deployment("PRIMARY", "d1", TD_NEW, "COMPLETED", None)],
-            &[("e1", "(service learntrac-dev-learntrac) has started 2 tasks")],
+            &[(
+                "e1",
+                "(service learntrac-dev-learntrac) has started 2 tasks",
+            )],
         )),
         Ok(state(
             2,
             vec![deployment("PRIMARY", "d1", TD_NEW, "COMPLETED", None)],
             &[
-                ("e1", "(service learntrac-dev-learntrac) has started 2 tasks"),
-                ("e2", "(service learntrac-dev-learntrac) has reached a steady state."),
+                (
+                    "e1",
+                    "(service learntrac-dev-learntrac) has started 2 tasks",
+                ),
+                (
+                    "e2",
+                    "(service learntrac-dev-learntrac) has reached a steady state.",
+                ),
             ],
         )),
     ]);
@@ -193,7 +218,11 @@ async fn a_completed_rollout_waits_for_running_to_reach_desired_and_prints_each_
     let done = r.expect("rolled out");
     assert_eq!(done[0].task_definition, TD_NEW);
     assert_eq!((done[0].running, done[0].desired), (2, 2));
-    assert_eq!(*cloud.calls.lock().expect("lock"), 3, "not done while running < desired");
+    assert_eq!(
+        *cloud.calls.lock().expect("lock"),
+        3,
+        "not done while running < desired"
+    );
     assert_eq!(
         messages(&events, "ecs_event"),
         vec![
@@ -242,8 +271,14 @@ async fn a_failed_rollout_exits_6_with_its_reason_and_the_stopped_tasks() {
     let e = failure(r);
     assert_eq!(e.exit_code(), exit::ROLLOUT);
     let text = e.to_string();
-    assert!(text.contains("the rollout of learntrac-dev-learntrac:4 FAILED"), "{text}");
-    assert!(text.contains("circuit breaker: tasks failed to start"), "{text}");
+    assert!(
+        text.contains("the rollout of learntrac-dev-learntrac:4 FAILED"),
+        "{text}"
+    );
+    assert!(
+        text.contains("circuit breaker: tasks failed to start"),
+        "{text}"
+    );
     assert!(
         text.contains("task 0f1e2d stopped: Essential container in task exited (app: exit 2)"),
         "{text}"
@@ -276,7 +311,10 @@ async fn a_circuit_breaker_rollback_is_a_failure_not_a_success() {
                     Some("ECS deployment circuit breaker: rolling back to deploymentId d3."),
                 ),
             ],
-            &[("e9", "(service learntrac-dev-learntrac) rolling back to deployment d3")],
+            &[(
+                "e9",
+                "(service learntrac-dev-learntrac) rolling back to deployment d3",
+            )],
         )),
     ]);
     let (r, events) = wait(&cloud, &expected(None, TD_NEW), 5_000).await;
@@ -299,7 +337,13 @@ async fn a_forced_redeploy_replaced_by_another_deployment_is_a_rollback() {
     // Same task definition, but the PRIMARY is not the deployment we started.
     let cloud = Scripted::new(vec![Ok(state(
         2,
-        vec![deployment("PRIMARY", "ecs-svc/other", TD_NEW, "COMPLETED", None)],
+        vec![deployment(
+            "PRIMARY",
+            "ecs-svc/other",
+            TD_NEW,
+            "COMPLETED",
+            None,
+        )],
         &[],
     ))]);
     let (r, _) = wait(&cloud, &expected(Some("ecs-svc/ours"), TD_NEW), 5_000).await;
@@ -361,7 +405,10 @@ async fn a_rollout_that_never_completes_times_out_with_exit_7_and_its_last_state
     ))]);
     let started = Instant::now();
     let (r, _) = wait(&cloud, &expected(None, TD_NEW), 300).await;
-    assert!(started.elapsed() < Duration::from_secs(3), "gave up on time");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "gave up on time"
+    );
     let e = failure(r);
     assert_eq!(e.exit_code(), exit::TIMEOUT);
     let text = e.to_string();
@@ -370,7 +417,10 @@ async fn a_rollout_that_never_completes_times_out_with_exit_7_and_its_last_state
         text.contains("PRIMARY learntrac-dev-learntrac:4 IN_PROGRESS"),
         "{text}"
     );
-    assert!(text.contains("unable to consistently start tasks"), "{text}");
+    assert!(
+        text.contains("unable to consistently start tasks"),
+        "{text}"
+    );
 }
 
 fn target(state: &str, reason: Option<&str>, description: Option<&str>) -> Target {
@@ -462,10 +512,17 @@ async fn a_probe_answered_with_503_fails_with_exit_6_naming_the_path() {
             let n = s.read(&mut buf).await.unwrap_or(0);
             let req = String::from_utf8_lossy(&buf[..n]).to_string();
             let path = req.split_whitespace().nth(1).unwrap_or("").to_string();
-            let status = if path.starts_with("/api/") { "503 Service Unavailable" } else { "404 Not Found" };
+            let status = if path.starts_with("/api/") {
+                "503 Service Unavailable"
+            } else {
+                "404 Not Found"
+            };
             log.lock().expect("lock").push(path);
             let _ = s
-                .write_all(format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes())
+                .write_all(
+                    format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                        .as_bytes(),
+                )
                 .await;
         }
     });
@@ -486,6 +543,9 @@ async fn a_probe_answered_with_503_fails_with_exit_6_naming_the_path() {
     assert_eq!(e.exit_code(), exit::ROLLOUT);
     let text = e.to_string();
     assert!(text.contains("/api/LearnTrac/ (learntrac) → 503"), "{text}");
-    assert!(!text.contains("/wiki/"), "a 404 still reaches the application: {text}");
+    assert!(
+        !text.contains("/wiki/"),
+        "a 404 still reaches the application: {text}"
+    );
     assert_eq!(served.lock().expect("lock").len(), 2);
 }

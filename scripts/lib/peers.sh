@@ -182,13 +182,16 @@ start_moto() {
     fi
     local port
     port=$(free_port)
+    # moto with small additions implementing AWS behaviour it lacks (see the file).
     MOTO_IAM_LOAD_MANAGED_POLICIES=true MOTO_ECS_SERVICE_RUNNING=1 \
-        "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$LEARNTRAC_TEST_CACHE/moto.log" 2>&1 &
+        "$venv/bin/python" scripts/lib/moto_server.py -H 127.0.0.1 -p "$port" >"$LEARNTRAC_TEST_CACHE/moto.log" 2>&1 &
     local pid=$!
     PEER_CLEANUP+=("kill $pid")
     for _ in $(seq 200); do curl -fs "http://127.0.0.1:$port/moto-api/" >/dev/null 2>&1 && break; sleep 0.05; done
     curl -fs "http://127.0.0.1:$port/moto-api/" >/dev/null || die "moto did not start (see $LEARNTRAC_TEST_CACHE/moto.log)"
     export LEARNTRAC_TEST_MOTO=http://127.0.0.1:$port
+    # Tests that need a moto of their own (a whole deploy) start one with this interpreter.
+    export LEARNTRAC_TEST_MOTO_PYTHON=$venv/bin/python
     export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-testing} AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-testing}
     echo "moto on 127.0.0.1:$port" >&2
 }

@@ -132,10 +132,6 @@ impl Reporter {
         self.progress.line(prefix)
     }
 
-    pub fn quiet_progress(&self) -> bool {
-        matches!(self.sink, Sink::Memory(_))
-    }
-
     /// Starts a phase; `finish` on the returned guard records its duration.
     pub fn phase(&self, name: &str) -> Phase<'_> {
         self.emit(name, None, "phase_started", &format!("{name} …"));

@@ -1,0 +1,579 @@
+//! The whole `learntrac deploy` against real peers: a moto of its own as the AWS endpoint
+//! (with scripts/lib/moto_server.py's additions), the real `terraform` and mirrored AWS
+//! provider applying the rendered stack to it, this machine's Docker Engine and the loopback
+//! registry; then `status` reads back what was deployed.
+//!
+//! What moto has no data plane for is stood in for, and said so: ECS never registers task IPs
+//! in target groups, so the test registers one per target group (as ECS would); the load
+//! balancer's DNS name resolves nowhere, so `deploy.public_url` points the probe at a small
+//! local HTTP server standing in for the ALB.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::{Cli, Run, repo_root};
+use serde_json::Value;
+
+const PASSWORD: &str = "db-pw-7f3a9c1e5b";
+const TOKEN: &str = "token-secret-2d8e4b6a";
+
+fn peer(var: &str, what: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| panic!("{what} is required: set {var} (scripts/test)"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A moto server for this test alone: the stack has one RDS instance and moto gives every
+/// instance the same resource id, so deploys must not share a moto.
+struct Moto {
+    child: Child,
+    url: String,
+}
+
+impl Moto {
+    fn start() -> Self {
+        let python = peer("LEARNTRAC_TEST_MOTO_PYTHON", "moto's Python");
+        let port = free_port();
+        let child = Command::new(python)
+            .arg(repo_root().join("scripts/lib/moto_server.py"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+            .env("MOTO_ECS_SERVICE_RUNNING", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto");
+        let url = format!("http://127.0.0.1:{port}");
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Moto { child, url };
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("moto did not start on {url}");
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct DeployProject {
+    dir: tempfile::TempDir,
+    prefix: String,
+    tfrc: PathBuf,
+    moto: String,
+}
+
+impl DeployProject {
+    fn new(moto: &str, probe_port: u16) -> Self {
+        let base = peer("LEARNTRAC_TEST_BASE_IMAGE", "a locally imported base image");
+        let registry = peer("LEARNTRAC_TEST_REGISTRY", "a loopback docker-registry");
+        let plugins = peer("LEARNTRAC_TF_PLUGIN_DIR", "the terraform provider mirror");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let project = format!("dp{}", std::process::id() % 100_000);
+        let local = std::fs::read_to_string(repo_root().join("environments/local.yaml"))
+            .expect("local.yaml");
+        let yaml = local
+            .replace("project: learntrac", &format!("project: {project}"))
+            .replace(
+                "endpoint: http://127.0.0.1:5000",
+                &format!("endpoint: {moto}"),
+            )
+            .replace("context: .\n", "context: svc\n")
+            .replace("python:2.7-slim-buster", &base)
+            .replace("rust:1.95-slim-bookworm", &base)
+            .replace("debian:bookworm-slim", &base)
+            .replace("/learntrac/local/", &format!("/{project}/local/"))
+            + &format!(
+                "registry: {registry}\ndeploy:\n  public_url: http://127.0.0.1:{probe_port}\n  verify_timeout: 60\n"
+            );
+        let w = |rel: &str, text: &str| {
+            let p = dir.path().join(rel);
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            std::fs::write(p, text).expect("write");
+        };
+        w("environments/local.yaml", &yaml);
+        // The engine cannot pull python:2.7 or rust images: small Dockerfiles on the local base.
+        w(
+            "tmpl/docker/trac.Dockerfile.j2",
+            "FROM {{ env.images.trac_base }}\nCOPY . /app\nCMD [\"/bin/sh\", \"/app/start.sh\"]\n",
+        );
+        w(
+            "tmpl/docker/learntrac.Dockerfile.j2",
+            "FROM {{ env.images.service_runtime }}\nCOPY . /srv\n",
+        );
+        w("trac-legacy/start.sh", "echo trac\n");
+        w("svc/data.txt", "version 1\n");
+        w(".gitignore", ".learntrac/\n");
+        let tfrc = dir.path().join("terraformrc");
+        std::fs::write(
+            &tfrc,
+            format!(
+                "provider_installation {{\n  filesystem_mirror {{\n    path = \"{plugins}\"\n  }}\n}}\n"
+            ),
+        )
+        .expect("terraformrc");
+        let p = DeployProject {
+            dir,
+            prefix: format!("{project}-local"),
+            tfrc,
+            moto: moto.to_string(),
+        };
+        p.git(&["init", "-q"]);
+        p.commit("first");
+        p
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn git(&self, args: &[&str]) {
+        let ok = Command::new("git")
+            .arg("-C")
+            .arg(self.path())
+            .args(["-c", "user.email=t@example.edu", "-c", "user.name=t"])
+            .args(args)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "git {args:?}");
+    }
+
+    fn commit(&self, message: &str) {
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-qm", message]);
+    }
+
+    /// `learntrac ARGS` in CI mode; `tmpl` stands for the project's substitute templates.
+    fn cli(&self, args: &[&str]) -> Cli {
+        let tmpl = self.path().join("tmpl");
+        let args = args.iter().map(|a| {
+            if *a == "tmpl" {
+                tmpl.clone().into_os_string()
+            } else {
+                (*a).into()
+            }
+        });
+        Cli::new()
+            .root(self.path())
+            .args(args)
+            .env("TF_CLI_CONFIG_FILE", &self.tfrc.to_string_lossy())
+            .env("CI", "true")
+    }
+}
+
+/// Stands in for the ALB's data plane: answers 200 to every GET.
+fn probe_server() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut s in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+        }
+    });
+    port
+}
+
+/// Does what ECS does for a service with a load balancer: registers its tasks' IPs.
+fn register_targets(endpoint: String, stop: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        runtime.block_on(async move {
+            let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new("us-east-2"))
+                .endpoint_url(&endpoint)
+                .load()
+                .await;
+            let elb = aws_sdk_elasticloadbalancingv2::Client::new(&config);
+            let mut done = std::collections::HashSet::new();
+            while !stop.load(Ordering::SeqCst) {
+                if let Ok(out) = elb.describe_target_groups().send().await {
+                    for tg in out.target_groups() {
+                        let arn = tg.target_group_arn().unwrap_or_default().to_string();
+                        if done.contains(&arn) {
+                            continue;
+                        }
+                        let target =
+                            aws_sdk_elasticloadbalancingv2::types::TargetDescription::builder()
+                                .id("10.0.1.17")
+                                .port(tg.port().unwrap_or(80))
+                                .build();
+                        if elb
+                            .register_targets()
+                            .target_group_arn(&arn)
+                            .targets(target)
+                            .send()
+                            .await
+                            .is_ok()
+                        {
+                            done.insert(arn);
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
+    });
+}
+
+fn json(run: &Run) -> Value {
+    serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\nstderr:\n{}", run.stdout, run.stderr))
+}
+
+fn assert_no_secret(what: &str, text: &str) {
+    for s in [PASSWORD, TOKEN] {
+        assert!(!text.contains(s), "a secret value appears in {what}");
+    }
+}
+
+/// Plain CI lines: `2026-11-26T01:02:03Z   12.3s [phase] …`, never a terminal redraw.
+fn assert_plain_lines(stderr: &str) {
+    assert!(!stderr.contains('\x1b'), "no escape sequences in CI output");
+    assert!(!stderr.contains('\r'), "no carriage returns in CI output");
+    for line in stderr
+        .lines()
+        .filter(|l| !l.starts_with("error") && !l.starts_with(' '))
+    {
+        let (stamp, rest) = line.split_at(line.find(' ').unwrap_or(0));
+        assert!(
+            stamp.len() == 20 && stamp.ends_with('Z') && stamp.as_bytes()[10] == b'T',
+            "timestamped line: {line}"
+        );
+        assert!(
+            rest.trim_start().contains("s ["),
+            "elapsed and phase: {line}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_applies_the_stack_rolls_out_verifies_and_status_reads_it_back() {
+    let moto = Moto::start();
+    let probe = probe_server();
+    let p = DeployProject::new(&moto.url, probe);
+    let stop = Arc::new(AtomicBool::new(false));
+    register_targets(p.moto.clone(), stop.clone());
+
+    // 1. Preflight: the secrets are missing — each one listed with its fix, nothing created.
+    let run = p.cli(&["deploy", "local", "--templates", "tmpl"]).run();
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    for name in ["db/password", "token-secret"] {
+        assert!(
+            run.stderr
+                .contains(&format!("fix: learntrac secrets set local {name}")),
+            "{}",
+            run.stderr
+        );
+    }
+    assert!(run.stderr.contains("nothing was changed"), "{}", run.stderr);
+    assert!(
+        !p.path().join(".learntrac").exists(),
+        "preflight renders nothing"
+    );
+
+    for (name, value) in [("db/password", PASSWORD), ("token-secret", TOKEN)] {
+        let set = p.cli(&["secrets", "set", "local", name]).stdin(value).run();
+        assert_eq!(set.code, 0, "{}", set.stderr);
+    }
+
+    // 2. A dry run plans the whole stack and changes nothing.
+    let dry = p
+        .cli(&[
+            "deploy",
+            "local",
+            "--templates",
+            "tmpl",
+            "--dry-run",
+            "-o",
+            "json",
+        ])
+        .run();
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    let plan = json(&dry);
+    assert_eq!(plan["dry_run"], true);
+    assert!(plan["plan"]["add"].as_u64().unwrap_or(0) > 40, "{plan}");
+    assert_eq!(plan["images"], Value::Array(vec![]), "nothing built");
+    let state = p
+        .path()
+        .join(".learntrac/local/terraform/terraform.tfstate");
+    assert!(!state.exists(), "a dry run applies nothing");
+
+    // 3. The first deploy: everything, in CI mode, with a JSON summary.
+    let run = p
+        .cli(&[
+            "deploy",
+            "local",
+            "--templates",
+            "tmpl",
+            "--poll-ms",
+            "300",
+            "-o",
+            "json",
+        ])
+        .run();
+    assert_eq!(run.code, 0, "{}\n{}", run.stderr, run.stdout);
+    let summary = json(&run);
+    assert_eq!(summary["ok"], true);
+    assert_eq!(summary["account"], "123456789012");
+    let phases: Vec<&str> = summary["phases"]
+        .as_array()
+        .expect("phases")
+        .iter()
+        .filter_map(|p| p["phase"].as_str())
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            "preflight",
+            "render",
+            "terraform init",
+            "build and push",
+            "terraform plan",
+            "terraform apply",
+            "redeploy",
+            "wait",
+            "verify"
+        ]
+    );
+    let mut digests = std::collections::BTreeMap::new();
+    for image in summary["images"].as_array().expect("images") {
+        let digest = image["push"]["digest"].as_str().expect("digest");
+        assert!(digest.starts_with("sha256:"), "{image}");
+        digests.insert(
+            image["service"].as_str().expect("service").to_string(),
+            format!("{}@{digest}", image["repository"].as_str().expect("repo")),
+        );
+    }
+    assert_eq!(digests.len(), 2);
+    for svc in summary["services"].as_array().expect("services") {
+        let name = svc["service"].as_str().expect("service");
+        assert_eq!(
+            svc["task_definition"],
+            format!("{}-{name}:1", p.prefix),
+            "{svc}"
+        );
+        assert_eq!(svc["redeploy"], "new task definition");
+        assert_eq!(svc["rollout"]["rollout_state"], "COMPLETED");
+        assert_eq!(svc["image"].as_str(), digests.get(name).map(String::as_str));
+    }
+    let probes = summary["verify"]["probes"].as_array().expect("probes");
+    assert!(probes.len() >= 7, "health paths and one per routing rule");
+    assert!(probes.iter().all(|p| p["ok"] == true), "{probes:?}");
+    assert!(
+        summary["verify"]["target_groups"]
+            .as_array()
+            .expect("target groups")
+            .iter()
+            .all(|g| g["healthy"] == 1)
+    );
+    assert_plain_lines(&run.stderr);
+    for needle in [
+        "[preflight] account 123456789012",
+        "Apply complete!",
+        "[wait] every rollout COMPLETED",
+        "[verify] learntrac: GET http://127.0.0.1:",
+    ] {
+        assert!(run.stderr.contains(needle), "{needle}:\n{}", run.stderr);
+    }
+    // Secrets: in no output, no rendered file, not in Terraform's state.
+    assert_no_secret("the deploy's output", &(run.stdout.clone() + &run.stderr));
+    for file in common::files_under(&p.path().join(".learntrac"))
+        .iter()
+        .filter(|f| !f.contains(".terraform/"))
+    {
+        let text = std::fs::read(p.path().join(".learntrac").join(file)).unwrap_or_default();
+        assert_no_secret(file, &String::from_utf8_lossy(&text));
+    }
+
+    // 4. status reads back what was deployed: task definitions and the pushed digests.
+    let status = p.cli(&["status", "local", "-o", "json"]).run();
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    let status = json(&status);
+    for svc in status["services"].as_array().expect("services") {
+        let name = svc["service"].as_str().expect("service");
+        let primary = svc["state"]["deployments"]
+            .as_array()
+            .expect("deployments")
+            .iter()
+            .find(|d| d["status"] == "PRIMARY")
+            .expect("a PRIMARY deployment");
+        assert_eq!(primary["task_definition"], format!("{}-{name}:1", p.prefix));
+        assert_eq!(svc["image"].as_str(), digests.get(name).map(String::as_str));
+    }
+
+    // 5. A change to one service, deployed alone, as JSON lines: only it gets a new revision.
+    std::fs::write(p.path().join("svc/data.txt"), "version 2\n").expect("write");
+    p.commit("second");
+    let run = p
+        .cli(&[
+            "deploy",
+            "local",
+            "--templates",
+            "tmpl",
+            "--only",
+            "learntrac",
+            "--poll-ms",
+            "300",
+            "-o",
+            "jsonl",
+        ])
+        .run();
+    assert_eq!(run.code, 0, "{}\n{}", run.stderr, run.stdout);
+    let lines: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("JSON line ({e}): {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|e| e["kind"] == "phase_finished" && e["phase"] == "wait"),
+        "events stream"
+    );
+    let last = lines.last().expect("a summary line");
+    assert_eq!(last["ok"], true);
+    let services = last["services"].as_array().expect("services");
+    assert_eq!(services.len(), 1);
+    assert_eq!(services[0]["service"], "learntrac");
+    assert_eq!(
+        services[0]["task_definition"],
+        format!("{}-learntrac:2", p.prefix)
+    );
+    let status = json(&p.cli(&["status", "local", "-o", "json"]).run());
+    let trac = &status["services"][0];
+    assert_eq!(trac["service"], "trac");
+    assert_eq!(
+        trac["image"].as_str(),
+        digests.get("trac").map(String::as_str),
+        "--only learntrac left trac's image alone"
+    );
+    stop.store(true, Ordering::SeqCst);
+}
+
+#[test]
+fn preflight_reports_a_missing_terraform_and_docker_with_their_fixes() {
+    let moto = peer("LEARNTRAC_TEST_MOTO", "moto (the AWS endpoint)");
+    let p = DeployProject::new(&moto, 1);
+    let run = p
+        .cli(&["deploy", "local", "--templates", "tmpl"])
+        .env("PATH", "/nonexistent")
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .run();
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("neither terraform nor tofu is on PATH"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("LEARNTRAC_TERRAFORM"), "{}", run.stderr);
+    assert!(run.stderr.contains("Docker Engine"), "{}", run.stderr);
+    assert!(!p.path().join(".learntrac").exists(), "no side effect");
+}
+
+#[test]
+fn preflight_refuses_credentials_of_another_account() {
+    let moto = peer("LEARNTRAC_TEST_MOTO", "moto (the AWS endpoint)");
+    let p = DeployProject::new(&moto, 1);
+    let yaml = p.path().join("environments/local.yaml");
+    let text = std::fs::read_to_string(&yaml).expect("read");
+    std::fs::write(
+        &yaml,
+        text.replace(
+            "account_id: \"123456789012\"",
+            "account_id: \"999999999999\"",
+        ),
+    )
+    .expect("write");
+    let run = p.cli(&["deploy", "local", "--templates", "tmpl"]).run();
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "the AWS credentials belong to account 123456789012 (arn:aws:sts::123456789012:user/moto), but local deploys to account 999999999999"
+        ),
+        "{}",
+        run.stderr
+    );
+}
+
+/// A rollout still going (moto: 1 task running of 2 desired) blocks a deploy unless --force.
+#[tokio::test(flavor = "multi_thread")]
+async fn preflight_refuses_while_a_deployment_is_in_progress() {
+    let moto = peer("LEARNTRAC_TEST_MOTO", "moto (the AWS endpoint)");
+    let p = DeployProject::new(&moto, 1);
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-2"))
+        .endpoint_url(&moto)
+        .load()
+        .await;
+    let ecs = aws_sdk_ecs::Client::new(&config);
+    let cluster = format!("{}-cluster", p.prefix);
+    ecs.create_cluster()
+        .cluster_name(&cluster)
+        .send()
+        .await
+        .expect("cluster");
+    let td = ecs
+        .register_task_definition()
+        .family(format!("{}-learntrac", p.prefix))
+        .container_definitions(
+            aws_sdk_ecs::types::ContainerDefinition::builder()
+                .name("app")
+                .image("busybox")
+                .memory(128)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("task definition");
+    ecs.create_service()
+        .cluster(&cluster)
+        .service_name(format!("{}-learntrac", p.prefix))
+        .task_definition(
+            td.task_definition()
+                .and_then(|t| t.task_definition_arn())
+                .expect("arn"),
+        )
+        .desired_count(2)
+        .send()
+        .await
+        .expect("service");
+    let run = p
+        .cli(&[
+            "deploy",
+            "local",
+            "--templates",
+            "tmpl",
+            "--only",
+            "learntrac",
+        ])
+        .run();
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "a deployment of {}-learntrac is still in progress",
+            p.prefix
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("or pass --force"), "{}", run.stderr);
+}
