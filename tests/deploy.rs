@@ -53,14 +53,17 @@ impl Moto {
             .stderr(Stdio::null())
             .spawn()
             .expect("start moto");
-        let url = format!("http://127.0.0.1:{port}");
+        let moto = Moto {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
         for _ in 0..200 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Moto { child, url };
+                return moto;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("moto did not start on {url}");
+        panic!("moto did not start on {}", moto.url);
     }
 }
 
