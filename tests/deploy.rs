@@ -469,6 +469,16 @@ async fn deploy_applies_the_stack_rolls_out_verifies_and_status_reads_it_back() 
         digests.get("trac").map(String::as_str),
         "--only learntrac left trac's image alone"
     );
+    for svc in status["services"].as_array().expect("services") {
+        assert_eq!(svc["runs_latest"], true, "running = latest pushed: {svc}");
+    }
+    assert_eq!(
+        status["services"][1]["image"]
+            .as_str()
+            .and_then(|i| i.split_once('@'))
+            .map(|(_, d)| d),
+        status["services"][1]["latest_pushed"].as_str()
+    );
     stop.store(true, Ordering::SeqCst);
 }
 

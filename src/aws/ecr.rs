@@ -85,3 +85,31 @@ pub async fn missing_repositories(client: &Client, names: &[String]) -> Result<V
     }
     Ok(missing)
 }
+
+/// Digest of `repository:tag` in ECR; None when the repository or tag does not exist.
+pub async fn digest_of_tag(client: &Client, repository: &str, tag: &str) -> Result<Option<String>> {
+    let id = aws_sdk_ecr::types::ImageIdentifier::builder()
+        .image_tag(tag)
+        .build();
+    match client
+        .describe_images()
+        .repository_name(repository)
+        .image_ids(id)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(out
+            .image_details()
+            .first()
+            .and_then(|d| d.image_digest())
+            .map(String::from)),
+        Err(e)
+            if e.as_service_error().is_some_and(|s| {
+                s.is_repository_not_found_exception() || s.is_image_not_found_exception()
+            }) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(super::error("describe the ECR image", repository, e)),
+    }
+}

@@ -21,6 +21,10 @@ pub struct ServiceReport {
     pub state: Option<ServiceState>,
     /// Image of the PRIMARY deployment's task definition.
     pub image: Option<String>,
+    /// Digest of the newest push for this environment (the image tagged with its name).
+    pub latest_pushed: Option<String>,
+    /// Whether the running image is that digest; None when either is unknown.
+    pub runs_latest: Option<bool>,
     pub target_group: Option<TargetGroup>,
 }
 
@@ -90,16 +94,33 @@ pub async fn collect(env: &Environment) -> Result<Status> {
         }
     }))
     .await;
+    let latest = futures_util::future::join_all(
+        ServiceName::ALL
+            .iter()
+            .map(|svc| latest_pushed(env, &config, format!("{prefix}-{svc}"))),
+    )
+    .await;
     let reports = ServiceName::ALL
         .iter()
-        .map(|svc| {
+        .zip(latest)
+        .map(|(svc, latest_pushed)| {
             let ecs_name = format!("{prefix}-{svc}");
             let idx = services.iter().position(|s| s.name == ecs_name);
             let port = i32::from(env.services.get(*svc).port);
+            let image = idx.and_then(|i| images[i].clone());
+            let running_digest = image
+                .as_deref()
+                .and_then(|i| i.split_once('@'))
+                .map(|(_, d)| d.to_string());
             ServiceReport {
                 service: *svc,
                 state: idx.map(|i| services[i].clone()),
-                image: idx.and_then(|i| images[i].clone()),
+                runs_latest: match (&running_digest, &latest_pushed) {
+                    (Some(r), Some(l)) => Some(r == l),
+                    _ => None,
+                },
+                latest_pushed,
+                image,
                 target_group: lb.as_ref().and_then(|l: &LoadBalancer| {
                     l.target_groups
                         .iter()
@@ -120,6 +141,54 @@ pub async fn collect(env: &Environment) -> Result<Status> {
     })
 }
 
+/// The digest tagged with the environment's name: every push moves that tag. From ECR, or
+/// from the `registry:` override's HTTP API (anonymous; None when it wants credentials).
+async fn latest_pushed(
+    env: &Environment,
+    config: &aws_config::SdkConfig,
+    repository: String,
+) -> Option<String> {
+    match &env.registry {
+        None => {
+            let ecr = aws_sdk_ecr::Client::new(config);
+            crate::aws::ecr::digest_of_tag(&ecr, &repository, &env.environment)
+                .await
+                .ok()
+                .flatten()
+        }
+        Some(host) => {
+            let scheme = if host.starts_with("127.") || host.starts_with("localhost") {
+                "http"
+            } else {
+                "https"
+            };
+            let url = format!(
+                "{scheme}://{host}/v2/{repository}/manifests/{}",
+                env.environment
+            );
+            let response = reqwest::Client::new()
+                .head(url)
+                .header(
+                    "Accept",
+                    "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json",
+                )
+                .timeout(Duration::from_secs(5))
+                .send()
+                .await
+                .ok()?;
+            if !response.status().is_success() {
+                return None;
+            }
+            response
+                .headers()
+                .get("docker-content-digest")?
+                .to_str()
+                .ok()
+                .map(String::from)
+        }
+    }
+}
+
 fn human(s: &Status) -> String {
     let mut out = format!(
         "environment {}   cluster {}   load balancer {}\n",
@@ -138,7 +207,12 @@ fn human(s: &Status) -> String {
             st.desired, st.running, st.pending, st.status
         ));
         if let Some(img) = &r.image {
-            out.push_str(&format!("  image   {img}\n"));
+            let latest = match (r.runs_latest, &r.latest_pushed) {
+                (Some(true), _) => " (the latest push)".to_string(),
+                (Some(false), Some(l)) => format!(" (latest push {l} is not running)"),
+                _ => String::new(),
+            };
+            out.push_str(&format!("  image   {img}{latest}\n"));
         }
         for d in &st.deployments {
             out.push_str(&format!(
