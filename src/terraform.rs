@@ -177,8 +177,10 @@ impl Terraform {
         if let Some(out) = child.stdout.take() {
             let mut lines = BufReader::new(out).lines();
             while let Ok(Some(l)) = lines.next_line().await {
-                if show(&l) {
-                    line.message(l.trim());
+                // `-json` commands stream one object per line; people read its @message.
+                let text = json_message(&l).unwrap_or_else(|| l.trim().to_string());
+                if show(&text) {
+                    line.message(&text);
                 }
                 stdout_text.push_str(&l);
                 stdout_text.push('\n');
@@ -199,7 +201,14 @@ impl Terraform {
                     self.binary.name,
                     args.first().map_or("", String::as_str),
                     self.dir.display(),
-                    tail(&stderr_text, ERROR_TAIL)
+                    tail(
+                        &if stderr_text.trim().is_empty() {
+                            json_errors(&stdout_text)
+                        } else {
+                            stderr_text
+                        },
+                        ERROR_TAIL
+                    )
                 ),
             });
         }
@@ -221,7 +230,15 @@ impl Terraform {
         targets: &[String],
         line: &Line,
     ) -> Result<PlanSummary> {
-        let mut args = strings(&["plan", "-input=false", "-no-color", "-detailed-exitcode"]);
+        // -json streams each planned change: no second `show -json` (another ~2 s of
+        // provider schema loading) to learn what the plan does.
+        let mut args = strings(&[
+            "plan",
+            "-input=false",
+            "-no-color",
+            "-json",
+            "-detailed-exitcode",
+        ]);
         args.push(format!("-out={plan_file}"));
         for (k, v) in vars {
             args.push("-var".into());
@@ -230,24 +247,12 @@ impl Terraform {
         for t in targets {
             args.push(format!("-target={t}"));
         }
-        let (code, _) = self
+        let (code, stream) = self
             .run("plan", &args, line, |l| l.contains("Refreshing state"))
             .await?;
-        if code == 0 {
-            return Ok(PlanSummary::default());
-        }
-        let (_, json) = self
-            .run(
-                "show",
-                &strings(&["show", "-json", "-no-color", plan_file]),
-                line,
-                |_| false,
-            )
-            .await?;
-        summarize(&json).map_err(|e| Error::Terraform {
-            step: "show".into(),
-            message: format!("cannot read the plan's JSON: {e}"),
-        })
+        let mut summary = summarize(&stream);
+        summary.changes = code == 2;
+        Ok(summary)
     }
 
     pub async fn apply(&self, plan_file: &str, line: &Line) -> Result<()> {
@@ -289,50 +294,69 @@ fn tail(text: &str, n: usize) -> String {
         .join("\n")
 }
 
-/// Counts and the interesting addresses of `terraform show -json PLAN`.
-pub fn summarize(json: &str) -> Result<PlanSummary, serde_json::Error> {
-    #[derive(Deserialize)]
-    struct Plan {
-        #[serde(default)]
-        resource_changes: Vec<Change>,
-    }
-    #[derive(Deserialize)]
-    struct Change {
-        address: String,
-        change: Actions,
-    }
-    #[derive(Deserialize)]
-    struct Actions {
-        actions: Vec<String>,
-    }
-    let plan: Plan = serde_json::from_str(json)?;
-    let mut s = PlanSummary {
-        changes: true,
-        ..PlanSummary::default()
-    };
-    for c in &plan.resource_changes {
-        let has = |a: &str| c.change.actions.iter().any(|x| x == a);
-        if has("create") {
-            s.add += 1;
-        }
-        if has("update") {
-            s.change += 1;
-        }
-        // A new task definition revision "replaces" the old one, which skip_destroy keeps
-        // registered: that is a deploy, not a destroy to confirm.
-        if has("delete") && !c.address.ends_with("aws_ecs_task_definition.main") {
-            s.destroy += 1;
-            s.destroyed.push(c.address.clone());
-        }
-        if has("create") {
-            for svc in ServiceName::ALL {
-                if c.address == format!("module.{svc}_service.aws_ecs_task_definition.main") {
-                    s.new_task_definitions.push(svc);
+/// `@message` of one `-json` output line.
+fn json_message(line: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    v["@message"].as_str().map(String::from)
+}
+
+/// Error diagnostics of a `-json` output stream, for the error message.
+fn json_errors(stream: &str) -> String {
+    stream
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["@level"] == "error")
+        .map(|v| {
+            let d = &v["diagnostic"];
+            format!(
+                "{} {}",
+                v["@message"].as_str().unwrap_or_default(),
+                d["detail"].as_str().unwrap_or_default()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// What a `plan -json` stream says the plan does.
+pub fn summarize(stream: &str) -> PlanSummary {
+    let mut s = PlanSummary::default();
+    for v in stream
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+    {
+        match v["type"].as_str() {
+            Some("change_summary") => {
+                let count =
+                    |k: &str| usize::try_from(v["changes"][k].as_u64().unwrap_or(0)).unwrap_or(0);
+                s.add = count("add");
+                s.change = count("change");
+            }
+            Some("planned_change") => {
+                let address = v["change"]["resource"]["addr"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let action = v["change"]["action"].as_str().unwrap_or_default();
+                let task_definition = address.ends_with("aws_ecs_task_definition.main");
+                // A new task definition revision "replaces" the old one, which skip_destroy
+                // keeps registered: that is a deploy, not a destroy to confirm.
+                if matches!(action, "delete" | "replace") && !task_definition {
+                    s.destroyed.push(address.clone());
+                }
+                if matches!(action, "create" | "replace") && task_definition {
+                    for svc in ServiceName::ALL {
+                        if address == format!("module.{svc}_service.aws_ecs_task_definition.main") {
+                            s.new_task_definitions.push(svc);
+                        }
+                    }
                 }
             }
+            _ => {}
         }
     }
-    Ok(s)
+    s.destroy = s.destroyed.len();
+    s
 }
 
 fn parse_outputs(json: &str) -> Result<Outputs, serde_json::Error> {
@@ -368,14 +392,13 @@ mod tests {
 
     #[test]
     fn a_plan_summary_finds_destroys_and_new_task_definitions() {
-        let json = r#"{"resource_changes":[
-          {"address":"module.trac_service.aws_ecs_task_definition.main","change":{"actions":["delete","create"]}},
-          {"address":"module.learntrac_service.aws_ecs_service.main","change":{"actions":["update"]}},
-          {"address":"aws_sns_topic.alerts","change":{"actions":["no-op"]}},
-          {"address":"aws_ecr_repository.trac","change":{"actions":["create"]}},
-          {"address":"aws_elasticache_replication_group.redis","change":{"actions":["delete","create"]}}
-        ]}"#;
-        let s = summarize(json).expect("plan");
+        let stream = r#"{"@level":"info","@message":"Terraform 1.11.4","type":"version"}
+{"type":"planned_change","change":{"resource":{"addr":"module.trac_service.aws_ecs_task_definition.main"},"action":"replace"}}
+{"type":"planned_change","change":{"resource":{"addr":"module.learntrac_service.aws_ecs_service.main"},"action":"update"}}
+{"type":"planned_change","change":{"resource":{"addr":"aws_ecr_repository.trac"},"action":"create"}}
+{"type":"planned_change","change":{"resource":{"addr":"aws_elasticache_replication_group.redis"},"action":"replace"}}
+{"type":"change_summary","changes":{"add":3,"change":1,"import":0,"remove":2,"operation":"plan"}}"#;
+        let s = summarize(stream);
         assert_eq!((s.add, s.change, s.destroy), (3, 1, 1));
         // A new task definition revision is a deploy, not a destroy to confirm.
         assert_eq!(s.destroyed, vec!["aws_elasticache_replication_group.redis"]);

@@ -95,26 +95,50 @@ pub async fn deploy(
 
     let tf = Terraform::new(ready.terraform.clone(), &out.join("terraform"));
     let tf_line = reporter.line("terraform");
-    let phase = reporter.phase("terraform init");
-    tf.init(&tf_line).await?;
-    let current = tf.outputs(&tf_line).await?;
-    phase.finish("initialised");
-
-    let mut image_reports = Vec::new();
-    if !args.dry_run {
-        let phase = reporter.phase("build and push");
-        if env.registry.is_none() && current.services.is_empty() {
-            bootstrap_repositories(env, &tf, &tf_line, reporter).await?;
+    // A first deploy to ECR creates the repositories before anything can be pushed;
+    // otherwise `terraform init` runs while the images build and push.
+    let bootstrap = !args.dry_run && env.registry.is_none() && {
+        let ecr = aws_sdk_ecr::Client::new(&config);
+        let names: Vec<String> = ServiceName::ALL
+            .iter()
+            .map(|s| images::local_name(env, *s))
+            .collect();
+        !crate::aws::ecr::missing_repositories(&ecr, &names)
+            .await?
+            .is_empty()
+    };
+    let init = async {
+        let phase = reporter.phase("terraform init");
+        tf.init(&tf_line).await?;
+        let current = tf.outputs(&tf_line).await?;
+        if bootstrap {
+            create_repositories(&tf, &tf_line, reporter).await?;
         }
+        phase.finish("initialised");
+        Ok::<_, Error>(current)
+    };
+    let build = async {
+        if args.dry_run {
+            return Ok(Vec::new());
+        }
+        let phase = reporter.phase("build and push");
         let image_args = ImageArgs {
             env: env.environment.clone(),
             only: args.only,
             skip_build: args.skip_build,
             templates: args.templates.clone(),
         };
-        image_reports = images::images(root, env, &image_args, true, false).await?;
-        phase.finish(&format!("{} image(s) pushed", image_reports.len()));
-    }
+        let reports = images::images(root, env, &image_args, true, false).await?;
+        phase.finish(&format!("{} image(s) pushed", reports.len()));
+        Ok::<_, Error>(reports)
+    };
+    let (current, image_reports) = if bootstrap {
+        let current = init.await?;
+        (current, build.await?)
+    } else {
+        let (current, built) = tokio::join!(init, build);
+        (current?, built?)
+    };
 
     let vars = image_vars(&scope, &image_reports, &current, args.dry_run)?;
     let phase = reporter.phase("terraform plan");
@@ -315,29 +339,15 @@ async fn interruptible<T>(work: impl std::future::Future<Output = Result<T>>) ->
 
 /// Creates the image repositories on a first deploy, so images can be pushed before the
 /// full plan (which needs their digests).
-async fn bootstrap_repositories(
-    env: &Environment,
+async fn create_repositories(
     tf: &Terraform,
     line: &crate::ui::progress::Line,
     reporter: &Reporter,
 ) -> Result<()> {
-    let config = crate::aws::sdk_config(env).await;
-    let ecr = aws_sdk_ecr::Client::new(&config);
-    let names: Vec<String> = ServiceName::ALL
-        .iter()
-        .map(|s| images::local_name(env, *s))
-        .collect();
-    let missing = crate::aws::ecr::missing_repositories(&ecr, &names).await?;
-    if missing.is_empty() {
-        return Ok(());
-    }
     reporter.info(
-        "build and push",
+        "terraform init",
         None,
-        &format!(
-            "first deploy: creating the image repositories {}",
-            missing.join(", ")
-        ),
+        "first deploy: creating the image repositories before the push",
     );
     let targets: Vec<String> = ServiceName::ALL
         .iter()
