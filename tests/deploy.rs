@@ -481,6 +481,47 @@ async fn deploy_applies_the_stack_rolls_out_verifies_and_status_reads_it_back() 
             .map(|(_, d)| d),
         status["services"][1]["latest_pushed"].as_str()
     );
+
+    // 6. A plan that destroys something (a routing rule removed) is not applied unasked.
+    let yaml = p.path().join("environments/local.yaml");
+    let text = std::fs::read_to_string(&yaml).expect("read");
+    let rule = "  - priority: 85\n    service: trac\n    paths: [\"*.png\", \"*.jpg\"]\n";
+    assert!(text.contains(rule), "the rule to remove");
+    std::fs::write(&yaml, text.replace(rule, "")).expect("write");
+    p.commit("drop a rule");
+    let state_before = std::fs::read_to_string(&state).expect("state");
+    let run = p
+        .cli(&["deploy", "local", "--templates", "tmpl", "--poll-ms", "300"])
+        .run();
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("not applied: the plan destroys 1 resource(s)")
+            && run
+                .stderr
+                .contains("module.alb.aws_lb_listener_rule.route[\"85\"]")
+            && run.stderr.contains("pass --yes"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(&state).expect("state"),
+        state_before,
+        "nothing applied"
+    );
+    let run = p
+        .cli(&[
+            "deploy",
+            "local",
+            "--templates",
+            "tmpl",
+            "--yes",
+            "--poll-ms",
+            "300",
+        ])
+        .run();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("1 to destroy"), "{}", run.stdout);
     stop.store(true, Ordering::SeqCst);
 }
 
