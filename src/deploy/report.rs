@@ -42,6 +42,7 @@ pub struct Reporter {
     progress: Progress,
     started: Instant,
     phases: Mutex<Vec<PhaseTime>>,
+    quiet: bool,
 }
 
 impl Reporter {
@@ -56,6 +57,7 @@ impl Reporter {
             },
             progress,
             phases: Mutex::new(Vec::new()),
+            quiet,
         }
     }
 
@@ -69,6 +71,7 @@ impl Reporter {
                 sink: Sink::Memory(events.clone()),
                 progress,
                 phases: Mutex::new(Vec::new()),
+                quiet: true,
             },
             events,
         )
@@ -125,6 +128,11 @@ impl Reporter {
 
     pub fn warn(&self, phase: &str, service: Option<&str>, message: &str) {
         self.emit(phase, service, "warning", message);
+    }
+
+    /// `-q`: errors only.
+    pub fn quiet(&self) -> bool {
+        self.quiet
     }
 
     /// A live line for long work (a spinner on a terminal; plain lines otherwise).
