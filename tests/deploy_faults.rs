@@ -271,6 +271,8 @@ async fn a_failed_rollout_exits_6_with_its_reason_and_the_stopped_tasks() {
     let e = failure(r);
     assert_eq!(e.exit_code(), exit::ROLLOUT);
     let text = e.to_string();
+    // What the CLI prints after `error: ` (shown with `cargo test -- --nocapture`).
+    println!("{text}");
     assert!(
         text.contains("the rollout of learntrac-dev-learntrac:4 FAILED"),
         "{text}"
