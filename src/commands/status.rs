@@ -73,10 +73,16 @@ pub async fn collect(env: &Environment) -> Result<Status> {
         .map(|s| format!("{prefix}-{s}"))
         .collect();
     let (alb, ssm_prefix) = (format!("{prefix}-alb"), env.ssm_prefix());
-    let (services, lb, params) = tokio::join!(
+    let latest = futures_util::future::join_all(
+        ServiceName::ALL
+            .iter()
+            .map(|svc| latest_pushed(env, &config, format!("{prefix}-{svc}"))),
+    );
+    let (services, lb, params, latest) = tokio::join!(
         crate::aws::ecs::services(&ecs, &cluster, &names),
         crate::aws::elbv2::load_balancer(&elb, &alb),
         crate::aws::ssm::list(&ssm, &ssm_prefix),
+        latest,
     );
     let (services, lb, params) = (services?, lb?, params?);
     let images = futures_util::future::join_all(services.iter().map(|s| {
@@ -93,12 +99,6 @@ pub async fn collect(env: &Environment) -> Result<Status> {
             }
         }
     }))
-    .await;
-    let latest = futures_util::future::join_all(
-        ServiceName::ALL
-            .iter()
-            .map(|svc| latest_pushed(env, &config, format!("{prefix}-{svc}"))),
-    )
     .await;
     let reports = ServiceName::ALL
         .iter()

@@ -389,6 +389,8 @@ pub struct DeploySettings {
     pub rollout_timeout: u64,
     /// Seconds to wait for healthy targets and answering paths after the rollouts.
     pub verify_timeout: u64,
+    /// Seconds `terraform apply` may take (some provider waiters hang instead of failing).
+    pub terraform_timeout: u64,
     /// Where the probe sends its requests instead of the load balancer's DNS name, e.g. a
     /// custom domain in front of it (`https://learn.example.edu`).
     pub public_url: Option<String>,
@@ -399,6 +401,7 @@ impl Default for DeploySettings {
         DeploySettings {
             rollout_timeout: 900,
             verify_timeout: 300,
+            terraform_timeout: 3600,
             public_url: None,
         }
     }

@@ -179,7 +179,19 @@ pub async fn deploy(
     }
     let outputs = if plan.changes {
         let phase = reporter.phase("terraform apply");
-        tf.apply(PLAN_FILE, &tf_line).await?;
+        let limit = Duration::from_secs(env.deploy.terraform_timeout);
+        // Ctrl-C reaches terraform too (same process group), which stops cleanly and keeps
+        // its state; a timeout drops the apply, which kills it (kill_on_drop).
+        match tokio::time::timeout(limit, tf.apply(PLAN_FILE, &tf_line)).await {
+            Ok(applied) => applied?,
+            Err(_) => {
+                return Err(Error::Timeout(format!(
+                    "terraform apply did not finish within {}s (deploy.terraform_timeout); its state in {} holds what was done",
+                    limit.as_secs(),
+                    tf.dir.display()
+                )));
+            }
+        }
         let outputs = tf.outputs(&tf_line).await?;
         phase.finish("applied");
         outputs
@@ -332,7 +344,7 @@ async fn interruptible<T>(work: impl std::future::Future<Output = Result<T>>) ->
     tokio::select! {
         r = work => r,
         _ = tokio::signal::ctrl_c() => Err(Error::Interrupted(
-            "stopped waiting; the rollout goes on in ECS and the previous version keeps serving until the new one is healthy (`learntrac status ENV` follows it)".into(),
+            "stopped; what was applied stays applied, a started rollout goes on in ECS, and the previous version keeps serving until the new one is healthy (`learntrac status ENV` follows it)".into(),
         )),
     }
 }
