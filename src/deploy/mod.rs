@@ -170,7 +170,7 @@ pub async fn deploy(
     };
     if args.dry_run {
         summary.phases = reporter.phases();
-        summary.seconds = reporter.elapsed();
+        summary.seconds = (reporter.elapsed() * 10.0).round() / 10.0;
         return Ok(summary);
     }
 
@@ -255,7 +255,7 @@ pub async fn deploy(
             ),
         );
         summary.phases = reporter.phases();
-        summary.seconds = reporter.elapsed();
+        summary.seconds = (reporter.elapsed() * 10.0).round() / 10.0;
         return Ok(summary);
     }
 
@@ -299,7 +299,7 @@ pub async fn deploy(
     );
     phase.finish("targets healthy, every routed path answers");
     summary.phases = reporter.phases();
-    summary.seconds = reporter.elapsed();
+    summary.seconds = (reporter.elapsed() * 10.0).round() / 10.0;
     Ok(summary)
 }
 
