@@ -52,6 +52,15 @@ pub struct Summary {
     pub verify: Option<Verified>,
 }
 
+impl Summary {
+    /// With the phase times and total duration filled in.
+    fn finished(mut self, reporter: &Reporter) -> Self {
+        self.phases = reporter.phases();
+        self.seconds = (reporter.elapsed() * 10.0).round() / 10.0;
+        self
+    }
+}
+
 pub async fn deploy(
     root: &Path,
     env: &Environment,
@@ -169,9 +178,7 @@ pub async fn deploy(
         verify: None,
     };
     if args.dry_run {
-        summary.phases = reporter.phases();
-        summary.seconds = (reporter.elapsed() * 10.0).round() / 10.0;
-        return Ok(summary);
+        return Ok(summary.finished(reporter));
     }
 
     if plan.destroy > 0 {
@@ -254,9 +261,7 @@ pub async fn deploy(
                 env.environment
             ),
         );
-        summary.phases = reporter.phases();
-        summary.seconds = (reporter.elapsed() * 10.0).round() / 10.0;
-        return Ok(summary);
+        return Ok(summary.finished(reporter));
     }
 
     let poll = Duration::from_millis(args.poll_ms.max(10));
@@ -298,9 +303,7 @@ pub async fn deploy(
         .await?,
     );
     phase.finish("targets healthy, every routed path answers");
-    summary.phases = reporter.phases();
-    summary.seconds = (reporter.elapsed() * 10.0).round() / 10.0;
-    Ok(summary)
+    Ok(summary.finished(reporter))
 }
 
 async fn verify_all(
