@@ -47,7 +47,8 @@ fn run(args: &ImageArgs, ctx: &Ctx, push: bool) -> Result<i32> {
     let env = crate::config::load(&root, &args.env)?;
     let runtime =
         tokio::runtime::Runtime::new().map_err(|e| Error::io("start the async runtime", e))?;
-    let reports = runtime.block_on(images(&root, &env, args, push, ctx.out.quiet()))?;
+    let progress = Progress::new(ctx.out.quiet());
+    let reports = runtime.block_on(images(&root, &env, args, push, &progress))?;
     ctx.out.result(&reports, || human(&reports));
     Ok(exit::OK)
 }
@@ -87,7 +88,7 @@ pub async fn images(
     env: &Environment,
     args: &ImageArgs,
     push: bool,
-    quiet: bool,
+    progress: &Progress,
 ) -> Result<Vec<ImageReport>> {
     let services: Vec<ServiceName> = match args.only {
         Some(s) => vec![s],
@@ -103,7 +104,6 @@ pub async fn images(
     } else {
         None
     };
-    let progress = Progress::new(quiet);
 
     let mut reports: Vec<ImageReport> = Vec::new();
     if args.skip_build {

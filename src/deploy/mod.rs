@@ -137,7 +137,7 @@ pub async fn deploy(
             skip_build: args.skip_build,
             templates: args.templates.clone(),
         };
-        let reports = images::images(root, env, &image_args, true, reporter.quiet()).await?;
+        let reports = images::images(root, env, &image_args, true, reporter.progress()).await?;
         phase.finish(&format!("{} image(s) pushed", reports.len()));
         Ok::<_, Error>(reports)
     };

@@ -42,7 +42,6 @@ pub struct Reporter {
     progress: Progress,
     started: Instant,
     phases: Mutex<Vec<PhaseTime>>,
-    quiet: bool,
 }
 
 impl Reporter {
@@ -57,7 +56,6 @@ impl Reporter {
             },
             progress,
             phases: Mutex::new(Vec::new()),
-            quiet,
         }
     }
 
@@ -71,7 +69,6 @@ impl Reporter {
                 sink: Sink::Memory(events.clone()),
                 progress,
                 phases: Mutex::new(Vec::new()),
-                quiet: true,
             },
             events,
         )
@@ -130,9 +127,9 @@ impl Reporter {
         self.emit(phase, service, "warning", message);
     }
 
-    /// `-q`: errors only.
-    pub fn quiet(&self) -> bool {
-        self.quiet
+    /// The progress display, shared with the image builds so all lines count from one start.
+    pub fn progress(&self) -> &Progress {
+        &self.progress
     }
 
     /// A live line for long work (a spinner on a terminal; plain lines otherwise).
