@@ -220,6 +220,9 @@ pub struct LocalUpArgs {
     /// Router port [default: local.router_port of environments/local.yaml]
     #[arg(long)]
     pub port: Option<u16>,
+    /// Folder whose files replace the built-in templates (e.g. Trac's Dockerfile)
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

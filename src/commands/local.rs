@@ -10,8 +10,9 @@ use crate::Ctx;
 use crate::cli::{LocalCommand, LocalUpArgs};
 use crate::config::{self, Environment};
 use crate::error::{Error, Result, exit};
+use crate::local::stack as local_stack;
 use crate::local::state::{DataDir, Running};
-use crate::local::{demo, embedded};
+use crate::local::{containers, demo, embedded};
 
 pub fn run(cmd: &LocalCommand, ctx: &Ctx) -> Result<i32> {
     let root = ctx.root().ok();
@@ -55,17 +56,158 @@ fn up(args: &LocalUpArgs, root: Option<&Path>, data: &DataDir, ctx: &Ctx) -> Res
     let runtime =
         tokio::runtime::Runtime::new().map_err(|e| Error::io("start the async runtime", e))?;
     runtime.block_on(async {
-        if !args.embedded {
-            let docker_up = crate::docker::connect().await.is_ok();
-            if docker_up {
-                ctx.out.note(
-                    "a Docker Engine is reachable, but the Docker runtime (Trac, PostgreSQL and Redis containers) \
-                     is not built yet; running the embedded runtime",
-                );
+        if !args.embedded
+            && let Ok(docker) = crate::docker::connect().await
+        {
+            match root {
+                Some(root) => match images_available(&docker, &env).await {
+                    Ok(()) => return up_docker(&docker, root, &env, data, args, ctx).await,
+                    Err(why) => ctx.out.note(&format!(
+                        "the Docker runtime cannot run here: {why}; running the embedded runtime \
+                         (pull or build that image, or point local.* / images.trac_base at one you have)"
+                    )),
+                },
+                None => ctx.out.note(
+                    "the Docker runtime builds Trac's image from a checkout's trac-legacy/; without one, the embedded runtime runs",
+                ),
             }
         }
         up_embedded(&env, data, args, ctx).await
     })
+}
+
+/// The images the Docker runtime starts from, pulled when missing: an engine that cannot
+/// have them (offline, no registry access) means the embedded runtime instead.
+async fn images_available(docker: &bollard::Docker, env: &Environment) -> Result<()> {
+    for (component, image) in [
+        ("postgres", &env.local.postgres_image),
+        ("redis", &env.local.redis_image),
+        ("trac", &env.images.trac_base),
+    ] {
+        containers::ensure_image(docker, component, image).await?;
+    }
+    Ok(())
+}
+
+/// PostgreSQL, Redis and Trac in containers; the service in-process on them; the router.
+async fn up_docker(
+    docker: &bollard::Docker,
+    root: &Path,
+    env: &Environment,
+    data: &DataDir,
+    args: &LocalUpArgs,
+    ctx: &Ctx,
+) -> Result<i32> {
+    data.create()?;
+    init_logging(data)?;
+    let say = |m: &str| {
+        if !ctx.out.quiet() {
+            eprintln!("{m}");
+        }
+    };
+    let stack = env.name_prefix();
+    let password = data.secret("postgres-password")?;
+    let timeout = Duration::from_secs(env.local.health_timeout);
+    containers::ensure_network(docker, &stack).await?;
+    let (pg, redis) = (
+        local_stack::postgres(env, &password),
+        local_stack::redis(env),
+    );
+    let (pg, redis) = tokio::join!(
+        containers::ensure(docker, &stack, &pg),
+        containers::ensure(docker, &stack, &redis)
+    );
+    let (pg, redis) = (pg?, redis?);
+    let (a, b) = tokio::join!(
+        containers::wait_healthy(docker, "postgres", &pg.container, timeout),
+        containers::wait_healthy(docker, "redis", &redis.container, timeout)
+    );
+    a?;
+    b?;
+    for r in [&pg, &redis] {
+        say(&format!(
+            "{:<9} {:?}, healthy on 127.0.0.1:{}",
+            r.component, r.action, r.host_port
+        )
+        .to_lowercase());
+    }
+    // Trac's image from trac-legacy/ (cached when unchanged), then its container, which
+    // creates Trac's schema in the database on first start.
+    let progress = crate::ui::progress::Progress::new(ctx.out.quiet());
+    let image_args = crate::cli::ImageArgs {
+        env: env.environment.clone(),
+        only: Some(crate::config::ServiceName::Trac),
+        skip_build: false,
+        templates: args.templates.clone(),
+    };
+    let built = crate::commands::images::images(root, env, &image_args, false, &progress).await?;
+    let image = built
+        .first()
+        .map(|r| r.local.clone())
+        .ok_or_else(|| Error::Local {
+            component: "trac".into(),
+            message: "no image was built".into(),
+        })?;
+    let trac = containers::ensure(
+        docker,
+        &stack,
+        &local_stack::trac(env, &image, &stack, &password),
+    )
+    .await?;
+    containers::wait_healthy(docker, "trac", &trac.container, timeout).await?;
+    say(&format!(
+        "trac      {:?}, healthy on 127.0.0.1:{}",
+        trac.action, trac.host_port
+    )
+    .to_lowercase());
+
+    let database_url = format!(
+        "postgres://{}:{password}@127.0.0.1:{}/{}",
+        local_stack::DATABASE_USER,
+        pg.host_port,
+        local_stack::DATABASE
+    );
+    let redis_url = format!("redis://127.0.0.1:{}", redis.host_port);
+    let secret = data.token_secret()?;
+    let service = embedded::service_on(env, &database_url, Some(&redis_url), &secret).await?;
+    if args.seed_demo {
+        seed_demo(&database_url, &service, &secret, &say).await?;
+    }
+    let trac_url = format!("http://127.0.0.1:{}", trac.host_port);
+    let notes = vec![
+        format!("  trac         {trac_url} (container {})", trac.container),
+        format!("  postgres     127.0.0.1:{} (container {})", pg.host_port, pg.container),
+        format!("  redis        127.0.0.1:{} (container {})", redis.host_port, redis.container),
+        "  containers keep running after Ctrl-C; `learntrac local down` removes them (volumes kept unless --volumes)".into(),
+    ];
+    serve(
+        env,
+        data,
+        args,
+        ctx,
+        service,
+        Some(trac_url),
+        "docker",
+        notes,
+        &secret,
+    )
+    .await
+}
+
+async fn seed_demo(
+    database_url: &str,
+    service: &axum::Router,
+    secret: &str,
+    say: &impl Fn(&str),
+) -> Result<()> {
+    if demo::seed(database_url, service, secret).await? {
+        say(
+            "seeded demo data: 7 concepts in 2 milestones, students alice and bob, teacher carol, practice history",
+        );
+    } else {
+        say("demo data: the database already has tickets; nothing added");
+    }
+    Ok(())
 }
 
 async fn up_embedded(
@@ -90,14 +232,34 @@ async fn up_embedded(
     let secret = data.token_secret()?;
     let service = embedded::service(data, env, &secret).await?;
     if args.seed_demo {
-        if demo::seed(data, &service, &secret).await? {
-            say(
-                "seeded demo data: 7 concepts in 2 milestones, students alice and bob, teacher carol, practice history",
-            );
-        } else {
-            say("demo data: the database already has tickets; nothing added");
-        }
+        let url = format!("sqlite://{}", data.trac_db().display());
+        seed_demo(&url, &service, &secret, &say).await?;
     }
+    let notes = vec![
+        format!("  data         {}", data.0.display()),
+        "  not running  Trac UI, PostgreSQL, Redis: the embedded runtime uses SQLite with Trac's schema".into(),
+        "               and an in-process cache; Trac's pages answer 503 (the Docker runtime runs Trac)".into(),
+    ];
+    serve(
+        env, data, args, ctx, service, None, "embedded", notes, &secret,
+    )
+    .await
+}
+
+/// The local router in front of the in-process service (and Trac's container), in the
+/// foreground until Ctrl-C or `local down`.
+#[allow(clippy::too_many_arguments)]
+async fn serve(
+    env: &Environment,
+    data: &DataDir,
+    args: &LocalUpArgs,
+    ctx: &Ctx,
+    service: axum::Router,
+    trac: Option<String>,
+    runtime: &str,
+    notes: Vec<String>,
+    secret: &str,
+) -> Result<i32> {
     let port = args.port.unwrap_or(env.local.router_port);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
@@ -108,6 +270,8 @@ async fn up_embedded(
     let stack = Arc::new(embedded::Stack {
         service,
         rules: env.routing.clone(),
+        trac,
+        http: reqwest::Client::new(),
     });
     let app = embedded::router_app(stack);
     let server = tokio::spawn(learntrac_service::serve(
@@ -121,28 +285,25 @@ async fn up_embedded(
         .map_or(0, |d| d.as_secs());
     data.mark_running(&Running {
         pid: std::process::id(),
-        runtime: "embedded".into(),
+        runtime: runtime.into(),
         router_port: port,
         started_at,
     })?;
 
     let base = format!("http://127.0.0.1:{port}");
     let mut lines = vec![
-        format!("LearnTrac is up (embedded runtime) at {base}"),
+        format!("LearnTrac is up ({runtime} runtime) at {base}"),
         format!("  API health   {base}/api/LearnTrac/health"),
         format!("  OpenAPI      {base}/api/LearnTrac/openapi.json"),
-        format!("  data         {}", data.0.display()),
-        "  not running  Trac UI, PostgreSQL, Redis: the embedded runtime uses SQLite with Trac's schema".into(),
-        "               and an in-process cache; Trac's pages answer 503 until the Docker runtime exists".into(),
     ];
+    lines.extend(notes);
     if args.seed_demo {
-        let token =
-            learntrac_service::auth::issue_token(&secret, "alice", 86_400).map_err(|e| {
-                Error::Local {
-                    component: "demo".into(),
-                    message: e.to_string(),
-                }
-            })?;
+        let token = learntrac_service::auth::issue_token(secret, "alice", 86_400).map_err(|e| {
+            Error::Local {
+                component: "demo".into(),
+                message: e.to_string(),
+            }
+        })?;
         lines.push(format!("  try          curl -H 'Authorization: Bearer {token}' {base}/api/LearnTrac/students/alice/progress"));
     }
     lines.push(
@@ -150,7 +311,7 @@ async fn up_embedded(
             .into(),
     );
     ctx.out.result(
-        &serde_json::json!({"runtime": "embedded", "url": base, "data": data.0}),
+        &serde_json::json!({"runtime": runtime, "url": base, "data": data.0}),
         || lines.join("\n"),
     );
 
@@ -182,7 +343,7 @@ fn init_logging(data: &DataDir) -> Result<()> {
 
 #[derive(Serialize)]
 struct Component {
-    name: &'static str,
+    name: String,
     state: String,
     health: String,
     ports: String,
@@ -203,38 +364,43 @@ fn ps(data: &DataDir, ctx: &Ctx) -> Result<i32> {
             "stopped".to_string()
         }
     };
-    let comps = vec![
+    let mut comps = vec![
         Component {
-            name: "router",
+            name: "router".into(),
             state: up("running"),
             health: up(if healthy { "healthy" } else { "unhealthy" }),
             ports: port.clone(),
         },
         Component {
-            name: "learntrac",
+            name: "learntrac".into(),
             state: up("running (in-process)"),
             health: up(if healthy { "healthy" } else { "unhealthy" }),
             ports: port,
         },
-        Component {
-            name: "trac",
-            state: "not running (needs the Docker runtime)".into(),
-            health: "-".into(),
-            ports: String::new(),
-        },
-        Component {
-            name: "postgres",
-            state: "not used (SQLite)".into(),
-            health: "-".into(),
-            ports: String::new(),
-        },
-        Component {
-            name: "redis",
-            state: "not used (in-process cache)".into(),
-            health: "-".into(),
-            ports: String::new(),
-        },
     ];
+    let listed = docker_containers(env_prefix(ctx).as_deref());
+    if listed.is_empty() {
+        for (name, state) in [
+            ("trac", "not running (needs the Docker runtime)"),
+            ("postgres", "not used (SQLite)"),
+            ("redis", "not used (in-process cache)"),
+        ] {
+            comps.push(Component {
+                name: name.into(),
+                state: state.into(),
+                health: "-".into(),
+                ports: String::new(),
+            });
+        }
+    }
+    for c in listed {
+        comps.push(Component {
+            name: c.component,
+            state: format!("{} (container {})", c.state, c.container),
+            health: c.health,
+            ports: c.ports,
+        });
+    }
     ctx.out.result(&serde_json::json!({"runtime": running.as_ref().map(|r| r.runtime.clone()), "components": comps}), || {
         let mut s = format!("{:<10} {:<40} {:<10} {}\n", "COMPONENT", "STATE", "HEALTH", "PORTS");
         for c in &comps {
@@ -243,6 +409,29 @@ fn ps(data: &DataDir, ctx: &Ctx) -> Result<i32> {
         s
     });
     Ok(exit::OK)
+}
+
+/// `learntrac-local`: the name prefix of the local stack's containers.
+fn env_prefix(ctx: &Ctx) -> Option<String> {
+    environment(ctx.root().ok().as_deref(), ctx)
+        .ok()
+        .map(|e| e.name_prefix())
+}
+
+/// The stack's containers, when a Docker Engine answers.
+fn docker_containers(stack: Option<&str>) -> Vec<containers::Listed> {
+    let Some(stack) = stack else {
+        return Vec::new();
+    };
+    let Ok(runtime) = tokio::runtime::Runtime::new() else {
+        return Vec::new();
+    };
+    runtime.block_on(async {
+        match crate::docker::connect().await {
+            Ok(docker) => containers::list(&docker, stack).await.unwrap_or_default(),
+            Err(_) => Vec::new(),
+        }
+    })
 }
 
 fn down(data: &DataDir, volumes: bool, ctx: &Ctx) -> Result<i32> {
@@ -261,6 +450,19 @@ fn down(data: &DataDir, volumes: bool, ctx: &Ctx) -> Result<i32> {
             .note(&format!("stopped the local stack (pid {})", r.pid));
     } else {
         ctx.out.note("no local stack is running");
+    }
+    if let Some(stack) = env_prefix(ctx) {
+        let runtime =
+            tokio::runtime::Runtime::new().map_err(|e| Error::io("start the async runtime", e))?;
+        let removed = runtime.block_on(async {
+            match crate::docker::connect().await {
+                Ok(docker) => containers::remove_stack(&docker, &stack, volumes).await,
+                Err(_) => Ok(Vec::new()),
+            }
+        })?;
+        if !removed.is_empty() {
+            ctx.out.note(&format!("removed {}", removed.join(", ")));
+        }
     }
     if volumes {
         if data.0.exists() {

@@ -369,6 +369,8 @@ pub struct LocalStack {
     pub router_port: u16,
     pub postgres_image: String,
     pub redis_image: String,
+    /// Seconds each container may take to become healthy.
+    pub health_timeout: u64,
 }
 
 impl Default for LocalStack {
@@ -377,6 +379,7 @@ impl Default for LocalStack {
             router_port: 8080,
             postgres_image: "postgres:15".into(),
             redis_image: "redis:7-alpine".into(),
+            health_timeout: 180,
         }
     }
 }

@@ -8,7 +8,6 @@ use axum::http::Request;
 use sqlx::Connection;
 use tower::ServiceExt;
 
-use super::state::DataDir;
 use crate::error::{Error, Result};
 
 pub const TEACHER: &str = "carol";
@@ -45,10 +44,11 @@ fn fail(e: impl std::fmt::Display) -> Error {
 }
 
 /// Seeds an empty database; returns false (and changes nothing) when tickets exist.
-pub async fn seed(data: &DataDir, service: &Router, token_secret: &str) -> Result<bool> {
+pub async fn seed(database_url: &str, service: &Router, token_secret: &str) -> Result<bool> {
     sqlx::any::install_default_drivers();
-    let url = format!("sqlite://{}", data.trac_db().display());
-    let mut conn = sqlx::AnyConnection::connect(&url).await.map_err(fail)?;
+    let mut conn = sqlx::AnyConnection::connect(database_url)
+        .await
+        .map_err(fail)?;
     let tickets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ticket")
         .fetch_one(&mut conn)
         .await

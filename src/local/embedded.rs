@@ -43,6 +43,9 @@ pub struct Stack {
     /// The service's router, called in-process.
     pub service: Router,
     pub rules: Vec<RoutingRule>,
+    /// Trac's published address (`http://127.0.0.1:PORT`) in the Docker runtime.
+    pub trac: Option<String>,
+    pub http: reqwest::Client,
 }
 
 /// The local router as an HTTP app: rules in ALB order; Trac (absent here) and
@@ -57,6 +60,7 @@ async fn proxy(State(stack): State<Arc<Stack>>, req: Request<Body>) -> Response 
             Ok(resp) => resp,
             Err(never) => match never {},
         },
+        Some(ServiceName::Trac) if stack.trac.is_some() => forward(&stack, req).await,
         Some(ServiceName::Trac) => (
             StatusCode::SERVICE_UNAVAILABLE,
             "Trac is not running in the embedded runtime: its UI needs the Docker runtime \
@@ -68,17 +72,90 @@ async fn proxy(State(stack): State<Arc<Stack>>, req: Request<Body>) -> Response 
     }
 }
 
+/// Passes a request on to Trac's container, as the ALB passes it to its target group.
+async fn forward(stack: &Stack, req: Request<Body>) -> Response {
+    let Some(base) = &stack.trac else {
+        return StatusCode::BAD_GATEWAY.into_response();
+    };
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let Ok(body) = axum::body::to_bytes(body, 16 * 1024 * 1024).await else {
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    };
+    let mut upstream = stack
+        .http
+        .request(parts.method, format!("{base}{path}"))
+        .body(body);
+    for (k, v) in &parts.headers {
+        if k != axum::http::header::HOST && !is_hop_by_hop(k.as_str()) {
+            upstream = upstream.header(k, v);
+        }
+    }
+    match upstream.send().await {
+        Ok(r) => {
+            let mut builder = Response::builder().status(r.status());
+            // Hop-by-hop headers describe Trac's connection, not ours (the body is whole here).
+            for (k, v) in r
+                .headers()
+                .iter()
+                .filter(|(k, _)| !is_hop_by_hop(k.as_str()))
+            {
+                builder = builder.header(k, v);
+            }
+            let bytes = r.bytes().await.unwrap_or_default();
+            builder
+                .body(Body::from(bytes))
+                .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
+        }
+        Err(e) => (
+            StatusCode::BAD_GATEWAY,
+            format!("Trac did not answer: {e}\n"),
+        )
+            .into_response(),
+    }
+}
+
+fn is_hop_by_hop(name: &str) -> bool {
+    matches!(
+        name,
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "transfer-encoding"
+            | "te"
+            | "trailer"
+            | "upgrade"
+            | "content-length"
+    )
+}
+
 /// Starts the service in-process on the SQLite Trac database.
 pub async fn service(data: &DataDir, env: &Environment, token_secret: &str) -> Result<Router> {
-    let vars = [
-        (
-            "DATABASE_URL",
-            format!("sqlite://{}", data.trac_db().display()),
-        ),
+    service_on(
+        env,
+        &format!("sqlite://{}", data.trac_db().display()),
+        None,
+        token_secret,
+    )
+    .await
+}
+
+/// Starts the service in-process on a Trac database (and Redis, when given).
+pub async fn service_on(
+    env: &Environment,
+    database_url: &str,
+    redis_url: Option<&str>,
+    token_secret: &str,
+) -> Result<Router> {
+    let mut vars = vec![
+        ("DATABASE_URL", database_url.to_string()),
         ("LEARNTRAC_TOKEN_SECRET", token_secret.to_string()),
         ("PORT", env.services.learntrac.port.to_string()),
         ("LOG_FORMAT", "pretty".to_string()),
     ];
+    if let Some(url) = redis_url {
+        vars.push(("REDIS_URL", url.to_string()));
+    }
     let config = learntrac_service::Config::from_vars(
         &vars.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
     )

@@ -2,9 +2,11 @@
 //! This holds the embedded runtime (no Docker needed): Trac's own schema in SQLite, the
 //! service in-process with an in-process cache, and the local router.
 
+pub mod containers;
 pub mod demo;
 pub mod embedded;
 pub mod router;
+pub mod stack;
 pub mod state;
 
 /// Trac's SQLite schema and initial rows (scripts/gen-trac-schema writes it).

@@ -58,7 +58,13 @@ impl DataDir {
 
     /// The bearer-token secret of this stack, made once and kept (mode 600).
     pub fn token_secret(&self) -> Result<String> {
-        let file = self.0.join("token-secret");
+        self.secret("token-secret")
+    }
+
+    /// A random secret of this stack (48 hex digits), made once and kept in the data folder
+    /// (mode 600).
+    pub fn secret(&self, name: &str) -> Result<String> {
+        let file = self.0.join(name);
         if let Ok(s) = std::fs::read_to_string(&file)
             && s.trim().len() >= 32
         {

@@ -1,0 +1,354 @@
+//! The Docker runtime of `learntrac local up` against this machine's engine. The engine
+//! cannot pull postgres:15, redis:7 or python:2.7, so scripts/test makes one Debian image
+//! (debootstrap) holding PostgreSQL 15, Redis 7 and Trac 1.6 on Python 3; `local.yaml`
+//! points PostgreSQL and Redis at it, and Trac's image is built FROM it with a substitute
+//! Dockerfile that runs the repository's own trac-legacy/scripts/start-trac.sh.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Cli, Run, repo_root};
+use serde_json::Value;
+
+fn services_image() -> String {
+    std::env::var("LEARNTRAC_TEST_SERVICES_IMAGE").expect(
+        "a Debian image with PostgreSQL, Redis and Trac is required: set LEARNTRAC_TEST_SERVICES_IMAGE (scripts/test makes it)",
+    )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+const TRAC_DOCKERFILE: &str = r#"FROM {{ env.images.trac_base }}
+COPY config/ /etc/trac/
+COPY scripts/start-trac.sh /usr/local/bin/start-trac.sh
+ENV PATH=/opt/trac/bin:$PATH TRAC_ENV=/var/trac/projects PORT={{ env.services.trac.port }}
+HEALTHCHECK CMD ["/opt/trac/bin/python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:{{ env.services.trac.port }}{{ env.services.trac.health_check.path }}', timeout=4)"]
+ENTRYPOINT ["/bin/sh", "/usr/local/bin/start-trac.sh"]
+"#;
+
+struct Stack {
+    dir: tempfile::TempDir,
+    prefix: String,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Stack {
+    fn new(edit: impl Fn(String) -> String) -> Self {
+        let image = services_image();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let project = format!("ld{}x{}", std::process::id() % 100_000, free_port() % 1000);
+        let local = std::fs::read_to_string(repo_root().join("environments/local.yaml"))
+            .expect("local.yaml");
+        let yaml = edit(
+            local
+                .replace("project: learntrac", &format!("project: {project}"))
+                .replace("/learntrac/local/", &format!("/{project}/local/"))
+                .replace(
+                    "postgres_image: postgres:15",
+                    &format!("postgres_image: {image}"),
+                )
+                .replace(
+                    "redis_image: redis:7-alpine",
+                    &format!("redis_image: {image}"),
+                )
+                .replace("python:2.7-slim-buster", &image),
+        );
+        let w = |rel: &str, text: &str| {
+            let p = dir.path().join(rel);
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            std::fs::write(p, text).expect("write");
+        };
+        w("environments/local.yaml", &yaml);
+        w("tmpl/docker/trac.Dockerfile.j2", TRAC_DOCKERFILE);
+        w(".gitignore", ".learntrac/\n");
+        for f in [
+            "config/shared.ini",
+            "scripts/start-trac.sh",
+            "requirements.txt",
+        ] {
+            let text = std::fs::read_to_string(repo_root().join("trac-legacy").join(f))
+                .expect("trac-legacy file");
+            w(&format!("trac-legacy/{f}"), &text);
+        }
+        let s = Stack {
+            dir,
+            prefix: format!("{project}-local"),
+            port: free_port(),
+            child: None,
+        };
+        s.git(&["init", "-q"]);
+        s.git(&["add", "-A"]);
+        s.git(&["commit", "-qm", "stack"]);
+        s
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn git(&self, args: &[&str]) {
+        let ok = Command::new("git")
+            .arg("-C")
+            .arg(self.path())
+            .args(["-c", "user.email=t@example.edu", "-c", "user.name=t"])
+            .args(args)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "git {args:?}");
+    }
+
+    fn cli(&self, args: &[&str]) -> Cli {
+        Cli::new().root(self.path()).args(args)
+    }
+
+    fn tmpl(&self) -> PathBuf {
+        self.path().join("tmpl")
+    }
+
+    /// `local up` in the background until it serves (or exits: then its output).
+    fn up(&mut self, extra: &[&str]) -> String {
+        let log = self.path().join("up.log");
+        let file = std::fs::File::create(&log).expect("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_learntrac"))
+            .arg("--root")
+            .arg(self.path())
+            .args([
+                "local",
+                "up",
+                "--port",
+                &self.port.to_string(),
+                "--templates",
+            ])
+            .arg(self.tmpl())
+            .args(extra)
+            .env("CI", "true")
+            .stdout(file.try_clone().expect("log"))
+            .stderr(file)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("local up");
+        self.child = Some(child);
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(300) {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("LearnTrac is up") {
+                return text;
+            }
+            if let Some(c) = self.child.as_mut()
+                && let Ok(Some(status)) = c.try_wait()
+            {
+                panic!("local up exited ({status}):\n{text}");
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        panic!(
+            "local up did not come up:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+
+    /// Stops the foreground `up` as Ctrl-C would (the containers keep running).
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-INT", &c.id().to_string()])
+                .status();
+            let _ = c.wait();
+        }
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        let out = Command::new("curl")
+            .args(["-s", "-w", "\n%{http_code}"])
+            .arg(format!("http://127.0.0.1:{}{path}", self.port))
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+
+    fn docker(&self, args: &[&str]) -> String {
+        let out = Command::new("docker").args(args).output().expect("docker");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn containers(&self) -> String {
+        self.docker(&[
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label=dev.learntrac.stack={}", self.prefix),
+            "--format",
+            "{{.Names}}",
+        ])
+    }
+
+    fn volumes(&self) -> String {
+        self.docker(&[
+            "volume",
+            "ls",
+            "--filter",
+            &format!("label=dev.learntrac.stack={}", self.prefix),
+            "--format",
+            "{{.Name}}",
+        ])
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = self.cli(&["local", "down", "--volumes"]).run();
+    }
+}
+
+fn line_with<'a>(text: &'a str, start: &str) -> &'a str {
+    text.lines()
+        .find(|l| l.starts_with(start))
+        .unwrap_or_else(|| panic!("no line starting with {start:?} in:\n{text}"))
+}
+
+#[test]
+fn the_docker_runtime_runs_routes_keeps_what_is_unchanged_and_cleans_up() {
+    let mut s = Stack::new(|y| y);
+
+    // 1. Up from nothing: every component created and healthy, a request to each through
+    //    the router.
+    let out = s.up(&["--seed-demo"]);
+    for c in ["postgres", "redis", "trac"] {
+        assert!(line_with(&out, c).contains("created, healthy"), "{out}");
+    }
+    let (code, body) = s.get("/api/LearnTrac/health");
+    assert_eq!(code, 200, "{body}");
+    let health: Value = serde_json::from_str(&body).expect("health JSON");
+    assert_eq!(
+        health["status"], "healthy",
+        "database and Redis both up: {health}"
+    );
+    let (code, body) = s.get("/wiki/WikiStart");
+    assert_eq!(code, 200, "Trac through the router: {body}");
+    assert!(body.contains("Trac"), "Trac's page: {body}");
+    let (code, _) = s.get("/chrome/common/css/trac.css");
+    assert_eq!(code, 200, "Trac's static files (priority 80 rule)");
+    let (code, _) = s.get("/nowhere");
+    assert_eq!(code, 404, "no rule: the listener's default");
+    let token = out
+        .split("Bearer ")
+        .nth(1)
+        .and_then(|t| t.split('\'').next())
+        .expect("a demo token");
+    let progress = Command::new("curl")
+        .args(["-s", "-H", &format!("Authorization: Bearer {token}")])
+        .arg(format!(
+            "http://127.0.0.1:{}/api/LearnTrac/students/alice/progress",
+            s.port
+        ))
+        .output()
+        .expect("curl");
+    let progress: Value = serde_json::from_slice(&progress.stdout).expect("progress JSON");
+    assert_eq!(
+        progress["total_concepts"], 5,
+        "demo data in PostgreSQL: {progress}"
+    );
+    // The demo tickets are Trac's own: Trac serves them.
+    let (code, body) = s.get("/ticket/1");
+    assert_eq!(code, 200);
+    assert!(
+        body.contains("Variables and expressions"),
+        "ticket #1 in Trac"
+    );
+
+    let ps: Run = s.cli(&["local", "ps", "-o", "json"]).run();
+    let ps: Value = serde_json::from_str(&ps.stdout).expect("ps JSON");
+    for c in ["postgres", "redis", "trac"] {
+        let comp = ps["components"]
+            .as_array()
+            .expect("components")
+            .iter()
+            .find(|x| x["name"] == c)
+            .unwrap_or_else(|| panic!("{c} in {ps}"));
+        assert_eq!(comp["health"], "healthy", "{comp}");
+    }
+
+    // 2. Up again with nothing changed: nothing recreated.
+    s.stop();
+    let out = s.up(&[]);
+    for c in ["postgres", "redis", "trac"] {
+        assert!(line_with(&out, c).contains("unchanged"), "{out}");
+    }
+
+    // 3. A configuration change to Trac only: only Trac recreated.
+    s.stop();
+    let yaml = s.path().join("environments/local.yaml");
+    let text = std::fs::read_to_string(&yaml).expect("read");
+    std::fs::write(&yaml, text.replacen("port: 8000", "port: 8002", 1)).expect("write");
+    s.git(&["commit", "-qam", "trac port"]);
+    let out = s.up(&[]);
+    assert!(line_with(&out, "trac").contains("recreated"), "{out}");
+    assert!(line_with(&out, "postgres").contains("unchanged"), "{out}");
+    assert!(line_with(&out, "redis").contains("unchanged"), "{out}");
+    let (code, _) = s.get("/wiki/WikiStart");
+    assert_eq!(code, 200, "Trac on its new port, through the router");
+
+    // 4. down: containers and network gone, volumes kept; down --volumes: volumes gone.
+    s.stop();
+    let down = s.cli(&["local", "down"]).run();
+    assert_eq!(down.code, 0, "{}", down.stderr);
+    assert_eq!(s.containers().trim(), "", "containers removed");
+    assert_eq!(
+        s.volumes().lines().count(),
+        3,
+        "volumes kept: {}",
+        s.volumes()
+    );
+    let down = s.cli(&["local", "down", "--volumes"]).run();
+    assert_eq!(down.code, 0, "{}", down.stderr);
+    assert_eq!(s.volumes().trim(), "", "volumes removed");
+}
+
+#[test]
+fn a_component_that_never_becomes_healthy_fails_with_its_log_lines() {
+    // PostgreSQL's first start (initdb) takes longer than one second.
+    let mut s = Stack::new(|y| y.replace("redis_image:", "health_timeout: 1\n  redis_image:"));
+    let log = s.path().join("up.log");
+    let started = Instant::now();
+    let run = s
+        .cli(&[
+            "local",
+            "up",
+            "--port",
+            &s.port.to_string(),
+            "--templates",
+            &s.tmpl().to_string_lossy(),
+        ])
+        .run();
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "gave up on time"
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("error: local stack, postgres: not healthy after 1s"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains(&format!("last log lines of {}-postgres", s.prefix)),
+        "{}",
+        run.stderr
+    );
+    let _ = std::fs::remove_file(log);
+    s.child = None;
+}
