@@ -190,7 +190,7 @@ pub enum SecretsCommand {
 pub enum LocalCommand {
     /// Bring the stack up (in the foreground; Ctrl-C stops it)
     #[command(
-        after_help = "Examples:\n  learntrac local up --seed-demo\n  learntrac local up --port 9090\n\nWithout a Docker Engine (or with --embedded) the service runs in-process on a SQLite\ndatabase with Trac's schema, behind the local router. Works without a checkout too."
+        after_help = "Examples:\n  learntrac local up --seed-demo\n  learntrac local up --port 9090\n  learntrac local up --service container   # the service's own image, as ECS runs it\n\nWith a Docker Engine: PostgreSQL, Redis and Trac in containers (network and volumes\nlearntrac-local-*), recreated only when their configuration changes; the service\nin-process (or --service container); the router in front, routing like the ALB.\nWithout a Docker Engine, without a checkout, with images that cannot be had, or with\n--embedded: the service in-process on a SQLite database with Trac's schema."
     )]
     Up(LocalUpArgs),
     /// Show each component's state, health and ports
@@ -201,8 +201,13 @@ pub enum LocalCommand {
         #[arg(long)]
         volumes: bool,
     },
-    /// Print the service's log
+    /// Print a component's log: the in-process service's (default) or a container's
+    #[command(
+        after_help = "Examples:\n  learntrac local logs\n  learntrac local logs trac -f\n  learntrac local logs postgres"
+    )]
     Logs {
+        /// postgres, redis, trac or learntrac
+        component: Option<String>,
         /// Keep printing new lines
         #[arg(long, short = 'f')]
         follow: bool,
@@ -223,6 +228,16 @@ pub struct LocalUpArgs {
     /// Folder whose files replace the built-in templates (e.g. Trac's Dockerfile)
     #[arg(long, value_name = "DIR")]
     pub templates: Option<PathBuf>,
+    /// Docker runtime: the LearnTrac service in this process (fast edit-run loop) or as its
+    /// container (what ECS runs)
+    #[arg(long, value_enum, default_value_t = ServiceMode::InProcess)]
+    pub service: ServiceMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ServiceMode {
+    InProcess,
+    Container,
 }
 
 #[derive(Debug, Args)]

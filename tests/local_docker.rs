@@ -60,7 +60,8 @@ impl Stack {
                     "redis_image: redis:7-alpine",
                     &format!("redis_image: {image}"),
                 )
-                .replace("python:2.7-slim-buster", &image),
+                .replace("python:2.7-slim-buster", &image)
+                .replace("debian:bookworm-slim", &image),
         );
         let w = |rel: &str, text: &str| {
             let p = dir.path().join(rel);
@@ -108,6 +109,40 @@ impl Stack {
 
     fn cli(&self, args: &[&str]) -> Cli {
         Cli::new().root(self.path()).args(args)
+    }
+
+    /// The service binary of this workspace and a Dockerfile around it.
+    fn add_service_image(&self) {
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| repo_root().join("target"), PathBuf::from);
+        let binary = target.join("debug/learntrac-service");
+        assert!(
+            binary.exists(),
+            "{} is missing: `cargo build -p learntrac-service` (cargo test --workspace builds it)",
+            binary.display()
+        );
+        let dest = self.path().join("svc/learntrac-service");
+        std::fs::create_dir_all(dest.parent().expect("parent")).expect("mkdir");
+        // Stripped when possible: the context is sent to the engine whole.
+        let stripped = Command::new("strip")
+            .arg("-o")
+            .arg(&dest)
+            .arg(&binary)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !stripped {
+            std::fs::copy(&binary, &dest).expect("copy the service binary");
+        }
+        std::fs::write(
+            self.path().join("tmpl/docker/learntrac.Dockerfile.j2"),
+            "FROM {{ env.images.service_runtime }}\nCOPY learntrac-service /usr/local/bin/learntrac-service\nENV PORT={{ env.services.learntrac.port }}\nHEALTHCHECK CMD [\"/usr/local/bin/learntrac-service\", \"healthcheck\"]\nENTRYPOINT [\"/usr/local/bin/learntrac-service\"]\n",
+        )
+        .expect("Dockerfile");
+        let yaml = self.path().join("environments/local.yaml");
+        let text = std::fs::read_to_string(&yaml).expect("read");
+        std::fs::write(&yaml, text.replace("context: .\n", "context: svc\n")).expect("write");
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-qm", "service image"]);
     }
 
     fn tmpl(&self) -> PathBuf {
@@ -299,8 +334,61 @@ fn the_docker_runtime_runs_routes_keeps_what_is_unchanged_and_cleans_up() {
     assert!(line_with(&out, "redis").contains("unchanged"), "{out}");
     let (code, _) = s.get("/wiki/WikiStart");
     assert_eq!(code, 200, "Trac on its new port, through the router");
+    let logs = s.cli(&["local", "logs", "trac"]).run();
+    assert_eq!(logs.code, 0, "{}", logs.stderr);
+    assert!(
+        logs.stdout.contains("environment startup [Trac 1.6]"),
+        "Trac's container log: {}",
+        logs.stdout
+    );
 
-    // 4. down: containers and network gone, volumes kept; down --volumes: volumes gone.
+    // 4. The service as its own container, built from a substitute Dockerfile around the
+    //    service binary this workspace built (no Rust image can be pulled here).
+    s.stop();
+    s.add_service_image();
+    let out = s.up(&["--service", "container"]);
+    assert!(
+        line_with(&out, "learntrac").contains("created, healthy"),
+        "{out}"
+    );
+    for c in ["postgres", "redis", "trac"] {
+        assert!(line_with(&out, c).contains("unchanged"), "{out}");
+    }
+    let (code, body) = s.get("/api/LearnTrac/health");
+    assert_eq!(
+        code, 200,
+        "the service container through the router: {body}"
+    );
+    assert!(
+        s.containers().contains(&format!("{}-learntrac", s.prefix)),
+        "{}",
+        s.containers()
+    );
+
+    // 5. Ctrl-C in the middle of `up` leaves nothing the next `up` trips over.
+    s.stop();
+    let mut early = Command::new(env!("CARGO_BIN_EXE_learntrac"))
+        .arg("--root")
+        .arg(s.path())
+        .args(["local", "up", "--port", &s.port.to_string(), "--templates"])
+        .arg(s.tmpl())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("local up");
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = Command::new("kill")
+        .args(["-INT", &early.id().to_string()])
+        .status();
+    let _ = early.wait();
+    let out = s.up(&[]);
+    assert!(out.contains("LearnTrac is up (docker runtime)"), "{out}");
+    assert!(
+        !s.containers().contains(&format!("{}-learntrac", s.prefix)),
+        "back in-process: the service container is gone"
+    );
+
+    // 6. down: containers and network gone, volumes kept; down --volumes: volumes gone.
     s.stop();
     let down = s.cli(&["local", "down"]).run();
     assert_eq!(down.code, 0, "{}", down.stderr);

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::Ctx;
-use crate::cli::{LocalCommand, LocalUpArgs};
+use crate::cli::{LocalCommand, LocalUpArgs, ServiceMode};
 use crate::config::{self, Environment};
 use crate::error::{Error, Result, exit};
 use crate::local::stack as local_stack;
@@ -21,7 +21,12 @@ pub fn run(cmd: &LocalCommand, ctx: &Ctx) -> Result<i32> {
         LocalCommand::Up(args) => up(args, root.as_deref(), &data, ctx),
         LocalCommand::Ps => ps(&data, ctx),
         LocalCommand::Down { volumes } => down(&data, *volumes, ctx),
-        LocalCommand::Logs { follow } => logs(&data, *follow),
+        LocalCommand::Logs { component, follow } => match component {
+            Some(c) if c != "learntrac" || container_exists(ctx, c) => {
+                container_logs(ctx, c, *follow)
+            }
+            _ => logs(&data, *follow),
+        },
     }
 }
 
@@ -169,12 +174,56 @@ async fn up_docker(
     );
     let redis_url = format!("redis://127.0.0.1:{}", redis.host_port);
     let secret = data.token_secret()?;
-    let service = embedded::service_on(env, &database_url, Some(&redis_url), &secret).await?;
+    let in_process = embedded::service_on(env, &database_url, Some(&redis_url), &secret).await?;
     if args.seed_demo {
-        seed_demo(&database_url, &service, &secret, &say).await?;
+        seed_demo(&database_url, &in_process, &secret, &say).await?;
     }
+    let learntrac_name = format!("{stack}-learntrac");
+    let (served, service_note) = match args.service {
+        ServiceMode::InProcess => {
+            // A container left from `--service container` would only confuse `ps`.
+            containers::remove_if_present(docker, &learntrac_name).await?;
+            (
+                Served::InProcess(in_process),
+                "  learntrac    in-process (--service container runs its image)".to_string(),
+            )
+        }
+        ServiceMode::Container => {
+            drop(in_process);
+            let image_args = crate::cli::ImageArgs {
+                only: Some(crate::config::ServiceName::Learntrac),
+                ..image_args
+            };
+            let built =
+                crate::commands::images::images(root, env, &image_args, false, &progress).await?;
+            let image = built
+                .first()
+                .map(|r| r.local.clone())
+                .ok_or_else(|| Error::Local {
+                    component: "learntrac".into(),
+                    message: "no image was built".into(),
+                })?;
+            let svc = containers::ensure(
+                docker,
+                &stack,
+                &local_stack::learntrac(env, &image, &stack, &password, &secret),
+            )
+            .await?;
+            containers::wait_healthy(docker, "learntrac", &svc.container, timeout).await?;
+            say(&format!(
+                "learntrac {:?}, healthy on 127.0.0.1:{}",
+                svc.action, svc.host_port
+            )
+            .to_lowercase());
+            (
+                Served::Container(format!("http://127.0.0.1:{}", svc.host_port)),
+                format!("  learntrac    container {}", svc.container),
+            )
+        }
+    };
     let trac_url = format!("http://127.0.0.1:{}", trac.host_port);
     let notes = vec![
+        service_note,
         format!("  trac         {trac_url} (container {})", trac.container),
         format!("  postgres     127.0.0.1:{} (container {})", pg.host_port, pg.container),
         format!("  redis        127.0.0.1:{} (container {})", redis.host_port, redis.container),
@@ -185,7 +234,7 @@ async fn up_docker(
         data,
         args,
         ctx,
-        service,
+        served,
         Some(trac_url),
         "docker",
         notes,
@@ -241,9 +290,24 @@ async fn up_embedded(
         "               and an in-process cache; Trac's pages answer 503 (the Docker runtime runs Trac)".into(),
     ];
     serve(
-        env, data, args, ctx, service, None, "embedded", notes, &secret,
+        env,
+        data,
+        args,
+        ctx,
+        Served::InProcess(service),
+        None,
+        "embedded",
+        notes,
+        &secret,
     )
     .await
+}
+
+/// Where the router finds the LearnTrac service.
+enum Served {
+    InProcess(axum::Router),
+    /// `http://127.0.0.1:PORT` of its container.
+    Container(String),
 }
 
 /// The local router in front of the in-process service (and Trac's container), in the
@@ -254,7 +318,7 @@ async fn serve(
     data: &DataDir,
     args: &LocalUpArgs,
     ctx: &Ctx,
-    service: axum::Router,
+    service: Served,
     trac: Option<String>,
     runtime: &str,
     notes: Vec<String>,
@@ -267,8 +331,13 @@ async fn serve(
             what: format!("cannot listen on 127.0.0.1:{port}: {e}"),
             hint: "stop what uses the port, or pass --port".into(),
         })?;
+    let (service, learntrac) = match service {
+        Served::InProcess(router) => (Some(router), None),
+        Served::Container(url) => (None, Some(url)),
+    };
     let stack = Arc::new(embedded::Stack {
         service,
+        learntrac,
         rules: env.routing.clone(),
         trac,
         http: reqwest::Client::new(),
@@ -478,6 +547,44 @@ fn down(data: &DataDir, volumes: bool, ctx: &Ctx) -> Result<i32> {
         ));
     }
     Ok(exit::OK)
+}
+
+fn container_exists(ctx: &Ctx, component: &str) -> bool {
+    docker_containers(env_prefix(ctx).as_deref())
+        .iter()
+        .any(|c| c.component == component)
+}
+
+/// A container's log through the Engine API (`docker logs [-f]`).
+fn container_logs(ctx: &Ctx, component: &str, follow: bool) -> Result<i32> {
+    use futures_util::StreamExt;
+    let stack = env_prefix(ctx).unwrap_or_else(|| "learntrac-local".into());
+    let runtime =
+        tokio::runtime::Runtime::new().map_err(|e| Error::io("start the async runtime", e))?;
+    runtime.block_on(async {
+        let docker = crate::docker::connect().await?;
+        let name = format!("{stack}-{component}");
+        let options = bollard::query_parameters::LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .follow(follow)
+            .build();
+        let mut stream = docker.logs(&name, Some(options));
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(c) => print!("{c}"),
+                Err(e) => {
+                    return Err(Error::Local {
+                        component: component.to_string(),
+                        message: format!(
+                            "no log for container {name}: {e} (components: postgres, redis, trac, learntrac)"
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(exit::OK)
+    })
 }
 
 fn logs(data: &DataDir, follow: bool) -> Result<i32> {

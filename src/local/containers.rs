@@ -368,6 +368,21 @@ pub async fn log_tail(docker: &Docker, container: &str, n: usize) -> String {
         .join("\n")
 }
 
+/// Removes one container if it exists.
+pub async fn remove_if_present(docker: &Docker, name: &str) -> Result<bool> {
+    if docker
+        .inspect_container(
+            name,
+            None::<bollard::query_parameters::InspectContainerOptions>,
+        )
+        .await
+        .is_err()
+    {
+        return Ok(false);
+    }
+    remove(docker, name).await.map(|()| true)
+}
+
 async fn remove(docker: &Docker, name: &str) -> Result<()> {
     let options = RemoveContainerOptionsBuilder::default().force(true).build();
     docker

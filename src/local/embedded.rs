@@ -40,8 +40,10 @@ pub async fn ensure_trac_db(data: &DataDir) -> Result<bool> {
 }
 
 pub struct Stack {
-    /// The service's router, called in-process.
-    pub service: Router,
+    /// The service's router, called in-process; None when it runs as a container.
+    pub service: Option<Router>,
+    /// The service container's published address, when it runs as one.
+    pub learntrac: Option<String>,
     pub rules: Vec<RoutingRule>,
     /// Trac's published address (`http://127.0.0.1:PORT`) in the Docker runtime.
     pub trac: Option<String>,
@@ -56,34 +58,36 @@ pub fn router_app(stack: Arc<Stack>) -> Router {
 
 async fn proxy(State(stack): State<Arc<Stack>>, req: Request<Body>) -> Response {
     match route(&stack.rules, req.uri().path()) {
-        Some(ServiceName::Learntrac) => match stack.service.clone().oneshot(req).await {
-            Ok(resp) => resp,
-            Err(never) => match never {},
+        Some(ServiceName::Learntrac) => match (&stack.service, &stack.learntrac) {
+            (Some(service), _) => match service.clone().oneshot(req).await {
+                Ok(resp) => resp,
+                Err(never) => match never {},
+            },
+            (None, Some(base)) => forward(&stack.http, base, req).await,
+            (None, None) => StatusCode::BAD_GATEWAY.into_response(),
         },
-        Some(ServiceName::Trac) if stack.trac.is_some() => forward(&stack, req).await,
-        Some(ServiceName::Trac) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Trac is not running in the embedded runtime: its UI needs the Docker runtime \
-             (learntrac local up on a machine with a Docker Engine).\n",
-        )
-            .into_response(),
+        Some(ServiceName::Trac) => match &stack.trac {
+            Some(base) => forward(&stack.http, base, req).await,
+            None => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Trac is not running in the embedded runtime: its UI needs the Docker runtime \
+                 (learntrac local up on a machine with a Docker Engine).\n",
+            )
+                .into_response(),
+        },
         // The ALB listener's default action.
         None => (StatusCode::NOT_FOUND, "Not Found").into_response(),
     }
 }
 
-/// Passes a request on to Trac's container, as the ALB passes it to its target group.
-async fn forward(stack: &Stack, req: Request<Body>) -> Response {
-    let Some(base) = &stack.trac else {
-        return StatusCode::BAD_GATEWAY.into_response();
-    };
+/// Passes a request on to a container, as the ALB passes it to its target group.
+async fn forward(http: &reqwest::Client, base: &str, req: Request<Body>) -> Response {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let Ok(body) = axum::body::to_bytes(body, 16 * 1024 * 1024).await else {
         return StatusCode::PAYLOAD_TOO_LARGE.into_response();
     };
-    let mut upstream = stack
-        .http
+    let mut upstream = http
         .request(parts.method, format!("{base}{path}"))
         .body(body);
     for (k, v) in &parts.headers {

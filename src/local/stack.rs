@@ -95,3 +95,31 @@ pub fn trac(env: &Environment, image: &str, stack: &str, password: &str) -> Comp
         health: None,
     }
 }
+
+/// The LearnTrac service from its own image (`local up --service container`).
+pub fn learntrac(
+    env: &Environment,
+    image: &str,
+    stack: &str,
+    password: &str,
+    token_secret: &str,
+) -> Component {
+    Component {
+        name: "learntrac".into(),
+        image: image.to_string(),
+        env: vec![
+            format!(
+                "DATABASE_URL=postgres://{DATABASE_USER}:{password}@{stack}-postgres:5432/{DATABASE}"
+            ),
+            format!("REDIS_URL=redis://{stack}-redis:6379"),
+            format!("LEARNTRAC_TOKEN_SECRET={token_secret}"),
+            format!("PORT={}", env.services.learntrac.port),
+            "LOG_FORMAT=json".into(),
+        ],
+        entrypoint: None,
+        cmd: None,
+        port: env.services.learntrac.port,
+        volume: None,
+        health: None,
+    }
+}
