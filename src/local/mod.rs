@@ -1,6 +1,7 @@
 //! `learntrac local …`: the LearnTrac stack on one machine, routed exactly like the ALB.
-//! This holds the embedded runtime (no Docker needed): Trac's own schema in SQLite, the
-//! service in-process with an in-process cache, and the local router.
+//! Two runtimes behind the same router (router.rs): Docker (containers.rs, stack.rs:
+//! PostgreSQL, Redis and Trac containers) and embedded (embedded.rs: Trac's own schema in
+//! SQLite, the service in-process with an in-process cache).
 
 pub mod containers;
 pub mod demo;
