@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::Ctx;
 use crate::cli::{LocalCommand, LocalUpArgs, ServiceMode};
+use crate::config::ServiceName;
 use crate::config::{self, Environment};
 use crate::error::{Error, Result, exit};
 use crate::local::stack as local_stack;
@@ -119,52 +120,22 @@ async fn up_docker(
         local_stack::redis(env),
     );
     let (pg, redis) = tokio::join!(
-        containers::ensure(docker, &stack, &pg),
-        containers::ensure(docker, &stack, &redis)
+        start(docker, &stack, &pg, timeout, &say),
+        start(docker, &stack, &redis, timeout, &say)
     );
     let (pg, redis) = (pg?, redis?);
-    let (a, b) = tokio::join!(
-        containers::wait_healthy(docker, "postgres", &pg.container, timeout),
-        containers::wait_healthy(docker, "redis", &redis.container, timeout)
-    );
-    a?;
-    b?;
-    for r in [&pg, &redis] {
-        say(&format!(
-            "{:<9} {:?}, healthy on 127.0.0.1:{}",
-            r.component, r.action, r.host_port
-        )
-        .to_lowercase());
-    }
     // Trac's image from trac-legacy/ (cached when unchanged), then its container, which
     // creates Trac's schema in the database on first start.
     let progress = crate::ui::progress::Progress::new(ctx.out.quiet());
-    let image_args = crate::cli::ImageArgs {
-        env: env.environment.clone(),
-        only: Some(crate::config::ServiceName::Trac),
-        skip_build: false,
-        templates: args.templates.clone(),
-    };
-    let built = crate::commands::images::images(root, env, &image_args, false, &progress).await?;
-    let image = built
-        .first()
-        .map(|r| r.local.clone())
-        .ok_or_else(|| Error::Local {
-            component: "trac".into(),
-            message: "no image was built".into(),
-        })?;
-    let trac = containers::ensure(
+    let image = build_image(root, env, args, ServiceName::Trac, &progress).await?;
+    let trac = start(
         docker,
         &stack,
         &local_stack::trac(env, &image, &stack, &password),
+        timeout,
+        &say,
     )
     .await?;
-    containers::wait_healthy(docker, "trac", &trac.container, timeout).await?;
-    say(&format!(
-        "trac      {:?}, healthy on 127.0.0.1:{}",
-        trac.action, trac.host_port
-    )
-    .to_lowercase());
 
     let database_url = format!(
         "postgres://{}:{password}@127.0.0.1:{}/{}",
@@ -190,31 +161,15 @@ async fn up_docker(
         }
         ServiceMode::Container => {
             drop(in_process);
-            let image_args = crate::cli::ImageArgs {
-                only: Some(crate::config::ServiceName::Learntrac),
-                ..image_args
-            };
-            let built =
-                crate::commands::images::images(root, env, &image_args, false, &progress).await?;
-            let image = built
-                .first()
-                .map(|r| r.local.clone())
-                .ok_or_else(|| Error::Local {
-                    component: "learntrac".into(),
-                    message: "no image was built".into(),
-                })?;
-            let svc = containers::ensure(
+            let image = build_image(root, env, args, ServiceName::Learntrac, &progress).await?;
+            let svc = start(
                 docker,
                 &stack,
                 &local_stack::learntrac(env, &image, &stack, &password, &secret),
+                timeout,
+                &say,
             )
             .await?;
-            containers::wait_healthy(docker, "learntrac", &svc.container, timeout).await?;
-            say(&format!(
-                "learntrac {:?}, healthy on 127.0.0.1:{}",
-                svc.action, svc.host_port
-            )
-            .to_lowercase());
             (
                 Served::Container(format!("http://127.0.0.1:{}", svc.host_port)),
                 format!("  learntrac    container {}", svc.container),
@@ -241,6 +196,48 @@ async fn up_docker(
         &secret,
     )
     .await
+}
+
+/// One service's image, built like `learntrac build` does (cached when unchanged).
+async fn build_image(
+    root: &Path,
+    env: &Environment,
+    args: &LocalUpArgs,
+    service: ServiceName,
+    progress: &crate::ui::progress::Progress,
+) -> Result<String> {
+    let image_args = crate::cli::ImageArgs {
+        env: env.environment.clone(),
+        only: Some(service),
+        skip_build: false,
+        templates: args.templates.clone(),
+    };
+    let built = crate::commands::images::images(root, env, &image_args, false, progress).await?;
+    built
+        .first()
+        .map(|r| r.local.clone())
+        .ok_or_else(|| Error::Local {
+            component: service.to_string(),
+            message: "no image was built".into(),
+        })
+}
+
+/// A component's container, created or kept, then awaited healthy.
+async fn start(
+    docker: &bollard::Docker,
+    stack: &str,
+    component: &containers::Component,
+    timeout: Duration,
+    say: &impl Fn(&str),
+) -> Result<containers::Running> {
+    let running = containers::ensure(docker, stack, component).await?;
+    containers::wait_healthy(docker, &component.name, &running.container, timeout).await?;
+    say(&format!(
+        "{:<9} {:?}, healthy on 127.0.0.1:{}",
+        running.component, running.action, running.host_port
+    )
+    .to_lowercase());
+    Ok(running)
 }
 
 async fn seed_demo(
