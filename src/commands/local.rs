@@ -445,12 +445,14 @@ fn ps(data: &DataDir, ctx: &Ctx) -> Result<i32> {
         },
     ];
     let listed = docker_containers(env_prefix(ctx).as_deref());
+    let embedded = running.as_ref().is_some_and(|r| r.runtime == "embedded");
     if listed.is_empty() {
         for (name, state) in [
             ("trac", "not running (needs the Docker runtime)"),
             ("postgres", "not used (SQLite)"),
             ("redis", "not used (in-process cache)"),
         ] {
+            let state = if embedded { state } else { "not running" };
             comps.push(Component {
                 name: name.into(),
                 state: state.into(),
