@@ -18,7 +18,7 @@ const MINIMUM: (u64, u64) = (1, 11);
 /// Lines of terraform's stderr kept for an error message.
 const ERROR_TAIL: usize = 25;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Binary {
     pub path: PathBuf,
     /// `terraform` or `tofu`.
@@ -107,7 +107,7 @@ pub struct PlanSummary {
 }
 
 /// Per service, what the stack's `services` output holds.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct ServiceOutput {
     pub service_name: String,
     pub task_definition_arn: String,
@@ -117,7 +117,7 @@ pub struct ServiceOutput {
 }
 
 /// The stack's outputs that deploy uses.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default)]
 pub struct Outputs {
     pub url: Option<String>,
     pub cluster_name: Option<String>,

@@ -47,8 +47,17 @@ fn run(args: &ImageArgs, ctx: &Ctx, push: bool) -> Result<i32> {
     let env = crate::config::load(&root, &args.env)?;
     let runtime =
         tokio::runtime::Runtime::new().map_err(|e| Error::io("start the async runtime", e))?;
+    let files = render::render(&env, args.templates.as_deref())?;
     let progress = Progress::new(ctx.out.quiet());
-    let reports = runtime.block_on(images(&root, &env, args, push, &progress))?;
+    let reports = runtime.block_on(images(
+        &root,
+        &env,
+        &files,
+        args.only,
+        args.skip_build,
+        push,
+        &progress,
+    ))?;
     ctx.out.result(&reports, || human(&reports));
     Ok(exit::OK)
 }
@@ -83,18 +92,21 @@ pub fn local_name(env: &Environment, service: ServiceName) -> String {
     format!("{}-{service}", env.name_prefix())
 }
 
+/// Builds (unless `skip_build`) the images of `only` or both services from the rendered
+/// Dockerfiles in `files`, and pushes them when `push`.
 pub async fn images(
     root: &Path,
     env: &Environment,
-    args: &ImageArgs,
+    files: &render::Files,
+    only: Option<ServiceName>,
+    skip_build: bool,
     push: bool,
     progress: &Progress,
 ) -> Result<Vec<ImageReport>> {
-    let services: Vec<ServiceName> = match args.only {
+    let services: Vec<ServiceName> = match only {
         Some(s) => vec![s],
         None => ServiceName::ALL.to_vec(),
     };
-    let files = render::render(env, args.templates.as_deref())?;
     let docker = docker::connect().await?;
     let rev = git::revision(root);
     let tags = vec![rev.tag(), env.environment.clone()];
@@ -106,7 +118,7 @@ pub async fn images(
     };
 
     let mut reports: Vec<ImageReport> = Vec::new();
-    if args.skip_build {
+    if skip_build {
         for s in &services {
             let local = format!("{}:{}", local_name(env, *s), rev.tag());
             let inspect = docker
@@ -132,7 +144,7 @@ pub async fn images(
     } else {
         let builds = services.iter().map(|s| {
             let line = progress.line(s.as_str());
-            build_one(&docker, root, env, &files, &rev, *s, line)
+            build_one(&docker, root, env, files, &rev, *s, line)
         });
         let results = join_all(builds).await;
         // A failed build stops everything before any push.

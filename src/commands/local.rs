@@ -59,6 +59,9 @@ fn up(args: &LocalUpArgs, root: Option<&Path>, data: &DataDir, ctx: &Ctx) -> Res
             hint: "use it, or stop it with `learntrac local down`".into(),
         });
     }
+    // Both runtimes keep their data and the service's log in the data folder.
+    data.create()?;
+    init_logging(data)?;
     let runtime =
         tokio::runtime::Runtime::new().map_err(|e| Error::io("start the async runtime", e))?;
     runtime.block_on(async {
@@ -104,13 +107,6 @@ async fn up_docker(
     args: &LocalUpArgs,
     ctx: &Ctx,
 ) -> Result<i32> {
-    data.create()?;
-    init_logging(data)?;
-    let say = |m: &str| {
-        if !ctx.out.quiet() {
-            eprintln!("{m}");
-        }
-    };
     let stack = env.name_prefix();
     let password = data.secret("postgres-password")?;
     let timeout = Duration::from_secs(env.local.health_timeout);
@@ -120,20 +116,21 @@ async fn up_docker(
         local_stack::redis(env),
     );
     let (pg, redis) = tokio::join!(
-        start(docker, &stack, &pg, timeout, &say),
-        start(docker, &stack, &redis, timeout, &say)
+        start(docker, &stack, &pg, timeout, &ctx.out),
+        start(docker, &stack, &redis, timeout, &ctx.out)
     );
     let (pg, redis) = (pg?, redis?);
     // Trac's image from trac-legacy/ (cached when unchanged), then its container, which
     // creates Trac's schema in the database on first start.
     let progress = crate::ui::progress::Progress::new(ctx.out.quiet());
-    let image = build_image(root, env, args, ServiceName::Trac, &progress).await?;
+    let files = crate::render::render(env, args.templates.as_deref())?;
+    let image = build_image(root, env, &files, ServiceName::Trac, &progress).await?;
     let trac = start(
         docker,
         &stack,
         &local_stack::trac(env, &image, &stack, &password),
         timeout,
-        &say,
+        &ctx.out,
     )
     .await?;
 
@@ -147,7 +144,7 @@ async fn up_docker(
     let secret = data.token_secret()?;
     let in_process = embedded::service_on(env, &database_url, Some(&redis_url), &secret).await?;
     if args.seed_demo {
-        seed_demo(&database_url, &in_process, &secret, &say).await?;
+        seed_demo(&database_url, &in_process, &secret, &ctx.out).await?;
     }
     let learntrac_name = format!("{stack}-learntrac");
     let (served, service_note) = match args.service {
@@ -161,13 +158,13 @@ async fn up_docker(
         }
         ServiceMode::Container => {
             drop(in_process);
-            let image = build_image(root, env, args, ServiceName::Learntrac, &progress).await?;
+            let image = build_image(root, env, &files, ServiceName::Learntrac, &progress).await?;
             let svc = start(
                 docker,
                 &stack,
                 &local_stack::learntrac(env, &image, &stack, &password, &secret),
                 timeout,
-                &say,
+                &ctx.out,
             )
             .await?;
             (
@@ -202,17 +199,13 @@ async fn up_docker(
 async fn build_image(
     root: &Path,
     env: &Environment,
-    args: &LocalUpArgs,
+    files: &crate::render::Files,
     service: ServiceName,
     progress: &crate::ui::progress::Progress,
 ) -> Result<String> {
-    let image_args = crate::cli::ImageArgs {
-        env: env.environment.clone(),
-        only: Some(service),
-        skip_build: false,
-        templates: args.templates.clone(),
-    };
-    let built = crate::commands::images::images(root, env, &image_args, false, progress).await?;
+    let built =
+        crate::commands::images::images(root, env, files, Some(service), false, false, progress)
+            .await?;
     built
         .first()
         .map(|r| r.local.clone())
@@ -228,15 +221,17 @@ async fn start(
     stack: &str,
     component: &containers::Component,
     timeout: Duration,
-    say: &impl Fn(&str),
+    out: &crate::ui::Output,
 ) -> Result<containers::Running> {
     let running = containers::ensure(docker, stack, component).await?;
     containers::wait_healthy(docker, &component.name, &running.container, timeout).await?;
-    say(&format!(
-        "{:<9} {:?}, healthy on 127.0.0.1:{}",
-        running.component, running.action, running.host_port
-    )
-    .to_lowercase());
+    out.say(
+        &format!(
+            "{:<9} {:?}, healthy on 127.0.0.1:{}",
+            running.component, running.action, running.host_port
+        )
+        .to_lowercase(),
+    );
     Ok(running)
 }
 
@@ -244,14 +239,14 @@ async fn seed_demo(
     database_url: &str,
     service: &axum::Router,
     secret: &str,
-    say: &impl Fn(&str),
+    out: &crate::ui::Output,
 ) -> Result<()> {
     if demo::seed(database_url, service, secret).await? {
-        say(
+        out.say(
             "seeded demo data: 7 concepts in 2 milestones, students alice and bob, teacher carol, practice history",
         );
     } else {
-        say("demo data: the database already has tickets; nothing added");
+        out.say("demo data: the database already has tickets; nothing added");
     }
     Ok(())
 }
@@ -262,15 +257,8 @@ async fn up_embedded(
     args: &LocalUpArgs,
     ctx: &Ctx,
 ) -> Result<i32> {
-    data.create()?;
-    init_logging(data)?;
-    let say = |m: &str| {
-        if !ctx.out.quiet() {
-            eprintln!("{m}");
-        }
-    };
     if embedded::ensure_trac_db(data).await? {
-        say(&format!(
+        ctx.out.say(&format!(
             "created a Trac database (Trac's schema, version 45) at {}",
             data.trac_db().display()
         ));
@@ -279,7 +267,7 @@ async fn up_embedded(
     let service = embedded::service(data, env, &secret).await?;
     if args.seed_demo {
         let url = format!("sqlite://{}", data.trac_db().display());
-        seed_demo(&url, &service, &secret, &say).await?;
+        seed_demo(&url, &service, &secret, &ctx.out).await?;
     }
     let notes = vec![
         format!("  data         {}", data.0.display()),

@@ -73,10 +73,11 @@ pub async fn collect(env: &Environment) -> Result<Status> {
         .map(|s| format!("{prefix}-{s}"))
         .collect();
     let (alb, ssm_prefix) = (format!("{prefix}-alb"), env.ssm_prefix());
+    let (ecr, http) = (aws_sdk_ecr::Client::new(&config), reqwest::Client::new());
     let latest = futures_util::future::join_all(
         ServiceName::ALL
             .iter()
-            .map(|svc| latest_pushed(env, &config, format!("{prefix}-{svc}"))),
+            .map(|svc| latest_pushed(env, &ecr, &http, format!("{prefix}-{svc}"))),
     );
     let (services, lb, params, latest) = tokio::join!(
         crate::aws::ecs::services(&ecs, &cluster, &names),
@@ -145,17 +146,15 @@ pub async fn collect(env: &Environment) -> Result<Status> {
 /// from the `registry:` override's HTTP API (anonymous; None when it wants credentials).
 async fn latest_pushed(
     env: &Environment,
-    config: &aws_config::SdkConfig,
+    ecr: &aws_sdk_ecr::Client,
+    http: &reqwest::Client,
     repository: String,
 ) -> Option<String> {
     match &env.registry {
-        None => {
-            let ecr = aws_sdk_ecr::Client::new(config);
-            crate::aws::ecr::digest_of_tag(&ecr, &repository, &env.environment)
-                .await
-                .ok()
-                .flatten()
-        }
+        None => crate::aws::ecr::digest_of_tag(ecr, &repository, &env.environment)
+            .await
+            .ok()
+            .flatten(),
         Some(host) => {
             let scheme = if host.starts_with("127.") || host.starts_with("localhost") {
                 "http"
@@ -166,7 +165,7 @@ async fn latest_pushed(
                 "{scheme}://{host}/v2/{repository}/manifests/{}",
                 env.environment
             );
-            let response = reqwest::Client::new()
+            let response = http
                 .head(url)
                 .header(
                     "Accept",

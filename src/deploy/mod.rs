@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::aws::cloud::{Aws, Cloud};
 use crate::aws::ecs::family_revision;
-use crate::cli::{DeployArgs, ImageArgs};
+use crate::cli::DeployArgs;
 use crate::commands::images::{self, ImageReport};
 use crate::config::{Environment, ServiceName};
 use crate::error::{Error, Result};
@@ -131,13 +131,16 @@ pub async fn deploy(
             return Ok(Vec::new());
         }
         let phase = reporter.phase("build and push");
-        let image_args = ImageArgs {
-            env: env.environment.clone(),
-            only: args.only,
-            skip_build: args.skip_build,
-            templates: args.templates.clone(),
-        };
-        let reports = images::images(root, env, &image_args, true, reporter.progress()).await?;
+        let reports = images::images(
+            root,
+            env,
+            &files,
+            args.only,
+            args.skip_build,
+            true,
+            reporter.progress(),
+        )
+        .await?;
         phase.finish(&format!("{} image(s) pushed", reports.len()));
         Ok::<_, Error>(reports)
     };

@@ -1,14 +1,12 @@
 //! Everything a deploy needs, checked at once before any side effect; every missing
 //! prerequisite is reported with its own fix.
 
-use serde::Serialize;
-
 use crate::aws::ecs::ServiceState;
 use crate::config::Environment;
 use crate::error::{Error, Result};
 use crate::terraform::Binary;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct Ready {
     pub terraform: Binary,
     pub account: String,

@@ -44,8 +44,7 @@ pub struct Component {
     pub health: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     Created,
     Recreated,
@@ -53,7 +52,7 @@ pub enum Action {
     Unchanged,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Running {
     pub component: String,
     pub container: String,
@@ -62,7 +61,7 @@ pub struct Running {
     pub host_port: u16,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Listed {
     pub component: String,
     pub container: String,
@@ -391,14 +390,16 @@ async fn remove(docker: &Docker, name: &str) -> Result<()> {
         .map_err(|e| docker_error(name, "cannot remove its container", e))
 }
 
+/// Selects what belongs to the stack (containers, volumes) by its label.
+fn stack_filter(stack: &str) -> HashMap<String, Vec<String>> {
+    HashMap::from([("label".to_string(), vec![format!("{STACK_LABEL}={stack}")])])
+}
+
 /// The stack's containers with state, health and ports.
 pub async fn list(docker: &Docker, stack: &str) -> Result<Vec<Listed>> {
     let options = ListContainersOptionsBuilder::default()
         .all(true)
-        .filters(&HashMap::from([(
-            "label".to_string(),
-            vec![format!("{STACK_LABEL}={stack}")],
-        )]))
+        .filters(&stack_filter(stack))
         .build();
     let containers = docker
         .list_containers(Some(options))
@@ -464,10 +465,7 @@ pub async fn remove_stack(docker: &Docker, stack: &str, volumes: bool) -> Result
     }
     if volumes {
         let options = ListVolumesOptionsBuilder::default()
-            .filters(&HashMap::from([(
-                "label".to_string(),
-                vec![format!("{STACK_LABEL}={stack}")],
-            )]))
+            .filters(&stack_filter(stack))
             .build();
         let listed = docker
             .list_volumes(Some(options))

@@ -61,6 +61,13 @@ impl Output {
         }
     }
 
+    /// A line of progress for people, on stderr (so JSON on stdout stays parseable).
+    pub fn say(&self, text: &str) {
+        if !self.quiet {
+            eprintln!("{text}");
+        }
+    }
+
     /// A note for people (never on stdout, so JSON stays parseable).
     pub fn note(&self, text: &str) {
         if !self.quiet {
