@@ -16,22 +16,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{Cli, Run, repo_root};
+use common::{Cli, Run, commit_all, free_port, peer, repo_root, sdk_config, write};
 use serde_json::Value;
 
 const PASSWORD: &str = "db-pw-7f3a9c1e5b";
 const TOKEN: &str = "token-secret-2d8e4b6a";
-
-fn peer(var: &str, what: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| panic!("{what} is required: set {var} (scripts/test)"))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 /// A moto server for this test alone: the stack has one RDS instance and moto gives every
 /// instance the same resource id, so deploys must not share a moto.
@@ -104,11 +93,7 @@ impl DeployProject {
             + &format!(
                 "registry: {registry}\ndeploy:\n  public_url: http://127.0.0.1:{probe_port}\n  verify_timeout: 60\n"
             );
-        let w = |rel: &str, text: &str| {
-            let p = dir.path().join(rel);
-            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-            std::fs::write(p, text).expect("write");
-        };
+        let w = |rel: &str, text: &str| write(dir.path(), rel, text);
         w("environments/local.yaml", &yaml);
         // The engine cannot pull python:2.7 or rust images: small Dockerfiles on the local base.
         w(
@@ -136,8 +121,7 @@ impl DeployProject {
             tfrc,
             moto: moto.to_string(),
         };
-        p.git(&["init", "-q"]);
-        p.commit("first");
+        commit_all(p.path(), "first");
         p
     }
 
@@ -145,20 +129,8 @@ impl DeployProject {
         self.dir.path()
     }
 
-    fn git(&self, args: &[&str]) {
-        let ok = Command::new("git")
-            .arg("-C")
-            .arg(self.path())
-            .args(["-c", "user.email=t@example.edu", "-c", "user.name=t"])
-            .args(args)
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "git {args:?}");
-    }
-
     fn commit(&self, message: &str) {
-        self.git(&["add", "-A"]);
-        self.git(&["commit", "-qm", message]);
+        commit_all(self.path(), message);
     }
 
     /// `learntrac ARGS` in CI mode; `tmpl` stands for the project's substitute templates.
@@ -200,11 +172,7 @@ fn register_targets(endpoint: String, stop: Arc<AtomicBool>) {
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
         runtime.block_on(async move {
-            let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .region(aws_config::Region::new("us-east-2"))
-                .endpoint_url(&endpoint)
-                .load()
-                .await;
+            let config = sdk_config(&endpoint).await;
             let elb = aws_sdk_elasticloadbalancingv2::Client::new(&config);
             let mut done = std::collections::HashSet::new();
             while !stop.load(Ordering::SeqCst) {
@@ -575,11 +543,7 @@ fn preflight_refuses_credentials_of_another_account() {
 async fn preflight_refuses_while_a_deployment_is_in_progress() {
     let moto = peer("LEARNTRAC_TEST_MOTO", "moto (the AWS endpoint)");
     let p = DeployProject::new(&moto, 1);
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-2"))
-        .endpoint_url(&moto)
-        .load()
-        .await;
+    let config = sdk_config(&moto).await;
     let ecs = aws_sdk_ecs::Client::new(&config);
     let cluster = format!("{}-cluster", p.prefix);
     ecs.create_cluster()

@@ -9,13 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::{Cli, Run, repo_root};
+use common::{Cli, Run, commit_all, peer, repo_root, write};
 use serde_json::Value;
-
-fn peer(var: &str, what: &str) -> String {
-    std::env::var(var)
-        .unwrap_or_else(|_| panic!("{what} is required: set {var} (scripts/test starts it)"))
-}
 
 static N: AtomicUsize = AtomicUsize::new(0);
 
@@ -50,11 +45,7 @@ impl ImageProject {
             .replace("rust:1.95-slim-bookworm", &base)
             .replace("debian:bookworm-slim", &base)
             + &format!("registry: {registry}\n");
-        let w = |rel: &str, text: &str| {
-            let p = dir.path().join(rel);
-            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-            std::fs::write(p, text).expect("write");
-        };
+        let w = |rel: &str, text: &str| write(dir.path(), rel, text);
         w("environments/test.yaml", &yaml);
         w("tmpl/docker/trac.Dockerfile.j2", trac_dockerfile);
         w(
@@ -66,19 +57,7 @@ impl ImageProject {
         w("trac-legacy/notes/draft.md", "also ignored\n");
         w("trac-legacy/.dockerignore", "secret.txt\nnotes\n");
         w("svc/data.txt", "data\n");
-        let git = |args: &[&str]| {
-            let ok = Command::new("git")
-                .arg("-C")
-                .arg(dir.path())
-                .args(["-c", "user.email=t@example.edu", "-c", "user.name=t"])
-                .args(args)
-                .status()
-                .is_ok_and(|s| s.success());
-            assert!(ok, "git {args:?}");
-        };
-        git(&["init", "-q"]);
-        git(&["add", "-A"]);
-        git(&["commit", "-qm", "test"]);
+        commit_all(dir.path(), "test");
         ImageProject { dir, project }
     }
 

@@ -6,15 +6,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::Project;
+use common::{Project, free_port};
 use serde_json::Value;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
 
 fn learntrac(dir: &Path, home: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_learntrac"));

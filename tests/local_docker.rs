@@ -10,21 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Cli, Run, repo_root};
+use common::{Cli, Run, commit_all, free_port, peer, repo_root, write};
 use serde_json::Value;
-
-fn services_image() -> String {
-    std::env::var("LEARNTRAC_TEST_SERVICES_IMAGE").expect(
-        "a Debian image with PostgreSQL, Redis and Trac is required: set LEARNTRAC_TEST_SERVICES_IMAGE (scripts/test makes it)",
-    )
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 const TRAC_DOCKERFILE: &str = r#"FROM {{ env.images.trac_base }}
 COPY config/ /etc/trac/
@@ -43,7 +30,10 @@ struct Stack {
 
 impl Stack {
     fn new(edit: impl Fn(String) -> String) -> Self {
-        let image = services_image();
+        let image = peer(
+            "LEARNTRAC_TEST_SERVICES_IMAGE",
+            "a Debian image with PostgreSQL, Redis and Trac",
+        );
         let dir = tempfile::tempdir().expect("temp dir");
         let project = format!("ld{}x{}", std::process::id() % 100_000, free_port() % 1000);
         let local = std::fs::read_to_string(repo_root().join("environments/local.yaml"))
@@ -63,11 +53,7 @@ impl Stack {
                 .replace("python:2.7-slim-buster", &image)
                 .replace("debian:bookworm-slim", &image),
         );
-        let w = |rel: &str, text: &str| {
-            let p = dir.path().join(rel);
-            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-            std::fs::write(p, text).expect("write");
-        };
+        let w = |rel: &str, text: &str| write(dir.path(), rel, text);
         w("environments/local.yaml", &yaml);
         w("tmpl/docker/trac.Dockerfile.j2", TRAC_DOCKERFILE);
         w(".gitignore", ".learntrac/\n");
@@ -86,9 +72,7 @@ impl Stack {
             port: free_port(),
             child: None,
         };
-        s.git(&["init", "-q"]);
-        s.git(&["add", "-A"]);
-        s.git(&["commit", "-qm", "stack"]);
+        commit_all(s.path(), "stack");
         s
     }
 
@@ -96,15 +80,8 @@ impl Stack {
         self.dir.path()
     }
 
-    fn git(&self, args: &[&str]) {
-        let ok = Command::new("git")
-            .arg("-C")
-            .arg(self.path())
-            .args(["-c", "user.email=t@example.edu", "-c", "user.name=t"])
-            .args(args)
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "git {args:?}");
+    fn commit(&self, message: &str) {
+        commit_all(self.path(), message);
     }
 
     fn cli(&self, args: &[&str]) -> Cli {
@@ -141,8 +118,7 @@ impl Stack {
         let yaml = self.path().join("environments/local.yaml");
         let text = std::fs::read_to_string(&yaml).expect("read");
         std::fs::write(&yaml, text.replace("context: .\n", "context: svc\n")).expect("write");
-        self.git(&["add", "-A"]);
-        self.git(&["commit", "-qm", "service image"]);
+        self.commit("service image");
     }
 
     fn tmpl(&self) -> PathBuf {
@@ -327,7 +303,7 @@ fn the_docker_runtime_runs_routes_keeps_what_is_unchanged_and_cleans_up() {
     let yaml = s.path().join("environments/local.yaml");
     let text = std::fs::read_to_string(&yaml).expect("read");
     std::fs::write(&yaml, text.replacen("port: 8000", "port: 8002", 1)).expect("write");
-    s.git(&["commit", "-qam", "trac port"]);
+    s.commit("trac port");
     let out = s.up(&[]);
     assert!(line_with(&out, "trac").contains("recreated"), "{out}");
     assert!(line_with(&out, "postgres").contains("unchanged"), "{out}");

@@ -3,15 +3,14 @@
 
 mod common;
 
-use common::{Cli, Project, Run};
+use common::{Cli, Project, Run, peer};
 use serde_json::Value;
 
 const PASSWORD: &str = "hunter2-Very-Secret-Value";
 const TOKEN: &str = "0123456789abcdef0123456789abcdef-token";
 
 fn project() -> Project {
-    let moto = std::env::var("LEARNTRAC_TEST_MOTO")
-        .expect("moto is required: set LEARNTRAC_TEST_MOTO (scripts/test starts it)");
+    let moto = peer("LEARNTRAC_TEST_MOTO", "moto (the AWS endpoint)");
     let p = Project::new();
     p.edit(
         "local",

@@ -3,13 +3,8 @@
 
 mod common;
 
-use common::{Cli, Project};
+use common::{Cli, Project, peer, sdk_config};
 use serde_json::Value;
-
-fn moto() -> String {
-    std::env::var("LEARNTRAC_TEST_MOTO")
-        .expect("moto is required: set LEARNTRAC_TEST_MOTO (scripts/test starts it)")
-}
 
 /// Subnet and VPC ids of moto's default VPC, through EC2's query API (no EC2 SDK needed).
 async fn default_subnets(endpoint: &str) -> (String, Vec<String>) {
@@ -37,7 +32,7 @@ async fn default_subnets(endpoint: &str) -> (String, Vec<String>) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn status_reads_services_deployments_images_targets_and_secrets() {
-    let endpoint = moto();
+    let endpoint = peer("LEARNTRAC_TEST_MOTO", "moto (the AWS endpoint)");
     let project = format!("st{}", std::process::id() % 100_000);
     let p = Project::new();
     p.edit(
@@ -52,11 +47,7 @@ async fn status_reads_services_deployments_images_targets_and_secrets() {
     );
     let prefix = format!("{project}-local");
 
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-2"))
-        .endpoint_url(&endpoint)
-        .load()
-        .await;
+    let config = sdk_config(&endpoint).await;
     let ecs = aws_sdk_ecs::Client::new(&config);
     ecs.create_cluster()
         .cluster_name(format!("{prefix}-cluster"))

@@ -166,3 +166,53 @@ pub fn required_tool(var: &str, what: &str) -> PathBuf {
         ),
     }
 }
+
+/// A peer's address or name that the harness (scripts/test) exports; a missing one fails
+/// the test loudly.
+pub fn peer(var: &str, what: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| panic!("{what} is required: set {var} (scripts/test)"))
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Writes `rel` under `dir`, making its folders.
+pub fn write(dir: &Path, rel: &str, text: &str) {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+    std::fs::write(p, text).expect("write");
+}
+
+/// `git ARGS` in `dir` with a test identity; a failure fails the test.
+pub fn git(dir: &Path, args: &[&str]) {
+    let ok = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.email=t@example.edu", "-c", "user.name=t"])
+        .args(args)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "git {args:?}");
+}
+
+/// `git init` (when needed) and a commit of everything in `dir`.
+pub fn commit_all(dir: &Path, message: &str) {
+    if !dir.join(".git").exists() {
+        git(dir, &["init", "-q"]);
+    }
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-qm", message]);
+}
+
+/// The AWS SDK configuration for moto at `endpoint` (credentials from the environment).
+pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-2"))
+        .endpoint_url(endpoint)
+        .load()
+        .await
+}
