@@ -62,7 +62,26 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-/// Percent-encodes a URL userinfo component.
+/// libpq's `sslmode` values.
+const SSL_MODES: &[&str] = &[
+    "disable",
+    "allow",
+    "prefer",
+    "require",
+    "verify-ca",
+    "verify-full",
+];
+
+/// The raw value of a query parameter of a URL.
+fn query_param(url: &str, name: &str) -> Option<String> {
+    let query = url.split_once('?')?.1;
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+        .map(str::to_string)
+}
+
+/// Percent-encodes a URL component.
 fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
@@ -96,13 +115,34 @@ impl Config {
                 let user = part("DATABASE_USER")?;
                 let password = part("DATABASE_PASSWORD")?;
                 let port: u16 = parse(vars, "DATABASE_PORT", 5432)?;
-                format!(
+                let mut url = format!(
                     "postgres://{}:{}@{host}:{port}/{name}",
                     encode(&user),
                     encode(&password)
-                )
+                );
+                // TLS as libpq spells it: RDS enforces TLS, and the task definition asks
+                // for verify-full against the RDS CA bundle in the image.
+                let tls: Vec<String> = [
+                    ("sslmode", "DATABASE_SSLMODE"),
+                    ("sslrootcert", "DATABASE_SSLROOTCERT"),
+                ]
+                .into_iter()
+                .filter_map(|(param, var)| get(var).map(|v| format!("{param}={}", encode(&v))))
+                .collect();
+                if !tls.is_empty() {
+                    url = format!("{url}?{}", tls.join("&"));
+                }
+                url
             }
         };
+        if let Some(mode) = query_param(&database_url, "sslmode")
+            && !SSL_MODES.contains(&mode.as_str())
+        {
+            return Err(ConfigError {
+                var: "DATABASE_SSLMODE",
+                problem: format!("`{mode}` is not one of {}", SSL_MODES.join(", ")),
+            });
+        }
         if !(database_url.starts_with("postgres://")
             || database_url.starts_with("postgresql://")
             || database_url.starts_with("sqlite:"))
@@ -206,6 +246,29 @@ mod tests {
             !format!("{c:?}").contains("p%40ss"),
             "Debug never shows the password"
         );
+    }
+
+    #[test]
+    fn adds_tls_settings_as_libpq_url_parameters() {
+        let c = Config::from_vars(&vars(&[
+            ("DATABASE_HOST", "db.rds.amazonaws.com"),
+            ("DATABASE_NAME", "learntrac"),
+            ("DATABASE_USER", "learntrac"),
+            ("DATABASE_PASSWORD", "pw"),
+            ("DATABASE_SSLMODE", "verify-full"),
+            ("DATABASE_SSLROOTCERT", "/etc/ssl/certs/rds-ca-bundle.pem"),
+        ]))
+        .expect("valid");
+        assert_eq!(
+            c.database_url,
+            "postgres://learntrac:pw@db.rds.amazonaws.com:5432/learntrac?sslmode=verify-full&sslrootcert=%2Fetc%2Fssl%2Fcerts%2Frds-ca-bundle.pem"
+        );
+        let e = Config::from_vars(&vars(&[(
+            "DATABASE_URL",
+            "postgres://u:p@h/d?sslmode=verify_full",
+        )]))
+        .expect_err("a mode libpq does not know");
+        assert_eq!(e.var, "DATABASE_SSLMODE");
     }
 
     #[test]

@@ -73,7 +73,41 @@ as_pg_user() {
     if [[ $EUID -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-# A throwaway PostgreSQL cluster on a free loopback port -> LEARNTRAC_TEST_PG, PG_BIN.
+# Test certificate authorities: "rds" signs the test PostgreSQL's server certificate as
+# AWS's RDS CA signs RDS's; "other" signs nothing, so a client trusting only it must refuse
+# the server. -> LEARNTRAC_TEST_CA (PEM file), LEARNTRAC_TEST_OTHER_CA, and
+# LEARNTRAC_TEST_CA_URL: the CA served over HTTP on loopback, for image builds that fetch
+# the RDS CA bundle (database.ca_bundle_url) the way production images fetch AWS's.
+make_test_cas() {
+    local dir=$1
+    need_cmd openssl "install OpenSSL (apt-get install openssl)"
+    for ca in rds other; do
+        openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=learntrac test $ca CA" \
+            -keyout "$dir/$ca-ca.key" -out "$dir/$ca-ca.pem" >/dev/null 2>&1 || die "openssl: cannot make a test CA"
+    done
+    # The server certificate names what clients dial: localhost (libpq before 14 matches
+    # DNS names only) and 127.0.0.1.
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$dir/server.key" -out "$dir/server.csr" >/dev/null 2>&1
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > "$dir/server.ext"
+    openssl x509 -req -in "$dir/server.csr" -CA "$dir/rds-ca.pem" -CAkey "$dir/rds-ca.key" -CAcreateserial \
+        -days 2 -extfile "$dir/server.ext" -out "$dir/server.crt" >/dev/null 2>&1 || die "openssl: cannot sign the server certificate"
+    chmod 600 "$dir/server.key"
+    mkdir -p "$dir/www"
+    cp "$dir/rds-ca.pem" "$dir/www/rds-ca-bundle.pem"
+    local port
+    port=$(free_port)
+    python3 -m http.server "$port" --bind 127.0.0.1 --directory "$dir/www" >"$dir/www.log" 2>&1 &
+    PEER_CLEANUP+=("kill $!")
+    for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/rds-ca-bundle.pem" >/dev/null 2>&1 && break; sleep 0.05; done
+    export LEARNTRAC_TEST_CA=$dir/rds-ca.pem LEARNTRAC_TEST_OTHER_CA=$dir/other-ca.pem
+    export LEARNTRAC_TEST_CA_URL=http://127.0.0.1:$port/rds-ca-bundle.pem
+}
+
+# A throwaway PostgreSQL cluster on a free loopback port, configured as RDS runs it: TLS
+# required on every TCP connection (hostssl only, hostnossl rejected), password auth
+# (scram-sha-256), a server certificate from the test RDS CA.
+# -> LEARNTRAC_TEST_PG (a verify-full URL to database postgres), LEARNTRAC_TEST_PG_BASE
+# (scheme, credentials, host and port), LEARNTRAC_TEST_PG_TLS (the URL's query), PG_BIN.
 start_postgres() {
     if ! command -v initdb >/dev/null; then
         local bin
@@ -85,18 +119,35 @@ start_postgres() {
         useradd --system --home-dir /var/lib/postgresql postgres || die "cannot create the postgres user"
     fi
     PG_BIN=$(dirname "$(command -v initdb)")
-    local dir port
+    local dir port password
     dir=$(mktemp -d /tmp/learntrac-pg.XXXXXX)
-    [[ $EUID -eq 0 ]] && chown postgres "$dir"
+    chmod 755 "$dir"
+    make_test_cas "$dir"
+    [[ $EUID -eq 0 ]] && chown postgres "$dir" "$dir/server.key" "$dir/server.crt"
     port=$(free_port)
-    as_pg_user initdb -D "$dir/data" -A trust -U postgres --no-sync >"$dir/initdb.log" 2>&1 \
-        || { cat "$dir/initdb.log" >&2; die "initdb failed"; }
+    password=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
+    printf '%s\n' "$password" > "$dir/pwfile"
+    [[ $EUID -eq 0 ]] && chown postgres "$dir/pwfile"
+    as_pg_user initdb -D "$dir/data" -U postgres --pwfile="$dir/pwfile" --auth-local=trust --auth-host=scram-sha-256 \
+        --no-sync >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; die "initdb failed"; }
+    rm -f "$dir/pwfile"
+    cat > "$dir/data/pg_hba.conf" <<HBA
+local     all all              trust
+hostssl   all all 127.0.0.1/32 scram-sha-256
+hostssl   all all ::1/128      scram-sha-256
+hostnossl all all 0.0.0.0/0    reject
+hostnossl all all ::/0         reject
+HBA
     as_pg_user pg_ctl -D "$dir/data" -l "$dir/server.log" -w -t 30 \
-        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=400" start >/dev/null \
+        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=400 -c ssl=on -c ssl_cert_file=$dir/server.crt -c ssl_key_file=$dir/server.key" start >/dev/null \
         || { cat "$dir/server.log" >&2; die "PostgreSQL did not start"; }
     PEER_CLEANUP+=("as_pg_user pg_ctl -D '$dir/data' -m immediate stop; rm -rf '$dir'")
-    export LEARNTRAC_TEST_PG="postgres://postgres@127.0.0.1:$port/postgres" PG_BIN
-    echo "postgres on 127.0.0.1:$port ($("$PG_BIN/postgres" --version))" >&2
+    local rootcert
+    rootcert=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], ""))' "$LEARNTRAC_TEST_CA")
+    export LEARNTRAC_TEST_PG_BASE="postgres://postgres:$password@127.0.0.1:$port"
+    export LEARNTRAC_TEST_PG_TLS="sslmode=verify-full&sslrootcert=$rootcert"
+    export LEARNTRAC_TEST_PG="$LEARNTRAC_TEST_PG_BASE/postgres?$LEARNTRAC_TEST_PG_TLS" PG_BIN
+    echo "postgres on 127.0.0.1:$port, TLS required ($("$PG_BIN/postgres" --version))" >&2
 }
 
 # A Redis server on a free loopback port -> LEARNTRAC_TEST_REDIS, REDIS_SERVER.
@@ -194,6 +245,49 @@ ensure_services_image() {
         rm -rf "$dir" "$dir.log"
     fi
     export LEARNTRAC_TEST_SERVICES_IMAGE=$tag
+}
+
+# A stand-in for python:2.7-slim-buster as it is today, for building the production Trac
+# Dockerfile (the engine cannot pull). Every python:2.7 image is Debian buster, whose
+# archive is gone; this one is Debian bullseye (which still carries Python 2.7) laid out as
+# the official image is — python, pip 20.3.4, setuptools 44.1.1, wheel 0.37.1 in
+# /usr/local — with its apt sources pointing at buster, so `apt-get update` fails in it
+# exactly as in the real image. Made once (about a minute), cached by its tag.
+# -> LEARNTRAC_TEST_PY27_IMAGE
+ensure_python27_image() {
+    local tag=learntrac-test/python:2.7-slim-buster-archived
+    if ! docker image inspect "$tag" >/dev/null 2>&1; then
+        command -v debootstrap >/dev/null || apt_install debootstrap
+        local dir
+        dir=$(mktemp -d /tmp/learntrac-rootfs.XXXXXX)
+        say "making $tag with debootstrap (about a minute)"
+        debootstrap --variant=minbase --include=python2.7,python-setuptools,python-pip-whl,ca-certificates \
+            bullseye "$dir" http://deb.debian.org/debian >"$dir.log" 2>&1 || { tail -20 "$dir.log" >&2; die "debootstrap failed"; }
+        cp /etc/resolv.conf "$dir/etc/resolv.conf"
+        # This machine's CA bundle (it may hold a proxy's CA that PyPI's certificate chains
+        # to): the test base's, never the production Dockerfile's.
+        cp "${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}" "$dir/etc/ssl/certs/ca-certificates.crt"
+        local pip_whl
+        pip_whl=$(ls "$dir"/usr/share/python-wheels/pip-*.whl | head -n 1)
+        env -u PIP_FIND_LINKS PIP_CERT=/etc/ssl/certs/ca-certificates.crt chroot "$dir" \
+            python2.7 "${pip_whl#"$dir"}/pip" install --quiet --no-cache-dir --ignore-installed --prefix=/usr/local \
+            pip==20.3.4 setuptools==44.1.1 wheel==0.37.1 || die "installing pip into $tag failed"
+        ln -sf /usr/bin/python2.7 "$dir/usr/local/bin/python"
+        ln -sf /usr/bin/python2.7 "$dir/usr/local/bin/python2"
+        cat > "$dir/etc/apt/sources.list" <<'APT'
+deb http://deb.debian.org/debian buster main
+deb http://deb.debian.org/debian-security buster/updates main
+deb http://deb.debian.org/debian buster-updates main
+APT
+        rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/* "$dir"/usr/share/doc "$dir"/usr/share/man "$dir"/usr/share/locale
+        tar -C "$dir" -c . | docker import \
+            --change 'ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin' \
+            --change 'ENV LANG=C.UTF-8' --change 'ENV PYTHON_VERSION=2.7.18' \
+            --change 'ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt' \
+            --change 'CMD ["python2"]' - "$tag" >/dev/null
+        rm -rf "$dir" "$dir.log"
+    fi
+    export LEARNTRAC_TEST_PY27_IMAGE=$tag
 }
 
 # moto as the AWS endpoint -> LEARNTRAC_TEST_MOTO (and fake credentials for the SDK).

@@ -242,6 +242,18 @@ pub struct Database {
     pub multi_az: bool,
     #[serde(default = "default_backup_retention")]
     pub backup_retention_days: u32,
+    /// Where image builds fetch the CA bundle that RDS certificates chain to; both images
+    /// carry it at `RDS_CA_BUNDLE_PATH` and verify the database against it.
+    #[serde(default = "default_ca_bundle_url")]
+    pub ca_bundle_url: String,
+}
+
+/// Where both images keep the database's CA bundle (`database.ca_bundle_url`).
+pub const RDS_CA_BUNDLE_PATH: &str = "/etc/ssl/certs/rds-ca-bundle.pem";
+
+fn default_ca_bundle_url() -> String {
+    // AWS's published trust store for RDS, all regions.
+    "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem".into()
 }
 
 fn default_password_version() -> u32 {

@@ -33,6 +33,8 @@ pub const WIRED_VARIABLES: &[&str] = &[
     "DATABASE_NAME",
     "DATABASE_USER",
     "DATABASE_PASSWORD",
+    "DATABASE_SSLMODE",
+    "DATABASE_SSLROOTCERT",
     "REDIS_URL",
     "PORT",
     "LEARNTRAC_ENVIRONMENT",
@@ -540,6 +542,18 @@ fn database(scope: &Scope, db: &Database, p: &mut FileParser) {
         .expected = Some("another name, such as learntrac".into());
     }
     check_ssm_path(p, "database.password_parameter", &db.password_parameter);
+    // The URL lands in a Dockerfile `ADD` line: one plain http(s) URL, nothing else.
+    let url = &db.ca_bundle_url;
+    let plain = url
+        .chars()
+        .all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\\' | '\'' | '$'));
+    if !(plain && (url.starts_with("https://") || url.starts_with("http://"))) {
+        p.at_value(
+            "database.ca_bundle_url",
+            format!("`{}` is not a plain http(s) URL", url.escape_debug()),
+        )
+        .expected = Some("a URL such as https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem".into());
+    }
     if db.backup_retention_days > 35 {
         p.at_value(
             "database.backup_retention_days",

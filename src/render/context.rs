@@ -19,6 +19,8 @@ pub struct RenderContext<'a> {
     pub public_subnet_tags: Vec<Entry>,
     pub private_subnet_tags: Vec<Entry>,
     pub tags: Vec<Entry>,
+    /// Where both images keep the database's CA bundle.
+    pub rds_ca_bundle_path: &'static str,
 }
 
 /// One `KEY = value` line of an HCL object, with `key` padded the way `terraform fmt`
@@ -93,6 +95,13 @@ pub fn wired_environment(env: &Environment, name: ServiceName) -> Vec<(&'static 
         (
             "DATABASE_USER",
             Wired::Literal(env.database.username.clone()),
+        ),
+        // RDS enforces TLS; both services verify its certificate and host name against
+        // the CA bundle their images carry.
+        ("DATABASE_SSLMODE", Wired::Literal("verify-full".into())),
+        (
+            "DATABASE_SSLROOTCERT",
+            Wired::Literal(crate::config::RDS_CA_BUNDLE_PATH.into()),
         ),
         (
             "LEARNTRAC_ENVIRONMENT",
@@ -212,6 +221,7 @@ impl<'a> RenderContext<'a> {
             prefix: env.name_prefix(),
             production: env.is_production(),
             tls: env.tls.certificate_arn.is_some(),
+            rds_ca_bundle_path: crate::config::RDS_CA_BUNDLE_PATH,
             services,
             rules,
             backend,

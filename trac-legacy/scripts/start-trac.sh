@@ -9,17 +9,34 @@ PROJECT_NAME=${PROJECT_NAME:-LearnTrac}
 
 # The password arrives as an ECS secret (DATABASE_PASSWORD); the URL is composed here so
 # it never appears in the task definition. DATABASE_URL, when set, wins (local runs).
+# Python 2 (the image) and 3 (the embedded runtime) alike.
 if [ -z "${DATABASE_URL:-}" ]; then
-    DATABASE_URL=$(python -c 'import os, urllib
-q = lambda k: urllib.quote(os.environ[k], "")
+    DATABASE_URL=$(python -c 'import os
+try:
+    from urllib import quote
+except ImportError:
+    from urllib.parse import quote
+q = lambda k: quote(os.environ[k], "")
 print("postgres://%s:%s@%s:%s/%s" % (q("DATABASE_USER"), q("DATABASE_PASSWORD"),
       os.environ["DATABASE_HOST"], os.environ.get("DATABASE_PORT", "5432"), os.environ["DATABASE_NAME"]))')
 fi
 export DATABASE_URL
 
+# TLS to the database: Trac's postgres backend passes only host, port, user and password
+# to libpq, so the TLS settings travel as libpq's own variables, which every connection
+# (this script's, trac-admin's, tracd's) reads.
+if [ -n "${DATABASE_SSLMODE:-}" ]; then export PGSSLMODE="$DATABASE_SSLMODE"; fi
+if [ -n "${DATABASE_SSLROOTCERT:-}" ]; then export PGSSLROOTCERT="$DATABASE_SSLROOTCERT"; fi
+
 # Is Trac's schema already in the database? (A restarted or second task finds it there.)
-initialised=$(python -c 'import os, psycopg2
-conn = psycopg2.connect(os.environ["DATABASE_URL"])
+# A database that cannot be reached stops the start with libpq's reason on one line.
+initialised=$(python -c 'import os, sys, psycopg2
+try:
+    conn = psycopg2.connect(os.environ["DATABASE_URL"])
+except psycopg2.Error as e:
+    sys.stderr.write("start-trac: cannot connect to the database (sslmode=%s): %s\n"
+                     % (os.environ.get("PGSSLMODE", "prefer"), str(e).strip().replace("\n", " ")))
+    sys.exit(1)
 cur = conn.cursor()
 cur.execute("SELECT to_regclass(%s) IS NOT NULL", ("system",))
 print("yes" if cur.fetchone()[0] else "no")')

@@ -45,10 +45,14 @@ fn unique(prefix: &str) -> String {
     )
 }
 
-/// Replaces the database of a postgres:// URL.
+/// Replaces the database of a postgres:// URL, keeping its query (the TLS settings).
 pub fn with_database(url: &str, db: &str) -> String {
-    let base = url.rsplit_once('/').map_or(url, |(b, _)| b);
-    format!("{base}/{db}")
+    let (path, query) = url.split_once('?').map_or((url, None), |(p, q)| (p, Some(q)));
+    let base = path.rsplit_once('/').map_or(path, |(b, _)| b);
+    match query {
+        Some(q) => format!("{base}/{db}?{q}"),
+        None => format!("{base}/{db}"),
+    }
 }
 
 /// A Trac environment on a fresh database, created by `trac-admin initenv` with the
