@@ -22,6 +22,36 @@ pub struct Db {
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
+/// Explains a TLS failure in terms of the settings that caused it: the CA file the
+/// certificate was checked against, or the server's demand for TLS. Empty otherwise.
+pub fn tls_hint(url: &str, error: &str) -> String {
+    let param = |name: &str| {
+        url.split_once('?')
+            .and_then(|(_, q)| {
+                q.split('&')
+                    .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+            })
+            .map(|v| v.replace("%2F", "/").replace("%2f", "/"))
+    };
+    let mode = param("sslmode").unwrap_or_else(|| "prefer".into());
+    if error.contains("certificate") {
+        match param("sslrootcert") {
+            Some(ca) => format!(
+                " (sslmode={mode}: the database's TLS certificate is not vouched for by the CA bundle {ca}, or does not name the host dialled; check DATABASE_SSLROOTCERT and DATABASE_HOST)"
+            ),
+            None => format!(
+                " (sslmode={mode} without a CA bundle: set DATABASE_SSLROOTCERT to the RDS CA bundle)"
+            ),
+        }
+    } else if error.contains("no encryption") || error.contains("SSL off") {
+        format!(
+            " (sslmode={mode}: the server requires TLS, as RDS does; set DATABASE_SSLMODE=verify-full and DATABASE_SSLROOTCERT)"
+        )
+    } else {
+        String::new()
+    }
+}
+
 impl Db {
     /// Opens a lazy pool: start-up never waits for the database, and requests that find
     /// it down fail within `acquire_timeout` instead of hanging.

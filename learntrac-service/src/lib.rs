@@ -39,8 +39,12 @@ pub enum StartupError {
     Config(#[from] config::ConfigError),
     #[error("database {url}: {source}")]
     Database { url: String, source: sqlx::Error },
-    #[error("creating LearnTrac's tables: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("creating LearnTrac's tables: {source}{hint}")]
+    Migrate {
+        source: sqlx::migrate::MigrateError,
+        /// What to check, when the cause is recognisable (TLS).
+        hint: String,
+    },
     #[error("cache: {0}")]
     Cache(#[from] redis::RedisError),
 }
@@ -59,7 +63,12 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
         url: config::redact(&config.database_url),
         source,
     })?;
-    db.migrate().await?;
+    db.migrate()
+        .await
+        .map_err(|source| StartupError::Migrate {
+            hint: db::tls_hint(&config.database_url, &source.to_string()),
+            source,
+        })?;
     let cache = match &config.redis_url {
         Some(url) => cache::Cache::redis(url, config.cache_ttl, &config.cache_prefix)?,
         None => cache::Cache::memory(config.cache_ttl, &config.cache_prefix),
