@@ -1,8 +1,8 @@
 //! The Docker runtime of `learntrac local up` against this machine's engine. The engine
 //! cannot pull postgres:15, redis:7 or python:2.7, so scripts/test makes one Debian image
-//! (debootstrap) holding PostgreSQL 15, Redis 7 and Trac 1.6 on Python 3; `local.yaml`
-//! points PostgreSQL and Redis at it, and Trac's image is built FROM it with a substitute
-//! Dockerfile that runs the repository's own trac-legacy/scripts/start-trac.sh.
+//! (debootstrap) holding PostgreSQL 15 and Redis 7 that `local.yaml` points at, and a
+//! stand-in for python:2.7-slim-buster on which the production Trac Dockerfile is built
+//! unchanged: the stack runs the real Trac 1.4.4 image, started the ECS way.
 
 mod common;
 
@@ -12,14 +12,6 @@ use std::time::{Duration, Instant};
 
 use common::{Cli, Run, commit_all, free_port, peer, repo_root, write};
 use serde_json::Value;
-
-const TRAC_DOCKERFILE: &str = r#"FROM {{ env.images.trac_base }}
-COPY config/ /etc/trac/
-COPY scripts/start-trac.sh /usr/local/bin/start-trac.sh
-ENV PATH=/opt/trac/bin:$PATH TRAC_ENV=/var/trac/projects PORT={{ env.services.trac.port }}
-HEALTHCHECK CMD ["/opt/trac/bin/python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:{{ env.services.trac.port }}{{ env.services.trac.health_check.path }}', timeout=4)"]
-ENTRYPOINT ["/bin/sh", "/usr/local/bin/start-trac.sh"]
-"#;
 
 struct Stack {
     dir: tempfile::TempDir,
@@ -34,6 +26,11 @@ impl Stack {
             "LEARNTRAC_TEST_SERVICES_IMAGE",
             "a Debian image with PostgreSQL, Redis and Trac",
         );
+        let py27 = peer(
+            "LEARNTRAC_TEST_PY27_IMAGE",
+            "the python:2.7-slim-buster stand-in",
+        );
+        let ca_url = peer("LEARNTRAC_TEST_CA_URL", "the test RDS CA served over HTTP");
         let dir = tempfile::tempdir().expect("temp dir");
         let project = format!("ld{}x{}", std::process::id() % 100_000, free_port() % 1000);
         let local = std::fs::read_to_string(repo_root().join("environments/local.yaml"))
@@ -50,21 +47,29 @@ impl Stack {
                     "redis_image: redis:7-alpine",
                     &format!("redis_image: {image}"),
                 )
-                .replace("python:2.7-slim-buster", &image)
-                .replace("debian:bookworm-slim", &image),
+                .replace("python:2.7-slim-buster", &py27)
+                .replace("debian:bookworm-slim", &image)
+                .replace(
+                    "  backup_retention_days: 0\n",
+                    &format!("  backup_retention_days: 0\n  ca_bundle_url: {ca_url}\n"),
+                ),
         );
         let w = |rel: &str, text: &str| write(dir.path(), rel, text);
         w("environments/local.yaml", &yaml);
-        w("tmpl/docker/trac.Dockerfile.j2", TRAC_DOCKERFILE);
         w(".gitignore", ".learntrac/\n");
+        std::fs::create_dir_all(dir.path().join("tmpl/docker")).expect("templates folder");
         for f in [
+            ".dockerignore",
             "config/shared.ini",
             "scripts/start-trac.sh",
+            "plugins/README.md",
             "requirements.txt",
         ] {
-            let text = std::fs::read_to_string(repo_root().join("trac-legacy").join(f))
-                .expect("trac-legacy file");
-            w(&format!("trac-legacy/{f}"), &text);
+            let from = repo_root().join("trac-legacy").join(f);
+            let to = dir.path().join("trac-legacy").join(f);
+            std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
+            // A copy keeps the start script's mode: the image runs it as it is.
+            std::fs::copy(&from, &to).expect("copy a trac-legacy file");
         }
         let s = Stack {
             dir,
@@ -220,6 +225,34 @@ impl Drop for Stack {
     fn drop(&mut self) {
         self.stop();
         let _ = self.cli(&["local", "down", "--volumes"]).run();
+        // The images `up` built for this stack: every tag of each, and those a build
+        // interrupted by Ctrl-C finished without a tag.
+        let mut ids = self.docker(&[
+            "images",
+            "-q",
+            "--filter",
+            &format!("reference={}-*", self.prefix),
+        ]);
+        for component in ["trac", "learntrac"] {
+            ids += &self.docker(&[
+                "images",
+                "-q",
+                "--filter",
+                &format!(
+                    "label=org.opencontainers.image.title={}-{component}",
+                    self.prefix
+                ),
+            ]);
+        }
+        let mut ids: Vec<&str> = ids.split_whitespace().collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if !ids.is_empty() {
+            let _ = Command::new("docker")
+                .args(["rmi", "-f"])
+                .args(&ids)
+                .output();
+        }
     }
 }
 
@@ -313,7 +346,7 @@ fn the_docker_runtime_runs_routes_keeps_what_is_unchanged_and_cleans_up() {
     let logs = s.cli(&["local", "logs", "trac"]).run();
     assert_eq!(logs.code, 0, "{}", logs.stderr);
     assert!(
-        logs.stdout.contains("environment startup [Trac 1.6]"),
+        logs.stdout.contains("environment startup [Trac 1.4.4]"),
         "Trac's container log: {}",
         logs.stdout
     );

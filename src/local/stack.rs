@@ -76,18 +76,31 @@ pub fn redis(env: &Environment) -> Component {
     }
 }
 
+/// The database settings as the ECS task definitions pass them (the password separately,
+/// as the SSM secret arrives), so containers start here the way they start in AWS.
+fn database_env(stack: &str, password: &str) -> Vec<String> {
+    vec![
+        format!("DATABASE_HOST={stack}-postgres"),
+        "DATABASE_PORT=5432".into(),
+        format!("DATABASE_NAME={DATABASE}"),
+        format!("DATABASE_USER={DATABASE_USER}"),
+        format!("DATABASE_PASSWORD={password}"),
+    ]
+}
+
 /// Trac from the image built from `trac-legacy/`; its own HEALTHCHECK command is kept.
 pub fn trac(env: &Environment, image: &str, stack: &str, password: &str) -> Component {
     Component {
         name: "trac".into(),
         image: image.to_string(),
-        env: vec![
-            format!(
-                "DATABASE_URL=postgres://{DATABASE_USER}:{password}@{stack}-postgres:5432/{DATABASE}"
-            ),
-            "TRAC_ENV=/var/trac/projects".into(),
-            format!("PORT={}", env.services.trac.port),
-        ],
+        env: [
+            database_env(stack, password),
+            vec![
+                "TRAC_ENV=/var/trac/projects".into(),
+                format!("PORT={}", env.services.trac.port),
+            ],
+        ]
+        .concat(),
         entrypoint: None,
         cmd: None,
         port: env.services.trac.port,
@@ -107,15 +120,16 @@ pub fn learntrac(
     Component {
         name: "learntrac".into(),
         image: image.to_string(),
-        env: vec![
-            format!(
-                "DATABASE_URL=postgres://{DATABASE_USER}:{password}@{stack}-postgres:5432/{DATABASE}"
-            ),
-            format!("REDIS_URL=redis://{stack}-redis:6379"),
-            format!("LEARNTRAC_TOKEN_SECRET={token_secret}"),
-            format!("PORT={}", env.services.learntrac.port),
-            "LOG_FORMAT=json".into(),
-        ],
+        env: [
+            database_env(stack, password),
+            vec![
+                format!("REDIS_URL=redis://{stack}-redis:6379"),
+                format!("LEARNTRAC_TOKEN_SECRET={token_secret}"),
+                format!("PORT={}", env.services.learntrac.port),
+                "LOG_FORMAT=json".into(),
+            ],
+        ]
+        .concat(),
         entrypoint: None,
         cmd: None,
         port: env.services.learntrac.port,
