@@ -117,15 +117,15 @@ fn bad_fargate_cpu_memory_pair() {
 #[test]
 fn duplicate_rule_priority() {
     let p = Project::new();
-    p.edit("dev", "priority: 85", "priority: 80");
+    p.edit("dev", "priority: 95", "priority: 90");
     let run = validate(&p, "dev");
     assert_eq!(run.code, 2);
-    // priority, service, paths: the duplicate sits two lines above the image patterns.
-    let line = p.line_of("dev", "paths: [\"*.png\"") - 2;
+    // priority, service, paths: the duplicate sits two lines above the tutor's patterns.
+    let line = p.line_of("dev", "paths: [\"/api/chat/*\"") - 2;
     let want = located(&p, "dev", line, 15, "routing[1].priority");
     assert!(
         run.stderr
-            .contains(&format!("{want}priority 80 is already used by routing[0]")),
+            .contains(&format!("{want}priority 90 is already used by routing[0]")),
         "{}",
         run.stderr
     );
@@ -187,7 +187,7 @@ fn every_error_of_a_file_is_reported_together() {
     let p = Project::new();
     p.edit("dev", "cpu: 512", "cpu: 300")
         .edit("dev", "memory: 2048", "memory: lots")
-        .edit("dev", "priority: 85", "priority: 80")
+        .edit("dev", "priority: 95", "priority: 90")
         .edit("dev", "vpc: default", "vpc: my-vpc")
         .edit("dev", "PYTHON_VERSION: \"2.7\"", "DB_PASSWORD: hunter2");
     let run = validate(&p, "dev");
@@ -280,8 +280,8 @@ fn semantic_limits() {
     )
     .edit(
         "dev",
-        "paths: [\"*.png\", \"*.jpg\"]",
-        "paths: [\"*.png\", \"*.jpg\", \"*.gif\", \"*.svg\", \"*.webp\", \"*.bmp\"]",
+        "paths: [\"/api/chat/*\", \"/api/voice/*\"]",
+        "paths: [\"/api/chat/*\", \"/api/voice/*\", \"/a\", \"/b\", \"/c\", \"/d\"]",
     );
     let run = validate(&p, "dev");
     assert_eq!(run.code, 2);
@@ -365,4 +365,64 @@ fn show_resolves_defaults_and_lists_secrets_by_name() {
     let human = Cli::new().args(["config", "show", "prod"]).run();
     assert_eq!(human.code, 0, "{}", human.stderr);
     assert!(human.stdout.contains("serves: https"), "{}", human.stdout);
+}
+
+#[test]
+fn routing_that_hides_paths_is_warned_about_and_trac_needs_no_rule() {
+    let p = Project::new();
+    // The original plan's static-file rule before the API rule, and a rule the API rule
+    // already covers.
+    p.edit(
+        "dev",
+        "routing:\n",
+        "routing:\n  - priority: 80\n    service: trac\n    paths: [\"/chrome/*\", \"*.js\"]\n  - priority: 99\n    service: learntrac\n    paths: [\"/api/LearnTrac/concepts/*\"]\n",
+    );
+    let run = Cli::new()
+        .root(p.path())
+        .args(["config", "validate", "dev"])
+        .run();
+    assert_eq!(
+        run.code, 0,
+        "warnings do not fail validation: {}",
+        run.stderr
+    );
+    for want in [
+        "warning  dev: routing[0].paths[1]: `*.js` (trac, priority 80) takes paths of `/api/LearnTrac/*` (learntrac, priority 90) first, e.g. /api/LearnTrac/",
+        "warning  dev: routing[1]: can never match",
+    ] {
+        assert!(run.stderr.contains(want), "{want}:\n{}", run.stderr);
+    }
+    let json = Cli::new()
+        .root(p.path())
+        .args(["config", "validate", "dev", "-o", "json"])
+        .run();
+    assert!(json.stdout.contains("\"warnings\""), "{}", json.stdout);
+
+    // The shipped environments route cleanly; without a rule for the service, an error.
+    let clean = Cli::new().args(["config", "validate"]).run();
+    assert_eq!(clean.code, 0, "{}", clean.stderr);
+    assert!(!clean.stderr.contains("warning"), "{}", clean.stderr);
+    let p = Project::new();
+    p.edit(
+        "dev",
+        "    service: learntrac\n    paths: [\"/api/LearnTrac/*\", \"/api/analytics/*\"]\n",
+        "    service: trac\n    paths: [\"/api/LearnTrac/*\", \"/api/analytics/*\"]\n",
+    );
+    p.edit(
+        "dev",
+        "    service: learntrac\n    paths: [\"/api/chat/*\"",
+        "    service: trac\n    paths: [\"/api/chat/*\"",
+    );
+    let run = validate(&p, "dev");
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("no rule sends traffic to `learntrac`"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("no rule sends traffic to `trac`"),
+        "{}",
+        run.stderr
+    );
 }

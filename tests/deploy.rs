@@ -63,6 +63,12 @@ impl Drop for Moto {
     }
 }
 
+impl Drop for DeployProject {
+    fn drop(&mut self) {
+        common::remove_images(&self.prefix);
+    }
+}
+
 struct DeployProject {
     dir: tempfile::TempDir,
     prefix: String,
@@ -73,6 +79,11 @@ struct DeployProject {
 impl DeployProject {
     fn new(moto: &str, probe_port: u16) -> Self {
         let base = peer("LEARNTRAC_TEST_BASE_IMAGE", "a locally imported base image");
+        let py27 = peer(
+            "LEARNTRAC_TEST_PY27_IMAGE",
+            "the python:2.7-slim-buster stand-in",
+        );
+        let ca_url = peer("LEARNTRAC_TEST_CA_URL", "the test RDS CA served over HTTP");
         let registry = peer("LEARNTRAC_TEST_REGISTRY", "a loopback docker-registry");
         let plugins = peer("LEARNTRAC_TF_PLUGIN_DIR", "the terraform provider mirror");
         let dir = tempfile::tempdir().expect("temp dir");
@@ -86,7 +97,11 @@ impl DeployProject {
                 &format!("endpoint: {moto}"),
             )
             .replace("context: .\n", "context: svc\n")
-            .replace("python:2.7-slim-buster", &base)
+            .replace("python:2.7-slim-buster", &py27)
+            .replace(
+                "  backup_retention_days: 0\n",
+                &format!("  backup_retention_days: 0\n  ca_bundle_url: {ca_url}\n"),
+            )
             .replace("rust:1.95-slim-bookworm", &base)
             .replace("debian:bookworm-slim", &base)
             .replace("/learntrac/local/", &format!("/{project}/local/"))
@@ -95,16 +110,13 @@ impl DeployProject {
             );
         let w = |rel: &str, text: &str| write(dir.path(), rel, text);
         w("environments/local.yaml", &yaml);
-        // The engine cannot pull python:2.7 or rust images: small Dockerfiles on the local base.
-        w(
-            "tmpl/docker/trac.Dockerfile.j2",
-            "FROM {{ env.images.trac_base }}\nCOPY . /app\nCMD [\"/bin/sh\", \"/app/start.sh\"]\n",
-        );
+        // Trac: the production Dockerfile and build context, on the python:2.7 stand-in.
+        // The service: no Rust image can be pulled, so a small Dockerfile on the local base.
         w(
             "tmpl/docker/learntrac.Dockerfile.j2",
             "FROM {{ env.images.service_runtime }}\nCOPY . /srv\n",
         );
-        w("trac-legacy/start.sh", "echo trac\n");
+        common::copy_trac_legacy(dir.path());
         w("svc/data.txt", "version 1\n");
         w(".gitignore", ".learntrac/\n");
         let tfrc = dir.path().join("terraformrc");
@@ -349,7 +361,16 @@ async fn deploy_applies_the_stack_rolls_out_verifies_and_status_reads_it_back() 
         assert_eq!(svc["image"].as_str(), digests.get(name).map(String::as_str));
     }
     let probes = summary["verify"]["probes"].as_array().expect("probes");
-    assert!(probes.len() >= 7, "health paths and one per routing rule");
+    assert!(
+        probes.len() >= 5,
+        "health paths, the front page and one per routing rule: {probes:?}"
+    );
+    assert!(
+        probes
+            .iter()
+            .any(|p| p["path"] == "/" && p["service"] == "trac"),
+        "the front page reaches Trac, the default: {probes:?}"
+    );
     assert!(probes.iter().all(|p| p["ok"] == true), "{probes:?}");
     assert!(
         summary["verify"]["target_groups"]
@@ -453,7 +474,7 @@ async fn deploy_applies_the_stack_rolls_out_verifies_and_status_reads_it_back() 
     // 6. A plan that destroys something (a routing rule removed) is not applied unasked.
     let yaml = p.path().join("environments/local.yaml");
     let text = std::fs::read_to_string(&yaml).expect("read");
-    let rule = "  - priority: 85\n    service: trac\n    paths: [\"*.png\", \"*.jpg\"]\n";
+    let rule = "  - priority: 95\n    service: learntrac\n    paths: [\"/api/chat/*\", \"/api/voice/*\"]\n";
     assert!(text.contains(rule), "the rule to remove");
     std::fs::write(&yaml, text.replace(rule, "")).expect("write");
     p.commit("drop a rule");
@@ -467,7 +488,7 @@ async fn deploy_applies_the_stack_rolls_out_verifies_and_status_reads_it_back() 
             .contains("not applied: the plan destroys 1 resource(s)")
             && run
                 .stderr
-                .contains("module.alb.aws_lb_listener_rule.route[\"85\"]")
+                .contains("module.alb.aws_lb_listener_rule.route[\"95\"]")
             && run.stderr.contains("pass --yes"),
         "{}",
         run.stderr

@@ -88,16 +88,15 @@ async fn embedded_up_routes_like_the_alb_and_down_keeps_data_unless_asked() {
     let (s, body) = get(&format!("{base}/wiki/WikiStart"), None).await;
     assert_eq!(s, 503);
     assert!(body.contains("Docker runtime"), "{body}");
-    // `*.js` (priority 80) wins over /api/LearnTrac/* (priority 90), as on the ALB.
-    assert_eq!(
-        get(&format!("{base}/api/LearnTrac/app.js"), None).await.0,
-        503
+    // LearnTrac's paths are the service's, whatever they end in.
+    let (s, body) = get(&format!("{base}/api/LearnTrac/app.js"), None).await;
+    assert_eq!(s, 404, "{body}");
+    assert!(
+        body.contains("not_found"),
+        "the service's JSON error: {body}"
     );
-    // No rule: the listener's 404.
-    assert_eq!(
-        get(&format!("{base}/nowhere"), None).await,
-        (404, "Not Found".to_string())
-    );
+    // No rule: the listener's default, Trac.
+    assert_eq!(get(&format!("{base}/nowhere"), None).await.0, 503);
 
     let ps = learntrac(project.path(), home.path())
         .args(["local", "ps", "-o", "json"])

@@ -24,7 +24,7 @@ impl Stack {
     fn new(edit: impl Fn(String) -> String) -> Self {
         let image = peer(
             "LEARNTRAC_TEST_SERVICES_IMAGE",
-            "a Debian image with PostgreSQL, Redis and Trac",
+            "a Debian image with PostgreSQL and Redis",
         );
         let py27 = peer(
             "LEARNTRAC_TEST_PY27_IMAGE",
@@ -58,19 +58,7 @@ impl Stack {
         w("environments/local.yaml", &yaml);
         w(".gitignore", ".learntrac/\n");
         std::fs::create_dir_all(dir.path().join("tmpl/docker")).expect("templates folder");
-        for f in [
-            ".dockerignore",
-            "config/shared.ini",
-            "scripts/start-trac.sh",
-            "plugins/README.md",
-            "requirements.txt",
-        ] {
-            let from = repo_root().join("trac-legacy").join(f);
-            let to = dir.path().join("trac-legacy").join(f);
-            std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
-            // A copy keeps the start script's mode: the image runs it as it is.
-            std::fs::copy(&from, &to).expect("copy a trac-legacy file");
-        }
+        common::copy_trac_legacy(dir.path());
         let s = Stack {
             dir,
             prefix: format!("{project}-local"),
@@ -225,34 +213,7 @@ impl Drop for Stack {
     fn drop(&mut self) {
         self.stop();
         let _ = self.cli(&["local", "down", "--volumes"]).run();
-        // The images `up` built for this stack: every tag of each, and those a build
-        // interrupted by Ctrl-C finished without a tag.
-        let mut ids = self.docker(&[
-            "images",
-            "-q",
-            "--filter",
-            &format!("reference={}-*", self.prefix),
-        ]);
-        for component in ["trac", "learntrac"] {
-            ids += &self.docker(&[
-                "images",
-                "-q",
-                "--filter",
-                &format!(
-                    "label=org.opencontainers.image.title={}-{component}",
-                    self.prefix
-                ),
-            ]);
-        }
-        let mut ids: Vec<&str> = ids.split_whitespace().collect();
-        ids.sort_unstable();
-        ids.dedup();
-        if !ids.is_empty() {
-            let _ = Command::new("docker")
-                .args(["rmi", "-f"])
-                .args(&ids)
-                .output();
-        }
+        common::remove_images(&self.prefix);
     }
 }
 

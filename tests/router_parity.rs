@@ -1,12 +1,14 @@
 //! Router parity: for every rule of every environment, a path that the *rendered* ALB
 //! listener rules send to a service, the local router sends there too — including paths no
-//! rule matches. The reference reads the rules back out of the rendered main.tf and
-//! evaluates them with an independent matcher (globset).
+//! rule matches, which go where the rendered listener's default action forwards. The
+//! reference reads the rules and the default back out of the rendered Terraform and
+//! evaluates them with an independent matcher (globset), on the paths of every rule, Trac's
+//! own navigation links and a few thousand generated paths.
 
 mod common;
 
 use common::render_repo_env;
-use globset::GlobBuilder;
+use globset::{GlobBuilder, GlobMatcher};
 use learntrac::config::{self, ServiceName};
 use learntrac::local::router::route;
 
@@ -42,23 +44,104 @@ fn rendered_rules(main_tf: &str) -> Vec<(u32, String, Vec<String>)> {
         .collect()
 }
 
-fn alb(rules: &[(u32, String, Vec<String>)], path: &str) -> Option<String> {
+/// The target group the rendered listeners' default action forwards to (both listeners
+/// agree, or the HTTP one redirects to HTTPS).
+fn rendered_default(alb_tf: &str) -> String {
+    let defaults: Vec<String> = alb_tf
+        .split("default_action {")
+        .skip(1)
+        .filter_map(|block| {
+            let block = block.split("\n  }").next()?;
+            let tg = block.split("aws_lb_target_group.service[\"").nth(1)?;
+            tg.split('"').next().map(String::from)
+        })
+        .collect();
+    assert!(
+        !defaults.is_empty(),
+        "a default action that forwards:\n{alb_tf}"
+    );
+    assert!(defaults.iter().all(|d| d == &defaults[0]), "{defaults:?}");
+    defaults[0].clone()
+}
+
+/// Paths generated from the pieces routing tables and real clients use.
+fn generated_paths(count: usize) -> Vec<String> {
+    const PIECES: &[&str] = &[
+        "api",
+        "LearnTrac",
+        "learntrac",
+        "analytics",
+        "chat",
+        "voice",
+        "wiki",
+        "ticket",
+        "timeline",
+        "chrome",
+        "x.js",
+        "a.css",
+        "logo.png",
+        "",
+        "milestones",
+        "1",
+        "%2F",
+        "login",
+        "..",
+        ".",
+        "a b",
+        "é",
+    ];
+    let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        usize::try_from(seed % n as u64).unwrap_or(0)
+    };
+    (0..count)
+        .map(|_| {
+            let segments = 1 + next(5);
+            let mut p = String::new();
+            for _ in 0..segments {
+                p.push('/');
+                p.push_str(PIECES[next(PIECES.len())]);
+            }
+            if next(4) == 0 {
+                p.push('/');
+            }
+            p
+        })
+        .collect()
+}
+
+/// The rendered rules as the reference evaluates them: ascending priority, each pattern a
+/// compiled glob.
+fn alb_matcher(rules: &[(u32, String, Vec<String>)]) -> Vec<(String, Vec<GlobMatcher>)> {
     let mut sorted = rules.to_vec();
     sorted.sort_by_key(|r| r.0);
     sorted
         .into_iter()
-        .find(|(_, _, pats)| {
-            pats.iter().any(|p| {
-                GlobBuilder::new(p)
-                    .literal_separator(false)
-                    .backslash_escape(false)
-                    .build()
-                    .expect("glob")
-                    .compile_matcher()
-                    .is_match(path)
-            })
+        .map(|(_, service, pats)| {
+            let globs = pats
+                .iter()
+                .map(|p| {
+                    GlobBuilder::new(p)
+                        .literal_separator(false)
+                        .backslash_escape(false)
+                        .build()
+                        .expect("glob")
+                        .compile_matcher()
+                })
+                .collect();
+            (service, globs)
         })
-        .map(|r| r.1)
+        .collect()
+}
+
+fn alb(rules: &[(String, Vec<GlobMatcher>)], path: &str) -> Option<String> {
+    rules
+        .iter()
+        .find(|(_, globs)| globs.iter().any(|g| g.is_match(path)))
+        .map(|r| r.0.clone())
 }
 
 /// Paths each pattern should and might not match: wildcards filled several ways.
@@ -87,30 +170,82 @@ fn local_router_matches_rendered_alb_rules_in_every_environment() {
             env.routing.len(),
             "{env_name}: every rule rendered"
         );
+        let alb_tf = std::fs::read_to_string(out.path().join("terraform/modules/alb/main.tf"))
+            .expect("alb main.tf");
+        let default = rendered_default(&alb_tf);
+        assert_eq!(default, ServiceName::DEFAULT_ROUTE.to_string());
         let mut paths: Vec<String> = rules
             .iter()
             .flat_map(|r| r.2.iter().flat_map(|p| samples(p)))
             .collect();
         paths.extend(
             [
+                // Trac's own navigation, as its pages link it.
                 "/",
+                "/wiki",
+                "/wiki/WikiStart",
+                "/timeline",
+                "/roadmap",
+                "/report",
+                "/report/1",
+                "/query",
+                "/newticket",
+                "/search",
+                "/browser",
+                "/admin",
+                "/prefs",
+                "/about",
+                "/login",
+                "/logout",
+                "/milestone/algebra",
+                "/ticket/1",
+                "/attachment/ticket/1/notes.txt",
+                "/chrome/common/css/trac.css",
+                // LearnTrac's, and near misses.
                 "/nowhere",
                 "/api",
                 "/api/LearnTrac",
                 "/api/LearnTrac/health",
                 "/api/LearnTrac/x.js",
+                "/api/analytics/milestones/release.js",
+                "/api/learntrac/health",
                 "/LOGIN",
-                "/login",
                 "/logout/",
             ]
             .map(String::from),
         );
+        paths.extend(generated_paths(3000));
+        let reference = alb_matcher(&rules);
         for path in &paths {
-            let want = alb(&rules, path);
-            let got = route(&env.routing, path).map(|s: ServiceName| s.to_string());
+            let want = alb(&reference, path).unwrap_or_else(|| default.clone());
+            let got = route(&env.routing, path).to_string();
             assert_eq!(got, want, "{env_name}: {path}");
             checked += 1;
         }
+        // Trac's pages reach Trac; LearnTrac's API reaches the service.
+        for path in [
+            "/",
+            "/timeline",
+            "/newticket",
+            "/milestone/algebra",
+            "/chrome/common/js/jquery.js",
+        ] {
+            assert_eq!(
+                route(&env.routing, path),
+                ServiceName::Trac,
+                "{env_name}: {path}"
+            );
+        }
+        for path in [
+            "/api/LearnTrac/health",
+            "/api/analytics/milestones/release.js",
+        ] {
+            assert_eq!(
+                route(&env.routing, path),
+                ServiceName::Learntrac,
+                "{env_name}: {path}"
+            );
+        }
     }
-    assert!(checked > 500, "{checked} paths checked");
+    assert!(checked > 9000, "{checked} paths checked");
 }

@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -53,8 +53,8 @@ fn project(name: &str) -> tempfile::TempDir {
     );
     let ca_url = peer("LEARNTRAC_TEST_CA_URL", "the test RDS CA served over HTTP");
     let dir = tempfile::tempdir().expect("temp dir");
-    let local = std::fs::read_to_string(repo_root().join("environments/local.yaml"))
-        .expect("local.yaml");
+    let local =
+        std::fs::read_to_string(repo_root().join("environments/local.yaml")).expect("local.yaml");
     let yaml = local
         .replace("project: learntrac", &format!("project: {name}"))
         .replace("python:2.7-slim-buster", &base)
@@ -65,22 +65,9 @@ fn project(name: &str) -> tempfile::TempDir {
     assert!(yaml.contains(&ca_url), "local.yaml changed shape: {yaml}");
     write(dir.path(), "environments/local.yaml", &yaml);
     write(dir.path(), ".gitignore", ".learntrac/\n");
-    copy_tree(&repo_root().join("trac-legacy"), &dir.path().join("trac-legacy"));
+    common::copy_trac_legacy(dir.path());
     commit_all(dir.path(), "trac image");
     dir
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read_dir") {
-        let e = e.expect("entry");
-        let dest = to.join(e.file_name());
-        if e.file_type().expect("type").is_dir() {
-            copy_tree(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), &dest).expect("copy");
-        }
-    }
 }
 
 /// Removes the image and containers a test made, whatever happened.
@@ -224,19 +211,32 @@ async fn the_production_trac_image_builds_without_apt_and_serves_trac_1_4_over_v
     let log = format!("{}{}", build.stdout, build.stderr);
     std::fs::write(artifacts().join("trac-image-build.log"), &log).expect("artifact");
     assert_eq!(build.code, 0, "{log}");
-    assert!(
-        !log.contains("apt-get"),
-        "no apt in the Trac image: {log}"
-    );
+    assert!(!log.contains("apt-get"), "no apt in the Trac image: {log}");
     let inspect = docker(&["image", "inspect", &image, "--format", "{{json .Config}}"]);
     let config: Value = serde_json::from_slice(&inspect.stdout).expect("image config");
     // By id: the build tagged it with the commit as well. Removed after the container.
-    let id = text(&docker(&["image", "inspect", &image, "--format", "{{.Id}}"]));
-    cleanup.0.insert(0, vec!["rmi".into(), "-f".into(), id.trim().to_string()]);
+    let id = text(&docker(&[
+        "image", "inspect", &image, "--format", "{{.Id}}",
+    ]));
+    cleanup
+        .0
+        .insert(0, vec!["rmi".into(), "-f".into(), id.trim().to_string()]);
     assert_eq!(config["User"], "10001:10001", "non-root");
     assert!(config["Healthcheck"]["Test"].is_array(), "{config}");
-    let gcc = docker(&["run", "--rm", "--entrypoint", "sh", &image, "-c", "command -v gcc cc || echo none"]);
-    assert_eq!(String::from_utf8_lossy(&gcc.stdout).trim(), "none", "no compiler");
+    let gcc = docker(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "sh",
+        &image,
+        "-c",
+        "command -v gcc cc || echo none",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&gcc.stdout).trim(),
+        "none",
+        "no compiler"
+    );
 
     // 2. Started the ECS way on a TLS-only PostgreSQL: creates Trac 1.4.4's schema (45).
     let mut conn = admin().await;
@@ -274,32 +274,36 @@ async fn the_production_trac_image_builds_without_apt_and_serves_trac_1_4_over_v
             String::from_utf8_lossy(&state.stdout).trim() == "true",
             "Trac stopped:\n{logs}"
         );
-        assert!(Instant::now() < deadline, "Trac did not serve within 120 s:\n{logs}");
+        assert!(
+            Instant::now() < deadline,
+            "Trac did not serve within 120 s:\n{logs}"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     assert!(page.contains("Trac 1.4.4"), "Trac 1.4.4's page: {page}");
     let logs = text(&docker(&["logs", &container]));
     std::fs::write(artifacts().join("trac-image-start.log"), &logs).expect("artifact");
+    assert!(logs.contains("environment startup [Trac 1.4.4]"), "{logs}");
     assert!(
-        logs.contains("environment startup [Trac 1.4.4]"),
-        "{logs}"
+        !logs.contains("Traceback"),
+        "start-up without tracebacks:\n{logs}"
     );
-    assert!(!logs.contains("Traceback"), "start-up without tracebacks:\n{logs}");
     assert!(!logs.contains(PASSWORD), "no password in Trac's log");
     let tls_url = format!(
         "{}/{db}?{}",
         peer("LEARNTRAC_TEST_PG_BASE", "PostgreSQL"),
         peer("LEARNTRAC_TEST_PG_TLS", "PostgreSQL")
     );
-    let version: String = sqlx::query_scalar(
-        "SELECT value FROM system WHERE name = 'database_version'",
-    )
-    .fetch_one(&mut {
-        use sqlx::Connection;
-        sqlx::AnyConnection::connect(&tls_url).await.expect("connect")
-    })
-    .await
-    .expect("Trac's schema version");
+    let version: String =
+        sqlx::query_scalar("SELECT value FROM system WHERE name = 'database_version'")
+            .fetch_one(&mut {
+                use sqlx::Connection;
+                sqlx::AnyConnection::connect(&tls_url)
+                    .await
+                    .expect("connect")
+            })
+            .await
+            .expect("Trac's schema version");
     assert_eq!(version, "45");
     let tls: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) WHERE usename = '{role}' AND NOT ssl"
@@ -355,8 +359,15 @@ async fn the_production_trac_image_builds_without_apt_and_serves_trac_1_4_over_v
         .collect();
     let service_url = format!(
         "postgres://{role}:{}@localhost:{}/{db}?sslmode=verify-full&sslrootcert={}",
-        PASSWORD.replace('@', "%40").replace(' ', "%20").replace('/', "%2F").replace(':', "%3A"),
-        peer("LEARNTRAC_TEST_PG_BASE", "PostgreSQL").rsplit(':').next().expect("port"),
+        PASSWORD
+            .replace('@', "%40")
+            .replace(' ', "%20")
+            .replace('/', "%2F")
+            .replace(':', "%3A"),
+        peer("LEARNTRAC_TEST_PG_BASE", "PostgreSQL")
+            .rsplit(':')
+            .next()
+            .expect("port"),
         peer("LEARNTRAC_TEST_CA", "the test CA").replace('/', "%2F"),
     );
     {
@@ -417,7 +428,10 @@ async fn the_production_trac_image_builds_without_apt_and_serves_trac_1_4_over_v
             ("DATABASE_USER", role.clone()),
             ("DATABASE_PASSWORD", PASSWORD.to_string()),
             ("DATABASE_SSLMODE", "verify-full".to_string()),
-            ("DATABASE_SSLROOTCERT", peer("LEARNTRAC_TEST_CA", "the test CA")),
+            (
+                "DATABASE_SSLROOTCERT",
+                peer("LEARNTRAC_TEST_CA", "the test CA"),
+            ),
             ("LEARNTRAC_TOKEN_SECRET", TOKEN_SECRET.to_string()),
         ]
         .into_iter()
@@ -437,8 +451,7 @@ async fn the_production_trac_image_builds_without_apt_and_serves_trac_1_4_over_v
         learntrac_service::router(state, learntrac_service::Limits::from(&config)),
         std::future::pending(),
     ));
-    let token =
-        learntrac_service::auth::issue_token(TOKEN_SECRET, "alice", 600).expect("token");
+    let token = learntrac_service::auth::issue_token(TOKEN_SECRET, "alice", 600).expect("token");
     let client = reqwest::Client::new();
     let concept = ids[2];
     let mut answers = Vec::new();

@@ -63,12 +63,10 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
         url: config::redact(&config.database_url),
         source,
     })?;
-    db.migrate()
-        .await
-        .map_err(|source| StartupError::Migrate {
-            hint: db::tls_hint(&config.database_url, &source.to_string()),
-            source,
-        })?;
+    db.migrate().await.map_err(|source| StartupError::Migrate {
+        hint: db::tls_hint(&config.database_url, &source.to_string()),
+        source,
+    })?;
     let cache = match &config.redis_url {
         Some(url) => cache::Cache::redis(url, config.cache_ttl, &config.cache_prefix)?,
         None => cache::Cache::memory(config.cache_ttl, &config.cache_prefix),

@@ -221,25 +221,18 @@ YAML
     echo "registry on 127.0.0.1:$port" >&2
 }
 
-# A Debian image with PostgreSQL 15, Redis and Trac 1.6 (Python 3, in /opt/trac) for the
-# local stack's Docker runtime tests: the engine cannot pull postgres:15, redis:7 or
-# python:2.7, so the image is made here with debootstrap and imported (cached by its tag).
-# -> LEARNTRAC_TEST_SERVICES_IMAGE
+# A Debian image with PostgreSQL 15 and Redis for the local stack's Docker runtime tests:
+# the engine cannot pull postgres:15 or redis:7, so the image is made here with debootstrap
+# and imported (cached by its tag). -> LEARNTRAC_TEST_SERVICES_IMAGE
 ensure_services_image() {
-    local tag=learntrac-test/debian-services:12
+    local tag=learntrac-test/postgres-redis:12
     if ! docker image inspect "$tag" >/dev/null 2>&1; then
         command -v debootstrap >/dev/null || apt_install debootstrap
         local dir
         dir=$(mktemp -d /tmp/learntrac-rootfs.XXXXXX)
         say "making $tag with debootstrap (about a minute)"
-        debootstrap --variant=minbase --include=postgresql-15,redis-server,python3,python3-venv,ca-certificates \
+        debootstrap --variant=minbase --include=postgresql-15,redis-server,ca-certificates \
             bookworm "$dir" http://deb.debian.org/debian >"$dir.log" 2>&1 || { tail -20 "$dir.log" >&2; die "debootstrap failed"; }
-        cp /etc/resolv.conf "$dir/etc/resolv.conf"
-        # This machine's CA bundle (it may hold a proxy's CA that PyPI's certificate chains to).
-        cp "${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}" "$dir/etc/ssl/certs/ca-certificates.crt"
-        chroot "$dir" /usr/bin/python3 -m venv /opt/trac
-        env -u PIP_FIND_LINKS PIP_CERT=/etc/ssl/certs/ca-certificates.crt chroot "$dir" /opt/trac/bin/pip install --quiet --disable-pip-version-check \
-            'setuptools<82' Trac==1.6 psycopg2-binary==2.9.13 || die "installing Trac into $tag failed"
         rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/* "$dir"/usr/share/doc "$dir"/usr/share/man "$dir"/usr/share/locale
         tar -C "$dir" -c . | docker import - "$tag" >/dev/null
         rm -rf "$dir" "$dir.log"

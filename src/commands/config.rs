@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::Ctx;
+use crate::config::routing::{self, RoutingWarning};
 use crate::config::{self, Diagnostic, Environment};
 use crate::error::{Error, Result, exit};
 use crate::render::{secrets_of, wired_environment};
@@ -14,6 +15,9 @@ struct Checked {
     environment: String,
     valid: bool,
     diagnostics: Vec<Diagnostic>,
+    /// Valid, but probably not what was meant (routing rules that never match or that
+    /// take another service's paths).
+    warnings: Vec<RoutingWarning>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
@@ -31,22 +35,25 @@ pub fn validate(envs: &[String], ctx: &Ctx) -> Result<i32> {
     let results: Vec<Checked> = names
         .iter()
         .map(|name| match config::load(&root, name) {
-            Ok(_) => Checked {
+            Ok(env) => Checked {
                 environment: name.clone(),
                 valid: true,
                 diagnostics: vec![],
+                warnings: routing::warnings(&env.routing),
                 error: None,
             },
             Err(Error::Config(d)) => Checked {
                 environment: name.clone(),
                 valid: false,
                 diagnostics: d.0,
+                warnings: vec![],
                 error: None,
             },
             Err(e) => Checked {
                 environment: name.clone(),
                 valid: false,
                 diagnostics: vec![],
+                warnings: vec![],
                 error: Some(e.to_string()),
             },
         })
@@ -60,6 +67,11 @@ pub fn validate(envs: &[String], ctx: &Ctx) -> Result<i32> {
         s
     });
     // Problems go to stderr in every format, so a human sees them in CI logs too.
+    for r in &results {
+        for w in &r.warnings {
+            eprintln!("warning  {}: {w}", r.environment);
+        }
+    }
     for r in results.iter().filter(|r| !r.valid) {
         eprintln!("error  {}", r.environment);
         for d in &r.diagnostics {

@@ -4,6 +4,7 @@
 mod diagnostic;
 mod locate;
 mod model;
+pub mod routing;
 mod validate;
 
 use std::path::{Path, PathBuf};

@@ -122,6 +122,11 @@ pub enum ServiceName {
 impl ServiceName {
     pub const ALL: [ServiceName; 2] = [ServiceName::Trac, ServiceName::Learntrac];
 
+    /// Where the load balancer sends a path no rule matches: Trac, the legacy catch-all.
+    /// Trac's own links (`/`, `/wiki`, `/timeline`, `/newticket`, `/milestone/NAME`, …)
+    /// are too many and too open-ended to list; LearnTrac's paths are few and explicit.
+    pub const DEFAULT_ROUTE: ServiceName = ServiceName::Trac;
+
     pub fn as_str(self) -> &'static str {
         match self {
             ServiceName::Trac => "trac",

@@ -436,13 +436,6 @@ fn pattern_char_ok(c: char) -> bool {
 fn routing(rules: &[RoutingRule], p: &mut FileParser) {
     let mut seen: BTreeMap<u32, usize> = BTreeMap::new();
     let mut routed = BTreeSet::new();
-    if rules.is_empty() {
-        p.at_value(
-            "routing",
-            "no routing rules: nothing would reach the services",
-        )
-        .expected = Some("a list of {priority, service, paths}".into());
-    }
     for (i, rule) in rules.iter().enumerate() {
         routed.insert(rule.service);
         let at = format!("routing[{i}]");
@@ -486,8 +479,9 @@ fn routing(rules: &[RoutingRule], p: &mut FileParser) {
             }
         }
     }
+    // The listener's default action reaches the default service; every other needs a rule.
     for name in ServiceName::ALL {
-        if !routed.contains(&name) {
+        if name != ServiceName::DEFAULT_ROUTE && !routed.contains(&name) {
             p.at_value("routing", format!("no rule sends traffic to `{name}`"))
                 .expected = Some(format!("at least one rule with service: {name}"));
         }
@@ -552,7 +546,10 @@ fn database(scope: &Scope, db: &Database, p: &mut FileParser) {
             "database.ca_bundle_url",
             format!("`{}` is not a plain http(s) URL", url.escape_debug()),
         )
-        .expected = Some("a URL such as https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem".into());
+        .expected = Some(
+            "a URL such as https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
+                .into(),
+        );
     }
     if db.backup_retention_days > 35 {
         p.at_value(

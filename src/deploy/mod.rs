@@ -330,10 +330,12 @@ async fn verify_all(
         })
         .collect();
     let target_groups = verify::targets(cloud, &groups, timeout, poll, reporter).await?;
+    // Health paths and the front page (what every user meets first) must answer < 400.
     let health: Vec<String> = env
         .services
         .iter()
         .map(|(_, spec)| spec.health_check.path.clone())
+        .chain([verify::FRONT_PAGE.to_string()])
         .collect();
     let paths = verify::probe_paths(env);
     let probes = verify::probe(base, &paths, &health, deadline, reporter).await?;

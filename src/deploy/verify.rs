@@ -144,13 +144,21 @@ fn unhealthy(groups: &[TargetGroupHealth], timeout: Duration) -> Error {
     }
 }
 
-/// One path per routing rule (its first pattern made concrete) and each health check path.
+/// The path that reaches the listener's default action: Trac's front page.
+pub const FRONT_PAGE: &str = "/";
+
+/// Each health check path, the front page (the listener's default action) and one path per
+/// routing rule (its first pattern made concrete).
 pub fn probe_paths(env: &Environment) -> Vec<(String, String)> {
     let mut paths: Vec<(String, String)> = env
         .services
         .iter()
         .map(|(s, spec)| (spec.health_check.path.clone(), s.to_string()))
         .collect();
+    paths.push((
+        FRONT_PAGE.to_string(),
+        crate::config::ServiceName::DEFAULT_ROUTE.to_string(),
+    ));
     let mut rules: Vec<_> = env.routing.iter().collect();
     rules.sort_by_key(|r| r.priority);
     for rule in rules {

@@ -54,11 +54,13 @@ pub async fn build(docker: &Docker, req: BuildRequest<'_>, line: &Line) -> Resul
             image_id = Some(id);
         }
         let Some(text) = info.stream else { continue };
+        // The engine colours a step's stderr; what reaches logs and terminals is text.
         for l in text
-            .lines()
-            .map(str::trim_end)
+            .split(['\n', '\r'])
+            .map(|l| crate::ui::text::printable(l.trim_end()))
             .filter(|l| !l.trim().is_empty())
         {
+            let l = l.as_str();
             if l.starts_with("Step ") {
                 step = l.to_string();
                 steps += 1;

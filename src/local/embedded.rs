@@ -58,7 +58,7 @@ pub fn router_app(stack: Arc<Stack>) -> Router {
 
 async fn proxy(State(stack): State<Arc<Stack>>, req: Request<Body>) -> Response {
     match route(&stack.rules, req.uri().path()) {
-        Some(ServiceName::Learntrac) => match (&stack.service, &stack.learntrac) {
+        ServiceName::Learntrac => match (&stack.service, &stack.learntrac) {
             (Some(service), _) => match service.clone().oneshot(req).await {
                 Ok(resp) => resp,
                 Err(never) => match never {},
@@ -66,7 +66,7 @@ async fn proxy(State(stack): State<Arc<Stack>>, req: Request<Body>) -> Response 
             (None, Some(base)) => forward(&stack.http, base, req).await,
             (None, None) => StatusCode::BAD_GATEWAY.into_response(),
         },
-        Some(ServiceName::Trac) => match &stack.trac {
+        ServiceName::Trac => match &stack.trac {
             Some(base) => forward(&stack.http, base, req).await,
             None => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -75,8 +75,6 @@ async fn proxy(State(stack): State<Arc<Stack>>, req: Request<Body>) -> Response 
             )
                 .into_response(),
         },
-        // The ALB listener's default action.
-        None => (StatusCode::NOT_FOUND, "Not Found").into_response(),
     }
 }
 

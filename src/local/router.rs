@@ -1,18 +1,19 @@
 //! The local router: the environment's routing rules applied exactly as the ALB applies
 //! its listener rules — ascending priority, first match wins, whole-path patterns where
 //! `*` matches any run of characters (slashes included) and `?` exactly one, case
-//! sensitive, the query string ignored, and a plain 404 when nothing matches.
+//! sensitive, the query string ignored; a path no rule matches goes where the listener's
+//! default action sends it (`ServiceName::DEFAULT_ROUTE`, Trac).
 
 use crate::config::{RoutingRule, ServiceName};
 
-/// The service a request path goes to, or None for the listener's default (404).
-pub fn route(rules: &[RoutingRule], path: &str) -> Option<ServiceName> {
+/// The service a request path goes to: the first matching rule's, else the default's.
+pub fn route(rules: &[RoutingRule], path: &str) -> ServiceName {
     let mut ordered: Vec<&RoutingRule> = rules.iter().collect();
     ordered.sort_by_key(|r| r.priority);
     ordered
         .into_iter()
         .find(|r| r.paths.iter().any(|p| matches(p, path)))
-        .map(|r| r.service)
+        .map_or(ServiceName::DEFAULT_ROUTE, |r| r.service)
 }
 
 /// ALB path-pattern matching (no character classes: validation rejects `[`).
@@ -80,13 +81,17 @@ mod tests {
         ];
         assert_eq!(
             route(&rules, "/api/LearnTrac/app.js"),
-            Some(ServiceName::Trac),
+            ServiceName::Trac,
             "80 before 90"
         );
         assert_eq!(
             route(&rules, "/api/LearnTrac/health"),
-            Some(ServiceName::Learntrac)
+            ServiceName::Learntrac
         );
-        assert_eq!(route(&rules, "/elsewhere"), None);
+        assert_eq!(
+            route(&rules, "/timeline"),
+            ServiceName::Trac,
+            "no rule: the default"
+        );
     }
 }

@@ -21,6 +21,8 @@ pub struct RenderContext<'a> {
     pub tags: Vec<Entry>,
     /// Where both images keep the database's CA bundle.
     pub rds_ca_bundle_path: &'static str,
+    /// The service the listeners' default action forwards to.
+    pub default_route: ServiceName,
 }
 
 /// One `KEY = value` line of an HCL object, with `key` padded the way `terraform fmt`
@@ -222,6 +224,7 @@ impl<'a> RenderContext<'a> {
             production: env.is_production(),
             tls: env.tls.certificate_arn.is_some(),
             rds_ca_bundle_path: crate::config::RDS_CA_BUNDLE_PATH,
+            default_route: ServiceName::DEFAULT_ROUTE,
             services,
             rules,
             backend,

@@ -1,6 +1,7 @@
 //! How results reach the user: readable text, or one JSON document for machines.
 
 pub mod progress;
+pub mod text;
 
 use serde::Serialize;
 

@@ -216,3 +216,47 @@ pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
         .load()
         .await
 }
+
+/// The repository's Trac build context (trac-legacy/, modes kept) copied into `dir`.
+pub fn copy_trac_legacy(dir: &Path) {
+    fn copy_tree(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).expect("mkdir");
+        for e in std::fs::read_dir(from).expect("read trac-legacy") {
+            let e = e.expect("entry");
+            let dest = to.join(e.file_name());
+            if e.file_type().expect("file type").is_dir() {
+                copy_tree(&e.path(), &dest);
+            } else {
+                std::fs::copy(e.path(), &dest).expect("copy a trac-legacy file");
+            }
+        }
+    }
+    copy_tree(&repo_root().join("trac-legacy"), &dir.join("trac-legacy"));
+}
+
+/// Removes the images learntrac built for a stack `PREFIX` (`PROJECT-ENV`): every tag of
+/// each, and those that a build interrupted by Ctrl-C finished without a tag.
+pub fn remove_images(prefix: &str) {
+    let list = |filter: String| {
+        Command::new("docker")
+            .args(["images", "-q", "--filter", &filter])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    let mut ids = list(format!("reference={prefix}-*"));
+    for component in ["trac", "learntrac"] {
+        ids += &list(format!(
+            "label=org.opencontainers.image.title={prefix}-{component}"
+        ));
+    }
+    let mut ids: Vec<&str> = ids.split_whitespace().collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if !ids.is_empty() {
+        let _ = Command::new("docker")
+            .args(["rmi", "-f"])
+            .args(&ids)
+            .output();
+    }
+}

@@ -47,7 +47,9 @@ fn unique(prefix: &str) -> String {
 
 /// Replaces the database of a postgres:// URL, keeping its query (the TLS settings).
 pub fn with_database(url: &str, db: &str) -> String {
-    let (path, query) = url.split_once('?').map_or((url, None), |(p, q)| (p, Some(q)));
+    let (path, query) = url
+        .split_once('?')
+        .map_or((url, None), |(p, q)| (p, Some(q)));
     let base = path.rsplit_once('/').map_or(path, |(b, _)| b);
     match query {
         Some(q) => format!("{base}/{db}?{q}"),

@@ -1,0 +1,42 @@
+//! Text that came from elsewhere (a build's output, a container's log, a YAML value) made
+//! safe to print: a terminal must show it, never obey it.
+
+/// Drops ANSI escape sequences (colour codes such as Docker's `ESC[91m` around a build
+/// step's stderr) and shows any other control character as `\u{..}`; tabs stay.
+pub fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // CSI: ESC [ parameters… final byte in @..~; other escapes: ESC and one char.
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for f in chars.by_ref() {
+                    if ('@'..='~').contains(&f) {
+                        break;
+                    }
+                }
+            } else {
+                chars.next();
+            }
+        } else if c.is_control() && c != '\t' {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn drops_escape_sequences_and_shows_other_controls() {
+        assert_eq!(printable("\x1b[91mDEPRECATION\x1b[0m: x"), "DEPRECATION: x");
+        assert_eq!(printable("a\x1b]0;title\x07b"), "a0;title\\u{7}b");
+        assert_eq!(printable("tab\tok\r"), "tab\tok\\u{d}");
+        assert_eq!(printable("plain é"), "plain é");
+    }
+}
