@@ -190,7 +190,7 @@ pub enum SecretsCommand {
 pub enum LocalCommand {
     /// Bring the stack up (in the foreground; Ctrl-C stops it)
     #[command(
-        after_help = "Examples:\n  learntrac local up --seed-demo\n  learntrac local up --port 9090\n  learntrac local up --service container   # the service's own image, as ECS runs it\n\nWith a Docker Engine: PostgreSQL, Redis and Trac in containers (network and volumes\nlearntrac-local-*), recreated only when their configuration changes; the service\nin-process (or --service container); the router in front, routing like the ALB.\nWithout a Docker Engine, without a checkout, with images that cannot be had, or with\n--embedded: the service in-process on a SQLite database with Trac's schema."
+        after_help = "Examples:\n  learntrac local up --seed-demo\n  learntrac local up --port 9090\n  learntrac local up --service container   # the service's own image, as ECS runs it\n\nWith a Docker Engine: PostgreSQL, Redis and Trac in containers (network and volumes\nlearntrac-local-*), recreated only when their configuration changes; the service\nin-process (or --service container); the router in front, routing like the ALB.\nWithout a Docker Engine, without a checkout, with images that cannot be had, or with\n--embedded: the service in-process on a SQLite database with Trac's schema, and Trac 1.6\nitself on the machine's Python 3 (installed into ~/.cache/learntrac/trac-1.6 on first use)."
     )]
     Up(LocalUpArgs),
     /// Show each component's state, health and ports
@@ -206,12 +206,33 @@ pub enum LocalCommand {
         after_help = "Examples:\n  learntrac local logs\n  learntrac local logs trac -f\n  learntrac local logs postgres"
     )]
     Logs {
-        /// postgres, redis, trac or learntrac
-        component: Option<String>,
+        /// The component whose log to show (default: the in-process service's)
+        #[arg(value_enum)]
+        component: Option<LocalComponent>,
         /// Keep printing new lines
         #[arg(long, short = 'f')]
         follow: bool,
     },
+}
+
+/// A component of the local stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LocalComponent {
+    Postgres,
+    Redis,
+    Trac,
+    Learntrac,
+}
+
+impl LocalComponent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LocalComponent::Postgres => "postgres",
+            LocalComponent::Redis => "redis",
+            LocalComponent::Trac => "trac",
+            LocalComponent::Learntrac => "learntrac",
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -32,13 +32,17 @@ fn up(dir: &Path, home: &Path, port: u16, seed: bool) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("local up");
-    let healthy = (0..200).any(|_| {
-        let ok = learntrac_service::healthcheck::probe(port, Duration::from_millis(500)).is_ok();
-        if !ok {
-            std::thread::sleep(Duration::from_millis(50));
+    // The first `up` on a machine installs Trac into its managed environment (~20 s).
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    let healthy = loop {
+        if learntrac_service::healthcheck::probe(port, Duration::from_millis(500)).is_ok() {
+            break true;
         }
-        ok
-    });
+        if std::time::Instant::now() > deadline || matches!(child.try_wait(), Ok(Some(_))) {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     if !healthy {
         let _ = child.kill();
         let out = child.wait_with_output().expect("reap");
@@ -84,10 +88,17 @@ async fn embedded_up_routes_like_the_alb_and_down_keeps_data_unless_asked() {
         progress["completed_concepts"], 1,
         "the demo's practice mastered one concept: {progress}"
     );
-    // A rule for trac reaches Trac's place, which says why it is absent.
+    // Every other path is Trac's (the listener's default): Trac 1.6 itself, on the same
+    // database.
     let (s, body) = get(&format!("{base}/wiki/WikiStart"), None).await;
-    assert_eq!(s, 503);
-    assert!(body.contains("Docker runtime"), "{body}");
+    assert_eq!(s, 200, "{body}");
+    assert!(body.contains("Powered by"), "Trac's page: {body}");
+    let (s, body) = get(&format!("{base}/nowhere"), None).await;
+    assert_eq!(s, 404, "Trac's own 404: {body}");
+    assert!(
+        body.contains("No handler matched request to /nowhere"),
+        "{body}"
+    );
     // LearnTrac's paths are the service's, whatever they end in.
     let (s, body) = get(&format!("{base}/api/LearnTrac/app.js"), None).await;
     assert_eq!(s, 404, "{body}");
@@ -95,8 +106,6 @@ async fn embedded_up_routes_like_the_alb_and_down_keeps_data_unless_asked() {
         body.contains("not_found"),
         "the service's JSON error: {body}"
     );
-    // No rule: the listener's default, Trac.
-    assert_eq!(get(&format!("{base}/nowhere"), None).await.0, 503);
 
     let ps = learntrac(project.path(), home.path())
         .args(["local", "ps", "-o", "json"])
@@ -105,6 +114,26 @@ async fn embedded_up_routes_like_the_alb_and_down_keeps_data_unless_asked() {
     let ps: Value = serde_json::from_slice(&ps.stdout).expect("ps JSON");
     assert_eq!(ps["runtime"], "embedded");
     assert_eq!(ps["components"][0]["health"], "healthy", "{ps}");
+    let trac = ps["components"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == "trac"))
+        .expect("trac in ps");
+    assert_eq!(trac["health"], "healthy", "{ps}");
+    let logs = learntrac(project.path(), home.path())
+        .args(["local", "logs", "trac"])
+        .output()
+        .expect("logs");
+    assert!(logs.status.success());
+    assert!(
+        String::from_utf8_lossy(&logs.stdout).contains("GET /wiki/WikiStart"),
+        "Trac's own log: {}",
+        String::from_utf8_lossy(&logs.stdout)
+    );
+    let bogus = learntrac(project.path(), home.path())
+        .args(["local", "logs", "bogus"])
+        .output()
+        .expect("logs");
+    assert_eq!(bogus.status.code(), Some(2), "a usage error");
 
     // A second `up` while one runs is refused.
     let again = learntrac(project.path(), home.path())
@@ -196,4 +225,171 @@ fn a_busy_port_is_a_preflight_error() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A page fetched through the router: status, whether Trac's own server answered, body.
+async fn fetch(client: &reqwest::Client, url: &str) -> (u16, bool, String) {
+    let resp = client.get(url).send().await.expect("request");
+    let status = resp.status().as_u16();
+    let by_trac = resp
+        .headers()
+        .get("server")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|s| s.starts_with("tracd/"));
+    (status, by_trac, resp.text().await.unwrap_or_default())
+}
+
+/// Site-relative links (`href="/…"`) of a page, query strings kept, fragments dropped.
+fn links(html: &str) -> Vec<String> {
+    let mut out: Vec<String> = html
+        .split("href=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .filter(|l| l.starts_with('/') && !l.starts_with("//"))
+        .map(|l| l.split('#').next().unwrap_or(l).replace("&amp;", "&"))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// A page as a person sees it: headless Chromium's screenshot, kept as a test artifact.
+fn screenshot(url: &str, name: &str) -> std::path::PathBuf {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| {
+        panic!(
+            "headless Chromium is required: set CHROMIUM (scripts/test installs Debian's chromium)"
+        )
+    });
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(
+            || common::repo_root().join("target"),
+            std::path::PathBuf::from,
+        )
+        .join("test-artifacts");
+    std::fs::create_dir_all(&dir).expect("artifacts folder");
+    let file = dir.join(name);
+    let _ = std::fs::remove_file(&file);
+    let profile = tempfile::tempdir().expect("profile");
+    let out = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1280,900",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--screenshot={}", file.display()))
+        .arg(url)
+        .output()
+        .expect("run chromium");
+    let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+    assert!(
+        size > 10_000,
+        "a screenshot of {url} ({size} bytes): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    file
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn embedded_trac_serves_every_page_a_student_follows() {
+    let project = Project::new();
+    let home = tempfile::tempdir().expect("home");
+    let port = free_port();
+    let child = up(project.path(), home.path(), port, true);
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+
+    // Trac's own navigation: every page is Trac's, with status 200.
+    let mut pages = std::collections::BTreeMap::new();
+    for path in [
+        "/",
+        "/wiki",
+        "/newticket",
+        "/query",
+        "/report",
+        "/search",
+        "/timeline",
+        "/roadmap",
+        "/milestone/algebra-1",
+        "/ticket/1",
+    ] {
+        let (status, by_trac, body) = fetch(&client, &format!("{base}{path}")).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        assert!(by_trac, "{path} answered by Trac");
+        assert!(body.contains("Powered by"), "{path}: Trac's page");
+        pages.insert(path, body);
+    }
+    let ticket = &pages["/ticket/1"];
+    for field in ["Learning difficulty", "Mastery threshold", "Prerequisites"] {
+        assert!(
+            ticket.contains(field),
+            "LearnTrac's field {field} on the ticket page"
+        );
+    }
+    assert!(
+        ticket.contains("Variables and expressions"),
+        "the demo concept"
+    );
+    for milestone in ["algebra-1", "calculus-1"] {
+        assert!(
+            pages["/roadmap"].contains(milestone),
+            "{milestone} on the roadmap"
+        );
+    }
+    // The demo's practice mastered concept #1: Trac shows the status and the change in the
+    // ticket's history, as it shows any change.
+    assert!(
+        ticket.contains("<a href=\"/query?status=mastered\">mastered</a>"),
+        "the status in the ticket's header"
+    );
+    assert!(
+        ticket.contains(
+            "<span class=\"trac-field-old\">new</span> → <span class=\"trac-field-new\">mastered</span>"
+        ),
+        "the change in the ticket's history"
+    );
+    let (status, by_trac, health) = fetch(&client, &format!("{base}/api/LearnTrac/health")).await;
+    assert_eq!((status, by_trac), (200, false));
+    assert!(health.contains("\"service\":\"learntrac\""), "{health}");
+
+    // Every link on the front page, a ticket and the roadmap reaches the service it names:
+    // LearnTrac's API paths the service, everything else Trac (never the router itself).
+    let mut crawled = 0;
+    for page in ["/", "/ticket/1", "/roadmap"] {
+        for link in links(&pages[page]) {
+            let (status, by_trac, body) = fetch(&client, &format!("{base}{link}")).await;
+            let api = link.starts_with("/api/LearnTrac/") || link.starts_with("/api/analytics/");
+            assert_eq!(
+                by_trac, !api,
+                "{link} (linked from {page}) → {status}: {body:.200}"
+            );
+            assert!(status < 500 || by_trac, "{link} → {status}");
+            crawled += 1;
+        }
+    }
+    assert!(crawled > 40, "{crawled} links followed");
+
+    // What a person sees.
+    for (path, name) in [
+        ("/", "trac-front-page.png"),
+        ("/ticket/1", "trac-ticket-1.png"),
+        ("/roadmap", "trac-roadmap.png"),
+        ("/newticket", "trac-new-ticket.png"),
+    ] {
+        screenshot(&format!("{base}{path}"), name);
+    }
+
+    let down = learntrac(project.path(), home.path())
+        .args(["local", "down", "--volumes"])
+        .output()
+        .expect("down");
+    assert!(down.status.success());
+    let out = child.wait_with_output().expect("up exits");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("(Trac 1.6, tracd pid"), "{stdout}");
 }

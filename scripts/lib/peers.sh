@@ -283,6 +283,20 @@ APT
     export LEARNTRAC_TEST_PY27_IMAGE=$tag
 }
 
+# Headless Chromium (Debian's package) for tests that look at pages as a person does.
+# -> CHROMIUM
+ensure_chromium() {
+    command -v chromium >/dev/null || apt_install chromium
+    export CHROMIUM=$(command -v chromium)
+    echo "$("$CHROMIUM" --version 2>/dev/null | tail -n 1)" >&2
+}
+
+# The embedded runtime's Trac (learntrac manages a virtual environment for it): tests share
+# one, kept between runs like the other caches. -> LEARNTRAC_TRAC_VENV
+use_trac_venv_cache() {
+    export LEARNTRAC_TRAC_VENV=$LEARNTRAC_TEST_CACHE/embedded-trac
+}
+
 # moto as the AWS endpoint -> LEARNTRAC_TEST_MOTO (and fake credentials for the SDK).
 start_moto() {
     local venv=$LEARNTRAC_TEST_CACHE/moto-venv

@@ -7,12 +7,13 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::Ctx;
-use crate::cli::{LocalCommand, LocalUpArgs, ServiceMode};
+use crate::cli::{LocalCommand, LocalComponent, LocalUpArgs, ServiceMode};
 use crate::config::ServiceName;
 use crate::config::{self, Environment};
 use crate::error::{Error, Result, exit};
 use crate::local::stack as local_stack;
-use crate::local::state::{DataDir, Running};
+use crate::local::state::{DataDir, Running, TracRecord};
+use crate::local::trac_process::{self, TracProcess};
 use crate::local::{containers, demo, embedded};
 
 pub fn run(cmd: &LocalCommand, ctx: &Ctx) -> Result<i32> {
@@ -22,12 +23,7 @@ pub fn run(cmd: &LocalCommand, ctx: &Ctx) -> Result<i32> {
         LocalCommand::Up(args) => up(args, root.as_deref(), &data, ctx),
         LocalCommand::Ps => ps(&data, ctx),
         LocalCommand::Down { volumes } => down(&data, *volumes, ctx),
-        LocalCommand::Logs { component, follow } => match component {
-            Some(c) if c != "learntrac" || container_exists(ctx, c) => {
-                container_logs(ctx, c, *follow)
-            }
-            _ => logs(&data, *follow),
-        },
+        LocalCommand::Logs { component, follow } => logs(ctx, &data, *component, *follow),
     }
 }
 
@@ -187,7 +183,7 @@ async fn up_docker(
         args,
         ctx,
         served,
-        Some(trac_url),
+        Trac::Container(trac_url),
         "docker",
         notes,
         &secret,
@@ -269,23 +265,57 @@ async fn up_embedded(
         let url = format!("sqlite://{}", data.trac_db().display());
         seed_demo(&url, &service, &secret, &ctx.out).await?;
     }
-    let notes = vec![
-        format!("  data         {}", data.0.display()),
-        "  not running  Trac UI, PostgreSQL, Redis: the embedded runtime uses SQLite with Trac's schema".into(),
-        "               and an in-process cache; Trac's pages answer 503 (the Docker runtime runs Trac)".into(),
-    ];
+    let trac = match embedded_trac(data, ctx).await {
+        Ok(t) => Trac::Process(t),
+        Err(e) => {
+            ctx.out
+                .note(&format!("{e}\nserving the API without Trac's pages"));
+            Trac::Absent(e.to_string())
+        }
+    };
+    let mut notes = vec![format!("  data         {}", data.0.display())];
+    if let Trac::Process(t) = &trac {
+        notes.push(format!(
+            "  trac         {} (Trac 1.6, tracd pid {}, log {})",
+            t.url(),
+            t.pid().unwrap_or_default(),
+            t.log.display()
+        ));
+    }
+    notes.push(
+        "  not running  PostgreSQL, Redis: the embedded runtime uses SQLite with Trac's schema and an in-process cache"
+            .into(),
+    );
     serve(
         env,
         data,
         args,
         ctx,
         Served::InProcess(service),
-        None,
+        trac,
         "embedded",
         notes,
         &secret,
     )
     .await
+}
+
+/// Trac 1.6 in the managed virtual environment, on the embedded database.
+async fn embedded_trac(data: &DataDir, ctx: &Ctx) -> Result<TracProcess> {
+    let say = |m: &str| ctx.out.say(m);
+    let bin = trac_process::ensure_venv(&say).await?;
+    let env = trac_process::ensure_env(data, &bin).await?;
+    trac_process::start(&bin, &env, &data.trac_log(), Duration::from_secs(60)).await
+}
+
+/// Where the router finds Trac.
+enum Trac {
+    /// `http://127.0.0.1:PORT` of its container (Docker runtime).
+    Container(String),
+    /// `tracd` beside the embedded runtime.
+    Process(TracProcess),
+    /// Not running, and why.
+    Absent(String),
 }
 
 /// Where the router finds the LearnTrac service.
@@ -304,7 +334,7 @@ async fn serve(
     args: &LocalUpArgs,
     ctx: &Ctx,
     service: Served,
-    trac: Option<String>,
+    trac: Trac,
     runtime: &str,
     notes: Vec<String>,
     secret: &str,
@@ -320,11 +350,17 @@ async fn serve(
         Served::InProcess(router) => (Some(router), None),
         Served::Container(url) => (None, Some(url)),
     };
+    let (trac_url, trac_absent, mut tracd) = match trac {
+        Trac::Container(url) => (Some(url), None, None),
+        Trac::Process(t) => (Some(t.url()), None, Some(t)),
+        Trac::Absent(why) => (None, Some(why), None),
+    };
     let stack = Arc::new(embedded::Stack {
         service,
         learntrac,
         rules: env.routing.clone(),
-        trac,
+        trac: trac_url,
+        trac_absent,
         http: reqwest::Client::new(),
     });
     let app = embedded::router_app(stack);
@@ -342,6 +378,12 @@ async fn serve(
         runtime: runtime.into(),
         router_port: port,
         started_at,
+        trac: tracd.as_ref().and_then(|t| {
+            Some(TracRecord {
+                pid: t.pid()?,
+                port: t.port,
+            })
+        }),
     })?;
 
     let base = format!("http://127.0.0.1:{port}");
@@ -369,7 +411,22 @@ async fn serve(
         || lines.join("\n"),
     );
 
-    let result = server.await;
+    let mut server = server;
+    let result = loop {
+        tokio::select! {
+            r = &mut server => break r,
+            // Trac crashing does not stop the API: say so, with Trac's last words.
+            (status, log) = trac_exit(&mut tracd) => {
+                ctx.out.note(&format!(
+                    "Trac stopped ({status}); its pages now answer 502. Last lines of {}:\n{}",
+                    log.display(),
+                    trac_process::tail(&log)
+                ));
+                tracd = None;
+            }
+        }
+    };
+    drop(tracd);
     data.mark_stopped();
     match result {
         Ok(Ok(())) => Ok(exit::OK),
@@ -378,6 +435,21 @@ async fn serve(
             component: "router".into(),
             message: e.to_string(),
         }),
+    }
+}
+
+/// Completes when the embedded `tracd` exits; never, when there is none.
+async fn trac_exit(tracd: &mut Option<TracProcess>) -> (String, std::path::PathBuf) {
+    match tracd {
+        Some(t) => {
+            let status = t
+                .child
+                .wait()
+                .await
+                .map_or_else(|e| e.to_string(), |s| s.to_string());
+            (status, t.log.clone())
+        }
+        None => std::future::pending().await,
     }
 }
 
@@ -435,8 +507,35 @@ fn ps(data: &DataDir, ctx: &Ctx) -> Result<i32> {
     let listed = docker_containers(env_prefix(ctx).as_deref());
     let embedded = running.as_ref().is_some_and(|r| r.runtime == "embedded");
     if listed.is_empty() {
+        let tracd = running
+            .as_ref()
+            .and_then(|r| r.trac.clone())
+            .filter(TracRecord::alive);
+        match tracd {
+            Some(t) => comps.push(Component {
+                name: "trac".into(),
+                state: format!("running (tracd pid {})", t.pid),
+                health: if answers(t.port) {
+                    "healthy"
+                } else {
+                    "unhealthy"
+                }
+                .into(),
+                ports: format!("127.0.0.1:{}", t.port),
+            }),
+            None => comps.push(Component {
+                name: "trac".into(),
+                state: if embedded {
+                    "not running (`learntrac local logs trac` says why)"
+                } else {
+                    "not running"
+                }
+                .into(),
+                health: "-".into(),
+                ports: String::new(),
+            }),
+        }
         for (name, state) in [
-            ("trac", "not running (needs the Docker runtime)"),
             ("postgres", "not used (SQLite)"),
             ("redis", "not used (in-process cache)"),
         ] {
@@ -467,6 +566,23 @@ fn ps(data: &DataDir, ctx: &Ctx) -> Result<i32> {
     Ok(exit::OK)
 }
 
+/// Whether a local HTTP server answers its front page below 400.
+fn answers(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut sock) = std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_secs(2),
+    ) else {
+        return false;
+    };
+    let _ = sock.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut head = [0u8; 12];
+    sock.write_all(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .is_ok()
+        && sock.read_exact(&mut head).is_ok()
+        && matches!(&head[9..10], b"2" | b"3")
+}
+
 /// `learntrac-local`: the name prefix of the local stack's containers.
 fn env_prefix(ctx: &Ctx) -> Option<String> {
     environment(ctx.root().ok().as_deref(), ctx)
@@ -491,6 +607,8 @@ fn docker_containers(stack: Option<&str>) -> Vec<containers::Listed> {
 }
 
 fn down(data: &DataDir, volumes: bool, ctx: &Ctx) -> Result<i32> {
+    // A `tracd` left behind by an `up` that was killed outright.
+    let orphan = data.recorded().and_then(|r| r.trac);
     if let Some(r) = data.running() {
         let _ = std::process::Command::new("kill")
             .args(["-TERM", &r.pid.to_string()])
@@ -506,6 +624,13 @@ fn down(data: &DataDir, volumes: bool, ctx: &Ctx) -> Result<i32> {
             .note(&format!("stopped the local stack (pid {})", r.pid));
     } else {
         ctx.out.note("no local stack is running");
+    }
+    if let Some(t) = orphan.filter(TracRecord::alive) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &t.pid.to_string()])
+            .status();
+        data.mark_stopped();
+        ctx.out.note(&format!("stopped Trac (tracd pid {})", t.pid));
     }
     if let Some(stack) = env_prefix(ctx) {
         let runtime =
@@ -536,10 +661,34 @@ fn down(data: &DataDir, volumes: bool, ctx: &Ctx) -> Result<i32> {
     Ok(exit::OK)
 }
 
-fn container_exists(ctx: &Ctx, component: &str) -> bool {
-    docker_containers(env_prefix(ctx).as_deref())
+/// A component's log: its container's where it runs in one, else the file the embedded
+/// runtime writes (the in-process service's, or `tracd`'s).
+fn logs(ctx: &Ctx, data: &DataDir, component: Option<LocalComponent>, follow: bool) -> Result<i32> {
+    let name = component.map_or("learntrac", LocalComponent::as_str);
+    if docker_containers(env_prefix(ctx).as_deref())
         .iter()
-        .any(|c| c.component == component)
+        .any(|c| c.component == name)
+    {
+        return container_logs(ctx, name, follow);
+    }
+    match component {
+        None | Some(LocalComponent::Learntrac) => file_log(&data.log(), follow),
+        Some(LocalComponent::Trac) if data.trac_log().exists() => {
+            file_log(&data.trac_log(), follow)
+        }
+        Some(c) => Err(Error::Local {
+            component: c.as_str().into(),
+            message: match c {
+                LocalComponent::Trac => {
+                    "no log: Trac has not run here (`learntrac local up` starts it)".into()
+                }
+                _ => format!(
+                    "no log: {} runs only in the Docker runtime (the embedded runtime uses SQLite and an in-process cache)",
+                    c.as_str()
+                ),
+            },
+        }),
+    }
 }
 
 /// A container's log through the Engine API (`docker logs [-f]`).
@@ -574,11 +723,10 @@ fn container_logs(ctx: &Ctx, component: &str, follow: bool) -> Result<i32> {
     })
 }
 
-fn logs(data: &DataDir, follow: bool) -> Result<i32> {
+fn file_log(path: &Path, follow: bool) -> Result<i32> {
     use std::io::{Read, Seek, SeekFrom};
-    let path = data.log();
     let mut file =
-        std::fs::File::open(&path).map_err(|e| Error::io(format!("open {}", path.display()), e))?;
+        std::fs::File::open(path).map_err(|e| Error::io(format!("open {}", path.display()), e))?;
     let mut buf = String::new();
     file.read_to_string(&mut buf)
         .map_err(|e| Error::io("read the log", e))?;

@@ -45,8 +45,10 @@ pub struct Stack {
     /// The service container's published address, when it runs as one.
     pub learntrac: Option<String>,
     pub rules: Vec<RoutingRule>,
-    /// Trac's published address (`http://127.0.0.1:PORT`) in the Docker runtime.
+    /// Trac's address (`http://127.0.0.1:PORT`): its container's, or the embedded `tracd`'s.
     pub trac: Option<String>,
+    /// Why Trac is not running, when it is not.
+    pub trac_absent: Option<String>,
     pub http: reqwest::Client,
 }
 
@@ -70,8 +72,13 @@ async fn proxy(State(stack): State<Arc<Stack>>, req: Request<Body>) -> Response 
             Some(base) => forward(&stack.http, base, req).await,
             None => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                "Trac is not running in the embedded runtime: its UI needs the Docker runtime \
-                 (learntrac local up on a machine with a Docker Engine).\n",
+                format!(
+                    "Trac is not running here: {}\n",
+                    stack
+                        .trac_absent
+                        .as_deref()
+                        .unwrap_or("no Trac was started")
+                ),
             )
                 .into_response(),
         },
@@ -88,8 +95,10 @@ async fn forward(http: &reqwest::Client, base: &str, req: Request<Body>) -> Resp
     let mut upstream = http
         .request(parts.method, format!("{base}{path}"))
         .body(body);
+    // The Host header passes through, as the ALB passes it: Trac builds its links and
+    // redirects from it.
     for (k, v) in &parts.headers {
-        if k != axum::http::header::HOST && !is_hop_by_hop(k.as_str()) {
+        if !is_hop_by_hop(k.as_str()) {
             upstream = upstream.header(k, v);
         }
     }
@@ -104,14 +113,21 @@ async fn forward(http: &reqwest::Client, base: &str, req: Request<Body>) -> Resp
             {
                 builder = builder.header(k, v);
             }
-            let bytes = r.bytes().await.unwrap_or_default();
-            builder
-                .body(Body::from(bytes))
-                .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
+            // A body cut short is the upstream failing, never a 200 with less in it.
+            match r.bytes().await {
+                Ok(bytes) => builder
+                    .body(Body::from(bytes))
+                    .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response()),
+                Err(e) => (
+                    StatusCode::BAD_GATEWAY,
+                    format!("the upstream's answer was cut short: {e}\n"),
+                )
+                    .into_response(),
+            }
         }
         Err(e) => (
             StatusCode::BAD_GATEWAY,
-            format!("Trac did not answer: {e}\n"),
+            format!("{base} did not answer: {e}\n"),
         )
             .into_response(),
     }

@@ -1,7 +1,8 @@
 //! `learntrac local …`: the LearnTrac stack on one machine, routed exactly like the ALB.
 //! Two runtimes behind the same router (router.rs): Docker (containers.rs, stack.rs:
 //! PostgreSQL, Redis and Trac containers) and embedded (embedded.rs: Trac's own schema in
-//! SQLite, the service in-process with an in-process cache).
+//! SQLite, the service in-process with an in-process cache, and Trac 1.6 itself on the
+//! machine's Python 3 — trac_process.rs).
 
 pub mod containers;
 pub mod demo;
@@ -9,6 +10,7 @@ pub mod embedded;
 pub mod router;
 pub mod stack;
 pub mod state;
+pub mod trac_process;
 
 /// Trac's SQLite schema and initial rows (scripts/gen-trac-schema writes it).
 pub const TRAC_SQLITE_SCHEMA: &str = include_str!("trac_sqlite.sql");

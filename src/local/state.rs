@@ -12,11 +12,28 @@ pub struct Running {
     pub runtime: String,
     pub router_port: u16,
     pub started_at: u64,
+    /// The embedded runtime's `tracd`, when it runs one.
+    #[serde(default)]
+    pub trac: Option<TracRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TracRecord {
+    pub pid: u32,
+    pub port: u16,
 }
 
 impl Running {
     pub fn alive(&self) -> bool {
         Path::new(&format!("/proc/{}", self.pid)).exists()
+    }
+}
+
+impl TracRecord {
+    /// Whether the recorded process is still this stack's `tracd` (a PID can be reused).
+    pub fn alive(&self) -> bool {
+        std::fs::read(format!("/proc/{}/cmdline", self.pid))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains("tracd"))
     }
 }
 
@@ -45,6 +62,16 @@ impl DataDir {
 
     pub fn log(&self) -> PathBuf {
         self.0.join("service.log")
+    }
+
+    /// The Trac environment (conf/trac.ini, attachments) on `trac.db`.
+    pub fn trac_env(&self) -> PathBuf {
+        self.0.join("trac")
+    }
+
+    /// What the embedded runtime's `tracd` writes.
+    pub fn trac_log(&self) -> PathBuf {
+        self.0.join("trac.log")
     }
 
     fn state_file(&self) -> PathBuf {
@@ -87,9 +114,13 @@ impl DataDir {
     }
 
     pub fn running(&self) -> Option<Running> {
+        self.recorded().filter(Running::alive)
+    }
+
+    /// What the state file says, whether or not that process still runs.
+    pub fn recorded(&self) -> Option<Running> {
         let text = std::fs::read_to_string(self.state_file()).ok()?;
-        let r: Running = serde_json::from_str(&text).ok()?;
-        r.alive().then_some(r)
+        serde_json::from_str(&text).ok()
     }
 
     pub fn mark_running(&self, r: &Running) -> Result<()> {

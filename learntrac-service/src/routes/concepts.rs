@@ -110,7 +110,9 @@ pub async fn practice(
     let mut status_changed = false;
     if reached && !concept.is_complete() {
         let comment = format!(
-            "LearnTrac: mastery {:.2} reached the threshold {:.2} after {} practice attempt(s).",
+            // `!` keeps Trac's wiki formatting from linking the CamelCase word to a
+            // page that does not exist.
+            "!LearnTrac: mastery {:.2} reached the threshold {:.2} after {} practice attempt(s).",
             m.mastery, concept.mastery_threshold, m.attempts
         );
         let change = LearningChange {
