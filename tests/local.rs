@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{Project, free_port};
+use common::{Project, free_port, wait_for};
 use serde_json::Value;
 
 fn learntrac(dir: &Path, home: &Path) -> Command {
@@ -156,6 +156,11 @@ async fn embedded_up_routes_like_the_alb_and_down_keeps_data_unless_asked() {
     assert!(
         out.status.success(),
         "up exits cleanly on down: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("stopped (SIGTERM (`learntrac local down`"),
+        "up says why it stopped: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("LearnTrac is up (embedded runtime)"));
@@ -392,4 +397,48 @@ async fn embedded_trac_serves_every_page_a_student_follows() {
     let out = child.wait_with_output().expect("up exits");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("(Trac 1.6, tracd pid"), "{stdout}");
+}
+
+#[test]
+fn ctrl_c_stops_up_at_any_moment_even_started_in_the_background() {
+    let project = Project::new();
+    let home = tempfile::tempdir().expect("home");
+    // A non-interactive shell starts background jobs with SIGINT ignored; `up` installs its
+    // own handler first thing, so Ctrl-C (SIGINT) still stops it — while starting, and
+    // while serving.
+    for delay_ms in [150u64, 4000] {
+        let port = free_port();
+        let mut shell = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "\"$0\" local up --port {port} >\"$1/up.out\" 2>\"$1/up.err\" & echo $!; wait"
+            ))
+            .arg(env!("CARGO_BIN_EXE_learntrac"))
+            .arg(home.path())
+            .current_dir(project.path())
+            .env("HOME", home.path())
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .env_remove("LEARNTRAC_ROOT")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("sh");
+        let mut pid = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(shell.stdout.take().expect("stdout")),
+            &mut pid,
+        )
+        .expect("pid");
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = Command::new("kill").args(["-INT", pid.trim()]).status();
+        let status = wait_for(&mut shell, Duration::from_secs(60));
+        assert!(status.success(), "the shell's wait ended");
+        let err = std::fs::read_to_string(home.path().join("up.err")).unwrap_or_default();
+        assert!(
+            err.contains("Ctrl-C"),
+            "after {delay_ms} ms, up says Ctrl-C stopped it: {err}"
+        );
+        let _ = learntrac(project.path(), home.path())
+            .args(["local", "down"])
+            .output();
+    }
 }

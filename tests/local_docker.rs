@@ -166,7 +166,7 @@ impl Stack {
             let _ = Command::new("kill")
                 .args(["-INT", &c.id().to_string()])
                 .status();
-            let _ = c.wait();
+            common::wait_for(&mut c, Duration::from_secs(60));
         }
     }
 
@@ -350,7 +350,7 @@ fn the_docker_runtime_runs_routes_keeps_what_is_unchanged_and_cleans_up() {
     let _ = Command::new("kill")
         .args(["-INT", &early.id().to_string()])
         .status();
-    let _ = early.wait();
+    common::wait_for(&mut early, Duration::from_secs(60));
     let out = s.up(&[]);
     assert!(out.contains("LearnTrac is up (docker runtime)"), "{out}");
     assert!(

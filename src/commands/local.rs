@@ -13,6 +13,7 @@ use crate::config::{self, Environment};
 use crate::error::{Error, Result, exit};
 use crate::local::stack as local_stack;
 use crate::local::state::{DataDir, Running, TracRecord};
+use crate::local::stop::Stop;
 use crate::local::trac_process::{self, TracProcess};
 use crate::local::{containers, demo, embedded};
 
@@ -61,24 +62,41 @@ fn up(args: &LocalUpArgs, root: Option<&Path>, data: &DataDir, ctx: &Ctx) -> Res
     let runtime =
         tokio::runtime::Runtime::new().map_err(|e| Error::io("start the async runtime", e))?;
     runtime.block_on(async {
-        if !args.embedded
-            && let Ok(docker) = crate::docker::connect().await
-        {
-            match root {
-                Some(root) => match images_available(&docker, &env).await {
-                    Ok(()) => return up_docker(&docker, root, &env, data, args, ctx).await,
-                    Err(why) => ctx.out.note(&format!(
-                        "the Docker runtime cannot run here: {why}; running the embedded runtime \
-                         (pull or build that image, or point local.* / images.trac_base at one you have)"
-                    )),
-                },
-                None => ctx.out.note(
-                    "the Docker runtime builds Trac's image from a checkout's trac-legacy/; without one, the embedded runtime runs",
-                ),
-            }
+        let stop = Stop::install()?;
+        tokio::select! {
+            r = up_in(args, root, &env, data, ctx, &stop) => r,
+            why = stop.while_starting() => Err(Error::Interrupted(format!(
+                "{why} while starting: nothing is served; containers already started keep running (`learntrac local down` removes them)"
+            ))),
         }
-        up_embedded(&env, data, args, ctx).await
     })
+}
+
+async fn up_in(
+    args: &LocalUpArgs,
+    root: Option<&Path>,
+    env: &Environment,
+    data: &DataDir,
+    ctx: &Ctx,
+    stop: &Stop,
+) -> Result<i32> {
+    if !args.embedded
+        && let Ok(docker) = crate::docker::connect().await
+    {
+        match root {
+            Some(root) => match images_available(&docker, env).await {
+                Ok(()) => return up_docker(&docker, root, env, data, args, ctx, stop).await,
+                Err(why) => ctx.out.note(&format!(
+                    "the Docker runtime cannot run here: {why}; running the embedded runtime \
+                     (pull or build that image, or point local.* / images.trac_base at one you have)"
+                )),
+            },
+            None => ctx.out.note(
+                "the Docker runtime builds Trac's image from a checkout's trac-legacy/; without one, the embedded runtime runs",
+            ),
+        }
+    }
+    up_embedded(env, data, args, ctx, stop).await
 }
 
 /// The images the Docker runtime starts from, pulled when missing: an engine that cannot
@@ -102,6 +120,7 @@ async fn up_docker(
     data: &DataDir,
     args: &LocalUpArgs,
     ctx: &Ctx,
+    stop: &Stop,
 ) -> Result<i32> {
     let stack = env.name_prefix();
     let password = data.secret("postgres-password")?;
@@ -187,6 +206,7 @@ async fn up_docker(
         "docker",
         notes,
         &secret,
+        stop,
     )
     .await
 }
@@ -252,6 +272,7 @@ async fn up_embedded(
     data: &DataDir,
     args: &LocalUpArgs,
     ctx: &Ctx,
+    stop: &Stop,
 ) -> Result<i32> {
     if embedded::ensure_trac_db(data).await? {
         ctx.out.say(&format!(
@@ -296,6 +317,7 @@ async fn up_embedded(
         "embedded",
         notes,
         &secret,
+        stop,
     )
     .await
 }
@@ -338,6 +360,7 @@ async fn serve(
     runtime: &str,
     notes: Vec<String>,
     secret: &str,
+    stop: &Stop,
 ) -> Result<i32> {
     let port = args.port.unwrap_or(env.local.router_port);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
@@ -364,11 +387,13 @@ async fn serve(
         http: reqwest::Client::new(),
     });
     let app = embedded::router_app(stack);
-    let server = tokio::spawn(learntrac_service::serve(
-        listener,
-        app,
-        learntrac_service::shutdown_signal(),
-    ));
+    let shutdown = {
+        let stop = stop.clone();
+        async move {
+            stop.requested().await;
+        }
+    };
+    let server = tokio::spawn(learntrac_service::serve(listener, app, shutdown));
     embedded::await_healthy(port, Duration::from_secs(20)).await?;
     let started_at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -410,6 +435,7 @@ async fn serve(
         &serde_json::json!({"runtime": runtime, "url": base, "data": data.0}),
         || lines.join("\n"),
     );
+    stop.serving();
 
     let mut server = server;
     let result = loop {
@@ -428,6 +454,11 @@ async fn serve(
     };
     drop(tracd);
     data.mark_stopped();
+    ctx.out.note(&format!(
+        "stopped ({}); data kept in {}",
+        stop.reason().unwrap_or("the router ended"),
+        data.0.display()
+    ));
     match result {
         Ok(Ok(())) => Ok(exit::OK),
         Ok(Err(e)) => Err(Error::io("serve the local router", e)),

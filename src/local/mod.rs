@@ -10,6 +10,7 @@ pub mod embedded;
 pub mod router;
 pub mod stack;
 pub mod state;
+pub mod stop;
 pub mod trac_process;
 
 /// Trac's SQLite schema and initial rows (scripts/gen-trac-schema writes it).

@@ -260,3 +260,23 @@ pub fn remove_images(prefix: &str) {
             .output();
     }
 }
+
+/// Waits for a process with a deadline: a stuck process fails the test (and is killed),
+/// never CI's time limit.
+pub fn wait_for(
+    child: &mut std::process::Child,
+    deadline: std::time::Duration,
+) -> std::process::ExitStatus {
+    let until = std::time::Instant::now() + deadline;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status;
+        }
+        if std::time::Instant::now() > until {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the process did not exit within {deadline:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
