@@ -164,6 +164,16 @@ impl Config {
                 problem: format!("`{}` is not a redis:// or rediss:// URL", redact(r)),
             });
         }
+        // rediss:// verifies the server's certificate (ElastiCache's chain to Amazon's
+        // public roots); the redis crate's `#insecure` would turn that off.
+        if let Some(r) = &redis_url
+            && r.contains("#insecure")
+        {
+            return Err(ConfigError {
+                var: "REDIS_URL",
+                problem: "`#insecure` turns off certificate verification: remove it".into(),
+            });
+        }
         let log_format = match get("LOG_FORMAT").as_deref() {
             None | Some("json") => LogFormat::Json,
             Some("pretty") => LogFormat::Pretty,
@@ -283,6 +293,12 @@ mod tests {
         assert_eq!(e.var, "DATABASE_NAME");
         let e = Config::from_vars(&vars(&[("DATABASE_URL", "mysql://x")])).expect_err("invalid");
         assert_eq!(e.var, "DATABASE_URL");
+        let e = Config::from_vars(&vars(&[
+            ("DATABASE_URL", "sqlite://x.db"),
+            ("REDIS_URL", "rediss://cache:6379/#insecure"),
+        ]))
+        .expect_err("unverified TLS");
+        assert_eq!(e.var, "REDIS_URL");
     }
 
     #[test]
