@@ -56,6 +56,10 @@ pub enum Error {
     #[error("{what}\n    hint: {hint}")]
     Preflight { what: String, hint: String },
 
+    /// A value the command refuses (exit 2, nothing changed).
+    #[error("{what}\n    hint: {hint}")]
+    Invalid { what: String, hint: String },
+
     #[error("failed to {what} for {which}: {cause}")]
     Aws {
         what: String,
@@ -116,7 +120,8 @@ impl Error {
             | Error::NoProject { .. }
             | Error::Template { .. }
             | Error::TemplateOverride { .. }
-            | Error::SecretExposed(_) => exit::USAGE,
+            | Error::SecretExposed(_)
+            | Error::Invalid { .. } => exit::USAGE,
             Error::Preflight { .. } => exit::PREFLIGHT,
             Error::Image { .. } => exit::IMAGE,
             Error::Terraform { .. } => exit::TERRAFORM,

@@ -217,6 +217,32 @@ fn register_targets(endpoint: String, stop: Arc<AtomicBool>) {
     });
 }
 
+/// A call to the AWS endpoint (moto) the SDKs this crate has do not cover: JSON protocol
+/// with an `X-Amz-Target`, or the query protocol when the target is empty.
+async fn moto_json(endpoint: &str, service: &str, target: &str, body: String) -> String {
+    let auth = format!(
+        "AWS4-HMAC-SHA256 Credential=testing/20261130/us-east-2/{service}/aws4_request, SignedHeaders=host, Signature=0"
+    );
+    let mut req = reqwest::Client::new()
+        .post(format!("{endpoint}/"))
+        .header("authorization", auth)
+        .body(body);
+    req = if target.is_empty() {
+        req.header("content-type", "application/x-www-form-urlencoded")
+    } else {
+        req.header("content-type", "application/x-amz-json-1.1")
+            .header("x-amz-target", target)
+    };
+    let resp = req.send().await.expect("a call to the AWS endpoint");
+    resp.text().await.expect("its answer")
+}
+
+fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
+    let from = text.find(start)? + start.len();
+    let to = text[from..].find(end)? + from;
+    Some(&text[from..to])
+}
+
 fn json(run: &Run) -> Value {
     serde_json::from_str(&run.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\nstderr:\n{}", run.stdout, run.stderr))
@@ -396,6 +422,96 @@ async fn deploy_applies_the_stack_rolls_out_verifies_and_status_reads_it_back() 
     {
         let text = std::fs::read(p.path().join(".learntrac").join(file)).unwrap_or_default();
         assert_no_secret(file, &String::from_utf8_lossy(&text));
+    }
+
+    // The stack as AWS runs it: alarms that can publish, alarms for a total outage, health
+    // checks ECS runs. Read back from the AWS endpoint, not from our own files.
+    let key_id = moto_json(
+        &p.moto,
+        "sns",
+        "",
+        "Action=GetTopicAttributes&TopicArn=arn:aws:sns:us-east-2:123456789012:".to_string()
+            + &p.prefix
+            + "-alerts",
+    )
+    .await;
+    let kms_key = between(&key_id, "<key>KmsMasterKeyId</key><value>", "</value>")
+        .unwrap_or_else(|| panic!("the alerts topic is encrypted with a key: {key_id}"));
+    assert!(
+        kms_key.starts_with("arn:aws:kms:"),
+        "a customer-managed key, not alias/aws/sns: {kms_key}"
+    );
+    let policy = moto_json(
+        &p.moto,
+        "kms",
+        "TrentService.GetKeyPolicy",
+        serde_json::json!({"KeyId": kms_key, "PolicyName": "default"}).to_string(),
+    )
+    .await;
+    let policy: Value = serde_json::from_str(
+        serde_json::from_str::<Value>(&policy).expect("GetKeyPolicy JSON")["Policy"]
+            .as_str()
+            .expect("a policy"),
+    )
+    .expect("policy JSON");
+    assert!(
+        policy["Statement"]
+            .as_array()
+            .expect("statements")
+            .iter()
+            .any(|st| {
+                st["Principal"]["Service"] == "cloudwatch.amazonaws.com"
+                    && st["Action"].as_array().is_some_and(|a| {
+                        a.iter().any(|x| x == "kms:Decrypt")
+                            && a.iter().any(|x| x == "kms:GenerateDataKey*")
+                    })
+            }),
+        "CloudWatch may use the alerts key: {policy}"
+    );
+    let alarms = moto_json(
+        &p.moto,
+        "monitoring",
+        "",
+        "Action=DescribeAlarms&Version=2010-08-01&MaxRecords=100".to_string(),
+    )
+    .await;
+    for name in [
+        "trac-no-healthy-targets",
+        "learntrac-no-healthy-targets",
+        "elb-5xx",
+    ] {
+        assert!(
+            alarms.contains(&format!("<AlarmName>{}-{name}</AlarmName>", p.prefix)),
+            "alarm {name}: {alarms}"
+        );
+    }
+    assert!(
+        alarms.contains("<MetricName>HealthyHostCount</MetricName>")
+            && alarms.contains("<TreatMissingData>breaching</TreatMissingData>")
+            && alarms.contains("<MetricName>HTTPCode_ELB_5XX_Count</MetricName>"),
+        "{alarms}"
+    );
+    let ecs = aws_sdk_ecs::Client::new(&sdk_config(&p.moto).await);
+    for (svc, probe) in [
+        ("trac", "urllib2.urlopen"),
+        ("learntrac", "/usr/local/bin/learntrac-service"),
+    ] {
+        let td = ecs
+            .describe_task_definition()
+            .task_definition(format!("{}-{svc}", p.prefix))
+            .send()
+            .await
+            .expect("describe task definition");
+        let hc = td
+            .task_definition()
+            .and_then(|t| t.container_definitions().first())
+            .and_then(|c| c.health_check())
+            .unwrap_or_else(|| panic!("{svc}: a container health check"));
+        assert!(
+            hc.command().iter().any(|a| a.contains(probe)),
+            "{svc}: {hc:?}"
+        );
+        assert_eq!(hc.start_period(), Some(60), "{svc}: the grace period");
     }
 
     // 4. status reads back what was deployed: task definitions and the pushed digests.

@@ -109,12 +109,35 @@ fn round_trip_without_values_in_output() {
     let reveal = secrets(&p, &["get", "local", "db/password", "--reveal"]).run();
     assert_eq!(reveal.stdout.trim_end(), PASSWORD);
 
+    // A password RDS would refuse at apply is refused here, and nothing is stored.
+    for bad in ["p@ss-word-123", "pass/word-123", "pass word 123", "short"] {
+        let refused = secrets(&p, &["set", "local", "db/password"])
+            .stdin(bad)
+            .run();
+        assert_eq!(refused.code, 2, "{bad}: {}", refused.stderr);
+        assert!(
+            refused.stderr.contains("RDS would refuse") && !refused.stderr.contains(bad),
+            "{}",
+            refused.stderr
+        );
+    }
+    let kept = secrets(&p, &["get", "local", "db/password", "--reveal"]).run();
+    assert_eq!(kept.stdout.trim_end(), PASSWORD, "nothing stored");
+
+    // A rotation stores the value and says what else must move.
     let again = secrets(&p, &["set", "local", "db/password", "-o", "json"])
         .stdin("rotated-value")
         .run();
     assert_eq!(
         serde_json::from_str::<Value>(&again.stdout).expect("JSON")["version"],
         2
+    );
+    assert!(
+        again
+            .stderr
+            .contains("set database.password_version to 2 in environments/local.yaml"),
+        "{}",
+        again.stderr
     );
 
     let del = secrets(&p, &["delete", "local", "db/password"]).run();

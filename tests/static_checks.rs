@@ -59,7 +59,63 @@ fn terraform_fmt_and_validate_every_environment() {
             report["warning_count"], 0,
             "{env}: terraform validate warnings:\n{report:#}"
         );
+        // init installed the provider against the rendered lock file, unchanged.
+        let lock = std::fs::read_to_string(tf.join(".terraform.lock.hcl")).expect("lock file");
+        assert!(
+            lock.contains("version     = \"5.100.0\"")
+                && lock.contains("h1:edXOJWE4ORX8Fm+dpVpICzMZJat4AX0VRCAy/xkcOc0="),
+            "{env}: the pinned provider and its checksums:\n{lock}"
+        );
+        // ECS creates a service only once its target group has a listener or rule. The
+        // plan graph needs an initialised backend: a local one stands in for S3 here.
+        std::fs::write(
+            tf.join("backend_override.tf"),
+            "terraform {\n  backend \"local\" {}\n}\n",
+        )
+        .expect("backend override");
+        let (ok, _, text) = run(terraform(&tf)
+            .args(["init", "-reconfigure", "-no-color"])
+            .arg(format!("-plugin-dir={}", mirror.display())));
+        assert!(ok, "{env}: terraform init with a local backend:\n{text}");
+        let (ok, graph, all) = run(terraform(&tf).args(["graph", "-type=plan"]));
+        assert!(ok, "{env}: terraform graph:\n{all}");
+        for svc in ["trac", "learntrac"] {
+            let from = format!("[root] module.{svc}_service.aws_ecs_service.main (expand)");
+            for to in [
+                "[root] module.alb.aws_lb_listener_rule.route (expand)",
+                "[root] module.alb.aws_lb_listener.http (expand)",
+            ] {
+                assert!(
+                    reaches(&graph, &from, to),
+                    "{env}: {from} must depend on {to}"
+                );
+            }
+        }
     }
+}
+
+/// Whether `terraform graph` has a path of dependencies from node `from` to node `to`.
+fn reaches(dot: &str, from: &str, to: &str) -> bool {
+    let edges: Vec<(&str, &str)> = dot
+        .lines()
+        .filter_map(|l| {
+            let (a, b) = l.trim().split_once(" -> ")?;
+            Some((a.trim_matches('"'), b.trim_matches('"')))
+        })
+        .collect();
+    let mut seen = std::collections::HashSet::from([from]);
+    let mut todo = vec![from];
+    while let Some(n) = todo.pop() {
+        if n == to {
+            return true;
+        }
+        for (_, b) in edges.iter().filter(|(a, _)| *a == n) {
+            if seen.insert(b) {
+                todo.push(b);
+            }
+        }
+    }
+    false
 }
 
 #[derive(Deserialize)]

@@ -36,6 +36,27 @@ pub fn parameter_name(env: &Environment, name: &str) -> Result<String> {
     Ok(full)
 }
 
+/// Why RDS would refuse `password` as a master password, if it would: RDS takes 8 to 128
+/// printable ASCII characters except `/`, `@`, `"` and space — and says so only at apply,
+/// after everything else was created.
+pub fn rds_password_problem(password: &str) -> Option<String> {
+    let n = password.chars().count();
+    if !(8..=128).contains(&n) {
+        return Some(format!("{n} characters; RDS takes 8 to 128"));
+    }
+    if let Some(c) = password
+        .chars()
+        .find(|c| !c.is_ascii_graphic() && *c != ' ' || matches!(c, '/' | '@' | '"' | ' '))
+    {
+        return Some(match c {
+            ' ' => "it contains a space".to_string(),
+            '/' | '@' | '"' => format!("it contains `{c}`"),
+            _ => "it contains a character that is not printable ASCII".to_string(),
+        });
+    }
+    None
+}
+
 /// A secret a task definition reads, and whether it exists in SSM.
 #[derive(Debug, Serialize)]
 pub struct Required {
@@ -62,10 +83,28 @@ pub fn run(cmd: &SecretsCommand, ctx: &Ctx) -> Result<i32> {
             SecretsCommand::Set { name, .. } => {
                 let name = parameter_name(&env, name)?;
                 let value = read_value(&name)?;
+                let database = name == env.database.password_parameter;
+                if database && let Some(why) = rds_password_problem(&value) {
+                    return Err(Error::Invalid {
+                        what: format!("RDS would refuse this as the master password ({why}); nothing was stored"),
+                        hint: "use 8-128 printable ASCII characters without / @ \" or spaces".into(),
+                    });
+                }
+                let rotation = database && ssm::get(&client, &name).await?.is_some();
                 let version = ssm::put(&client, &name, &value).await?;
                 ctx.out.result(&serde_json::json!({"name": name, "version": version}), || {
                     format!("stored {name} (version {version})")
                 });
+                if rotation {
+                    // RDS takes a new master password only when its version changes;
+                    // tasks read the parameter at start, so both must move together.
+                    ctx.out.note(&format!(
+                        "the database keeps its old password until it gets the new one: set database.password_version to {} in environments/{}.yaml and run `learntrac deploy {}` (new tasks read the new password as soon as they start)",
+                        env.database.password_version + 1,
+                        env.environment,
+                        env.environment
+                    ));
+                }
                 Ok(exit::OK)
             }
             SecretsCommand::Get { name, reveal, .. } => {
@@ -187,4 +226,27 @@ fn read_value(name: &str) -> Result<String> {
         });
     }
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rds_password_problem;
+
+    #[test]
+    fn rds_password_rules() {
+        assert_eq!(rds_password_problem("c0rrect-horse:battery!"), None);
+        for (bad, why) in [
+            ("short", "5 characters"),
+            ("has/slash-in-it", "`/`"),
+            ("has@at-in-it", "`@`"),
+            ("has\"quote-in-it", "`\"`"),
+            ("has a space", "space"),
+            ("tab\tinside-it", "printable"),
+            ("ünïcode-pass", "printable"),
+        ] {
+            let got = rds_password_problem(bad).unwrap_or_default();
+            assert!(got.contains(why), "{bad}: {got}");
+        }
+        assert!(rds_password_problem(&"x".repeat(129)).is_some());
+    }
 }

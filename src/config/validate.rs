@@ -303,12 +303,34 @@ fn service(scope: &Scope, name: ServiceName, svc: &Service, p: &mut FileParser) 
             .expected = Some("1-100".into());
     }
     let hc = &svc.health_check;
-    if !hc.path.starts_with('/') {
+    // The path lands in the ALB's health check, the Dockerfile's HEALTHCHECK and the task
+    // definition's probe (a Python string literal for Trac): a plain URL path only.
+    let plain_path = hc.path.starts_with('/')
+        && hc.path.len() <= 1024
+        && hc
+            .path
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/-._~%&=?+".contains(c));
+    if !plain_path {
         p.at_value(
             &key("health_check.path"),
-            format!("`{}` is not an absolute path", hc.path),
+            format!(
+                "`{}` is not a plain absolute URL path",
+                hc.path.escape_debug()
+            ),
         )
-        .expected = Some("a path starting with /".into());
+        .expected =
+            Some("a path starting with /, of letters, digits and / - . _ ~ % & = ? + only".into());
+    }
+    if hc.grace_period > 300 {
+        p.at_value(
+            &key("health_check.grace_period"),
+            format!(
+                "{}s is longer than ECS lets a container start",
+                hc.grace_period
+            ),
+        )
+        .expected = Some("0-300 (it is also the container health check's start period)".into());
     }
     if !(2..=120).contains(&hc.timeout)
         || hc.timeout >= hc.interval

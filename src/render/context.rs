@@ -23,6 +23,9 @@ pub struct RenderContext<'a> {
     pub rds_ca_bundle_path: &'static str,
     /// The service the listeners' default action forwards to.
     pub default_route: ServiceName,
+    /// Each service's container health check command as a JSON array (Dockerfile
+    /// HEALTHCHECK), the same command the task definition gives ECS.
+    pub health_json: std::collections::BTreeMap<ServiceName, String>,
 }
 
 /// One `KEY = value` line of an HCL object, with `key` padded the way `terraform fmt`
@@ -41,6 +44,8 @@ pub struct ServiceContext<'a> {
     pub environment: Vec<Entry>,
     /// Variable → SSM parameter name; includes the database password.
     pub secrets: Vec<Entry>,
+    /// The container's health check command, as an HCL list (task definition).
+    pub health_command_hcl: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -114,6 +119,29 @@ pub fn wired_environment(env: &Environment, name: ServiceName) -> Vec<(&'static 
     ]
 }
 
+/// The command that tells whether a service's container is healthy: the image's
+/// HEALTHCHECK and the task definition's (ECS ignores image health checks). Runtime images
+/// carry no curl: the service probes itself, Trac's Python 2 fetches its health path.
+/// The path is validated as a plain URL path, so it cannot leave the Python literal.
+pub fn health_command(name: ServiceName, svc: &Service) -> Vec<String> {
+    match name {
+        ServiceName::Learntrac => vec![
+            "CMD".into(),
+            "/usr/local/bin/learntrac-service".into(),
+            "healthcheck".into(),
+        ],
+        ServiceName::Trac => vec![
+            "CMD".into(),
+            "python".into(),
+            "-c".into(),
+            format!(
+                "import os, urllib2; urllib2.urlopen('http://127.0.0.1:%s{}' % os.environ['PORT'], timeout=4)",
+                svc.health_check.path
+            ),
+        ],
+    }
+}
+
 /// Every secret a service's tasks receive: variable → SSM parameter name.
 pub fn secrets_of(env: &Environment, svc: &Service) -> Vec<(String, String)> {
     let mut all = vec![(
@@ -164,11 +192,20 @@ impl<'a> RenderContext<'a> {
                     .into_iter()
                     .map(|(k, v)| (k, quote(&v)))
                     .collect();
+                let health_command_hcl = format!(
+                    "[{}]",
+                    health_command(name, spec)
+                        .iter()
+                        .map(|a| quote(a))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
                 ServiceContext {
                     name,
                     spec,
                     environment: aligned(vars),
                     secrets: aligned(secrets),
+                    health_command_hcl,
                 }
             })
             .collect();
@@ -225,6 +262,15 @@ impl<'a> RenderContext<'a> {
             tls: env.tls.certificate_arn.is_some(),
             rds_ca_bundle_path: crate::config::RDS_CA_BUNDLE_PATH,
             default_route: ServiceName::DEFAULT_ROUTE,
+            health_json: env
+                .services
+                .iter()
+                .map(|(name, spec)| {
+                    let cmd = health_command(name, spec);
+                    // Dockerfile exec form: everything after "CMD".
+                    (name, serde_json::to_string(&cmd[1..]).unwrap_or_default())
+                })
+                .collect(),
             services,
             rules,
             backend,
