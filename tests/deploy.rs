@@ -87,7 +87,13 @@ impl DeployProject {
         let registry = peer("LEARNTRAC_TEST_REGISTRY", "a loopback docker-registry");
         let plugins = peer("LEARNTRAC_TF_PLUGIN_DIR", "the terraform provider mirror");
         let dir = tempfile::tempdir().expect("temp dir");
-        let project = format!("dp{}", std::process::id() % 100_000);
+        // One name per project: tests run in parallel, and each removes its images.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let project = format!(
+            "dp{}x{}",
+            std::process::id() % 100_000,
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
         let local = std::fs::read_to_string(repo_root().join("environments/local.yaml"))
             .expect("local.yaml");
         let yaml = local
@@ -513,6 +519,49 @@ async fn deploy_applies_the_stack_rolls_out_verifies_and_status_reads_it_back() 
         );
         assert_eq!(hc.start_period(), Some(60), "{svc}: the grace period");
     }
+    // Trac's environment is on EFS: the task mounts the access point, over TLS, with IAM,
+    // and Trac learns its public URL.
+    let td = ecs
+        .describe_task_definition()
+        .task_definition(format!("{}-trac", p.prefix))
+        .send()
+        .await
+        .expect("describe task definition");
+    let td = td.task_definition().expect("trac's task definition");
+    let efs = td
+        .volumes()
+        .iter()
+        .find_map(|v| v.efs_volume_configuration())
+        .unwrap_or_else(|| panic!("an EFS volume: {:?}", td.volumes()));
+    assert_eq!(
+        efs.transit_encryption().map(|t| t.as_str()),
+        Some("ENABLED")
+    );
+    let auth = efs.authorization_config().expect("authorization config");
+    assert!(
+        auth.access_point_id()
+            .is_some_and(|a| a.starts_with("fsap-")),
+        "{auth:?}"
+    );
+    assert_eq!(auth.iam().map(|i| i.as_str()), Some("ENABLED"));
+    let container = td.container_definitions().first().expect("container");
+    assert!(
+        container
+            .mount_points()
+            .iter()
+            .any(|m| m.container_path() == Some("/var/trac/projects")),
+        "{:?}",
+        container.mount_points()
+    );
+    assert!(
+        container
+            .environment()
+            .iter()
+            .any(|e| e.name() == Some("TRAC_BASE_URL")
+                && e.value() == Some(&format!("http://127.0.0.1:{probe}"))),
+        "{:?}",
+        container.environment()
+    );
 
     // 4. status reads back what was deployed: task definitions and the pushed digests.
     let status = p.cli(&["status", "local", "-o", "json"]).run();
@@ -628,6 +677,71 @@ async fn deploy_applies_the_stack_rolls_out_verifies_and_status_reads_it_back() 
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains("1 to destroy"), "{}", run.stdout);
     stop.store(true, Ordering::SeqCst);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn preflight_stops_where_tasks_without_public_ips_could_not_pull() {
+    let moto = peer("LEARNTRAC_TEST_MOTO", "moto (the AWS endpoint)");
+    let ec2 = |params: String| moto_json(&moto, "ec2", "", format!("Version=2016-11-15&{params}"));
+    // A VPC like a school's: a private subnet whose route table has no way out.
+    let vpc = ec2("Action=CreateVpc&CidrBlock=10.77.0.0/16".into()).await;
+    let vpc = between(&vpc, "<vpcId>", "</vpcId>")
+        .expect("vpc id")
+        .to_string();
+    let subnet = ec2(format!(
+        "Action=CreateSubnet&VpcId={vpc}&CidrBlock=10.77.1.0/24&AvailabilityZone=us-east-2a"
+    ))
+    .await;
+    let subnet = between(&subnet, "<subnetId>", "</subnetId>")
+        .expect("subnet id")
+        .to_string();
+    let p = DeployProject::new(&moto, 1);
+    let yaml = p.path().join("environments/local.yaml");
+    let text = std::fs::read_to_string(&yaml).expect("read");
+    std::fs::write(
+        &yaml,
+        text.replace("  vpc: default\n", &format!("  vpc: {vpc}\n"))
+            .replace("  assign_public_ip: true\n", "  assign_public_ip: false\n"),
+    )
+    .expect("write");
+    p.commit("private subnets");
+
+    let run = p.cli(&["deploy", "local", "--templates", "tmpl"]).run();
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    for want in [
+        &format!("subnet {subnet} of {vpc} route nothing to a NAT gateway"),
+        "com.amazonaws.us-east-2.ecr.api, com.amazonaws.us-east-2.ecr.dkr, com.amazonaws.us-east-2.s3, com.amazonaws.us-east-2.logs, com.amazonaws.us-east-2.ssm",
+        "fix: route 0.0.0.0/0 of those subnets to a NAT gateway",
+        "nothing was changed",
+    ] {
+        assert!(run.stderr.contains(want), "{want}:\n{}", run.stderr);
+    }
+
+    // With a NAT gateway on the subnet's route table, the network is no longer a problem.
+    let eip = ec2("Action=AllocateAddress&Domain=vpc".into()).await;
+    let eip = between(&eip, "<allocationId>", "</allocationId>").expect("allocation id");
+    let nat = ec2(format!(
+        "Action=CreateNatGateway&SubnetId={subnet}&AllocationId={eip}"
+    ))
+    .await;
+    let nat = between(&nat, "<natGatewayId>", "</natGatewayId>").expect("nat id");
+    let tables = ec2(format!(
+        "Action=DescribeRouteTables&Filter.1.Name=vpc-id&Filter.1.Value.1={vpc}"
+    ))
+    .await;
+    let table = between(&tables, "<routeTableId>", "</routeTableId>").expect("route table");
+    let route = ec2(format!(
+        "Action=CreateRoute&RouteTableId={table}&DestinationCidrBlock=0.0.0.0/0&NatGatewayId={nat}"
+    ))
+    .await;
+    assert!(route.contains("<return>true</return>"), "{route}");
+    let run = p.cli(&["deploy", "local", "--templates", "tmpl"]).run();
+    assert_eq!(run.code, 3, "the secrets are still missing: {}", run.stderr);
+    assert!(
+        !run.stderr.contains("NAT gateway"),
+        "the network is fine now:\n{}",
+        run.stderr
+    );
 }
 
 #[test]

@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 use common::{Cli, Run, commit_all, free_port, peer, repo_root, write};
 use serde_json::Value;
 
+/// An attachment's content, uploaded through Trac's form.
+const NOTES: &str = "attachment kept on the Trac volume\n";
+
 struct Stack {
     dir: tempfile::TempDir,
     prefix: String,
@@ -272,6 +275,38 @@ fn the_docker_runtime_runs_routes_keeps_what_is_unchanged_and_cleans_up() {
         body.contains("Variables and expressions"),
         "ticket #1 in Trac"
     );
+    // Trac's files: an attachment uploaded through Trac's own form, through the router,
+    // lands on the Trac volume.
+    let notes = s.path().join("notes.txt");
+    std::fs::write(&notes, NOTES).expect("write the attachment");
+    let base = format!("http://127.0.0.1:{}", s.port);
+    // Trac re-reads a user's permissions at most every 5 s: the demo's grant to attach
+    // files reaches a Trac already running within that.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while s.get("/attachment/ticket/1/?action=new").0 != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "the demo's TICKET_APPEND never applied"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (status, head, body) = common::trac_form(
+        &base,
+        "/attachment/ticket/1/?action=new",
+        "/attachment/ticket/1/",
+        &[
+            ("action", "new"),
+            ("realm", "ticket"),
+            ("id", "1"),
+            ("description", "notes"),
+        ],
+        Some(("attachment", &notes)),
+    );
+    assert_eq!(status, 303, "upload through Trac's form: {head}{body}");
+    assert_eq!(
+        s.get("/raw-attachment/ticket/1/notes.txt"),
+        (200, NOTES.to_string())
+    );
 
     let ps: Run = s.cli(&["local", "ps", "-o", "json"]).run();
     let ps: Value = serde_json::from_str(&ps.stdout).expect("ps JSON");
@@ -310,6 +345,75 @@ fn the_docker_runtime_runs_routes_keeps_what_is_unchanged_and_cleans_up() {
         logs.stdout.contains("environment startup [Trac 1.4.4]"),
         "Trac's container log: {}",
         logs.stdout
+    );
+    // The attachment survived the Trac container being recreated…
+    assert_eq!(
+        s.get("/raw-attachment/ticket/1/notes.txt"),
+        (200, NOTES.to_string()),
+        "the attachment after Trac's container was recreated"
+    );
+    // …and a second Trac container on the same volume (as a second ECS task on the same
+    // EFS access point) serves it too.
+    let trac = format!("{}-trac", s.prefix);
+    let info: Value =
+        serde_json::from_str(&s.docker(&["inspect", &trac, "--format", "{{json .}}"]))
+            .expect("docker inspect");
+    let volume = info["Mounts"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["Destination"] == "/var/trac/projects"))
+        .and_then(|m| m["Name"].as_str())
+        .expect("Trac's volume")
+        .to_string();
+    let second = format!("{trac}-second");
+    let mut run = vec![
+        "run".to_string(),
+        "-d".into(),
+        "--name".into(),
+        second.clone(),
+        "--network".into(),
+        s.prefix.clone(),
+        "-v".into(),
+        format!("{volume}:/var/trac/projects"),
+        "-p".into(),
+        "127.0.0.1::8002".into(),
+    ];
+    for e in info["Config"]["Env"].as_array().expect("env") {
+        run.push("-e".into());
+        run.push(e.as_str().unwrap_or_default().to_string());
+    }
+    run.push(info["Image"].as_str().expect("image").to_string());
+    let started = Command::new("docker")
+        .args(&run)
+        .output()
+        .expect("docker run");
+    assert!(started.status.success(), "{started:?}");
+    let published = s.docker(&["port", &second, "8002/tcp"]);
+    let published = published
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let fetched = loop {
+        let out = Command::new("curl")
+            .args(["-s", "-w", "\n%{http_code}"])
+            .arg(format!(
+                "http://{published}/raw-attachment/ticket/1/notes.txt"
+            ))
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text.ends_with("\n200") || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let _ = s.docker(&["rm", "-f", &second]);
+    assert_eq!(
+        fetched,
+        format!("{NOTES}\n200"),
+        "the second Trac container serves the attachment"
     );
 
     // 4. The service as its own container, built from a substitute Dockerfile around the

@@ -491,4 +491,146 @@ async fn the_production_trac_image_builds_without_apt_and_serves_trac_1_4_over_v
     let (code, page) = get(port, &format!("/ticket/{concept}"));
     assert_eq!(code, 200);
     assert!(page.contains("mastered"), "tracd shows the change: {page}");
+
+    // 6. Behind the load balancer's TLS: with the task's TRAC_BASE_URL, creating a ticket
+    //    through Trac's form redirects to an https:// URL of the environment's domain, and
+    //    Trac's cookies carry Secure. (Plain HTTP above kept working without it.)
+    let admin = Command::new("docker")
+        .args([
+            "exec",
+            "-e",
+            "PGSSLMODE=verify-full",
+            "-e",
+            &format!("PGSSLROOTCERT={CA_PATH}"),
+            &container,
+            "trac-admin",
+            "/var/trac/projects",
+            "permission",
+            "add",
+            "anonymous",
+            "TICKET_CREATE",
+            "TICKET_APPEND",
+        ])
+        .output()
+        .expect("trac-admin");
+    assert!(admin.status.success(), "{}", text(&admin));
+    let tls_port = free_port();
+    let tls_container = format!("{container}-tls");
+    cleanup
+        .0
+        .insert(1, vec!["rm".into(), "-f".into(), tls_container.clone()]);
+    let mut run = vec![
+        "run".to_string(),
+        "-d".into(),
+        "--name".into(),
+        tls_container.clone(),
+        "--network".into(),
+        "host".into(),
+        "-e".into(),
+        "TRAC_BASE_URL=https://learn.example.edu".into(),
+    ];
+    run.extend(ecs_env(&role, &db, tls_port, CA_PATH));
+    run.push(image.clone());
+    let started = docker(&run.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(started.status.success(), "{}", text(&started));
+    wait_for_trac(tls_port, &tls_container).await;
+    let base = format!("http://127.0.0.1:{tls_port}");
+    let (status, head, body) = common::trac_form(
+        &base,
+        "/newticket",
+        "/newticket",
+        &[
+            ("field_summary", "Filed behind TLS"),
+            ("field_type", "task"),
+            ("submit", "Create ticket"),
+        ],
+        None,
+    );
+    assert_eq!(status, 303, "{head}{body}");
+    let location = head
+        .lines()
+        .rev()
+        .find_map(|l| {
+            l.strip_prefix("Location: ")
+                .or_else(|| l.strip_prefix("location: "))
+        })
+        .unwrap_or_default()
+        .trim();
+    assert!(
+        location.starts_with("https://learn.example.edu/ticket/"),
+        "redirect to the public HTTPS URL: {head}"
+    );
+    let cookies: Vec<&str> = head
+        .lines()
+        .filter(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .collect();
+    assert!(!cookies.is_empty(), "{head}");
+    assert!(
+        cookies
+            .iter()
+            .all(|c| c.to_ascii_lowercase().contains("; secure")),
+        "Trac's cookies carry Secure: {cookies:?}"
+    );
+
+    // 7. Two tasks starting at once on one shared environment (EFS) and a fresh database:
+    //    one creates it, the other waits and attaches; both serve.
+    let db2 = format!("{name}_db2");
+    sql(&mut conn, format!("DROP DATABASE IF EXISTS {db2}")).await;
+    sql(&mut conn, format!("CREATE DATABASE {db2} OWNER {role}")).await;
+    let volume = format!("{name}-shared-env");
+    cleanup.0.insert(
+        1,
+        vec!["volume".into(), "rm".into(), "-f".into(), volume.clone()],
+    );
+    let mut twins = Vec::new();
+    for i in 0..2 {
+        let twin = format!("{container}-twin{i}");
+        // Removed before the volume they share (the list is undone from its end).
+        cleanup.0.push(vec!["rm".into(), "-f".into(), twin.clone()]);
+        let p = free_port();
+        let mut run = vec![
+            "run".to_string(),
+            "-d".into(),
+            "--name".into(),
+            twin.clone(),
+            "--network".into(),
+            "host".into(),
+            "-v".into(),
+            format!("{volume}:/var/trac/projects"),
+        ];
+        run.extend(ecs_env(&role, &db2, p, CA_PATH));
+        run.push(image.clone());
+        let started = docker(&run.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(started.status.success(), "{}", text(&started));
+        twins.push((twin, p));
+    }
+    let mut created = 0;
+    for (twin, p) in &twins {
+        wait_for_trac(*p, twin).await;
+        let logs = text(&docker(&["logs", twin]));
+        assert!(!logs.contains("Traceback"), "{twin}:\n{logs}");
+        created += usize::from(logs.contains("creating Trac environment"));
+    }
+    assert_eq!(created, 1, "exactly one task created the environment");
+}
+
+/// Waits until a Trac container serves its front page; its log when it stops or times out.
+async fn wait_for_trac(port: u16, container: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if get(port, "/wiki/WikiStart").0 == 200 {
+            return;
+        }
+        let state = docker(&["inspect", container, "--format", "{{.State.Running}}"]);
+        let logs = text(&docker(&["logs", container]));
+        assert!(
+            String::from_utf8_lossy(&state.stdout).trim() == "true",
+            "{container} stopped:\n{logs}"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "{container} did not serve within 120 s:\n{logs}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }

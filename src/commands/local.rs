@@ -384,7 +384,15 @@ async fn serve(
         rules: env.routing.clone(),
         trac: trac_url,
         trac_absent,
-        http: reqwest::Client::new(),
+        // A load balancer passes redirects on to the client; following them here would
+        // turn Trac's 303 after a form POST into a GET without the client's cookies.
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| Error::Local {
+                component: "router".into(),
+                message: format!("cannot make an HTTP client: {e}"),
+            })?,
     });
     let app = embedded::router_app(stack);
     let shutdown = {

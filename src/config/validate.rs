@@ -36,6 +36,7 @@ pub const WIRED_VARIABLES: &[&str] = &[
     "DATABASE_SSLMODE",
     "DATABASE_SSLROOTCERT",
     "REDIS_URL",
+    "TRAC_BASE_URL",
     "PORT",
     "LEARNTRAC_ENVIRONMENT",
 ];

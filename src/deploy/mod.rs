@@ -1,6 +1,7 @@
 //! `learntrac deploy ENV`: preflight, render, build and push, terraform, redeploy, wait,
 //! verify — each phase timed and reported, every failure with its own exit code.
 
+pub mod network;
 pub mod preflight;
 pub mod report;
 pub mod rollout;

@@ -54,12 +54,17 @@ pub async fn run(checks: Checks<'_>) -> Result<Ready> {
         }
     };
     let ssm_prefix = env.ssm_prefix();
-    let (docker, identity, terraform, params, services) = tokio::join!(
+    let network = async {
+        let ec2 = crate::aws::ec2::Ec2::new(checks.config).await?;
+        super::network::check(&ec2, env).await
+    };
+    let (docker, identity, terraform, params, services, network) = tokio::join!(
         docker,
         crate::aws::sts::identity(checks.config),
         crate::terraform::find(),
         crate::aws::ssm::list(&ssm, &ssm_prefix),
         crate::aws::ecs::services(&ecs, &cluster, &checks.services),
+        network,
     );
     let mut problems: Vec<Problem> = Vec::new();
     if let Err(e) = docker {
@@ -127,6 +132,14 @@ pub async fn run(checks: Checks<'_>) -> Result<Ready> {
                     });
                 }
             }
+            Err(e) => problems.push(e.into()),
+        }
+        match network {
+            Ok(None) => {}
+            Ok(Some(u)) => problems.push(Problem {
+                what: u.what(),
+                fix: u.fix(),
+            }),
             Err(e) => problems.push(e.into()),
         }
         match services {

@@ -36,6 +36,22 @@ const PRACTICE: &[(i64, &str, &[f64])] = &[
     (4, "bob", &[0.4]),
 ];
 
+/// Trac's cached properties the demo's rows change.
+const TRAC_CACHES: &[&str] = &[
+    "trac.perm.DefaultPermissionStore._all_permissions",
+    "trac.ticket.api.TicketSystem.fields",
+    "trac.ticket.api.TicketSystem.custom_fields",
+];
+
+/// Trac's `trac.cache.key_to_id`: the row of a cached property in the `cache` table.
+fn trac_cache_id(key: &str) -> i64 {
+    let mut id = key.bytes().next().map_or(0, |b| i64::from(b) << 7);
+    for b in key.bytes() {
+        id = ((1_000_003 * id) & 0x7fff_ffff) ^ i64::from(b);
+    }
+    id ^ i64::try_from(key.len()).unwrap_or(0)
+}
+
 fn fail(e: impl std::fmt::Display) -> Error {
     Error::Local {
         component: "demo data".into(),
@@ -101,15 +117,40 @@ pub async fn seed(database_url: &str, service: &Router, token_secret: &str) -> R
         }
     }
     // Local stacks have no login (production's Trac uses digest auth): the demo lets
-    // anyone file a ticket, so Trac's "New Ticket" works for whoever tries it.
+    // anyone file a ticket and attach a file, so Trac's forms work for whoever tries them.
     for (who, action) in [
         (TEACHER, "teachers"),
         ("teachers", "TICKET_ADMIN"),
         ("anonymous", "TICKET_CREATE"),
+        ("anonymous", "TICKET_APPEND"),
     ] {
         sqlx::query("INSERT INTO permission (username, action) VALUES ($1, $2)")
             .bind(who)
             .bind(action)
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+    }
+    // A Trac already running (the Docker runtime starts it first: it creates the schema)
+    // caches permissions and ticket fields (milestones among them) until their row in the
+    // `cache` table moves on, as Trac's own writes make it.
+    // (A row Trac has never written reads as generation -1; a new one starts past 0.)
+    for key in TRAC_CACHES {
+        let id = trac_cache_id(key);
+        let exists = sqlx::query("SELECT generation FROM cache WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(fail)?
+            .is_some();
+        let sql = if exists {
+            "UPDATE cache SET generation = generation + 1 WHERE id = $1 AND key = $2"
+        } else {
+            "INSERT INTO cache (id, generation, key) VALUES ($1, 1, $2)"
+        };
+        sqlx::query(sql)
+            .bind(id)
+            .bind(*key)
             .execute(&mut *tx)
             .await
             .map_err(fail)?;
@@ -139,4 +180,24 @@ pub async fn seed(database_url: &str, service: &Router, token_secret: &str) -> R
         }
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::trac_cache_id;
+
+    #[test]
+    fn cache_ids_are_tracs() {
+        // Computed by Trac 1.6's own trac.cache.key_to_id.
+        for (key, id) in [
+            (
+                "trac.perm.DefaultPermissionStore._all_permissions",
+                1_722_364_385,
+            ),
+            ("trac.ticket.api.TicketSystem.fields", 660_951_007),
+            ("trac.ticket.api.TicketSystem.custom_fields", 1_380_700_524),
+        ] {
+            assert_eq!(trac_cache_id(key), id, "{key}");
+        }
+    }
 }

@@ -92,7 +92,7 @@ impl std::fmt::Display for Wired {
 /// `config::validate::WIRED_VARIABLES`).
 pub fn wired_environment(env: &Environment, name: ServiceName) -> Vec<(&'static str, Wired)> {
     let svc = env.services.get(name);
-    vec![
+    let mut wired = vec![
         ("DATABASE_HOST", Wired::Terraform("module.rds.address")),
         ("DATABASE_NAME", Wired::Literal(env.database.name.clone())),
         (
@@ -116,7 +116,19 @@ pub fn wired_environment(env: &Environment, name: ServiceName) -> Vec<(&'static 
         ),
         ("PORT", Wired::Literal(svc.port.to_string())),
         ("REDIS_URL", Wired::Terraform("local.redis_url")),
-    ]
+    ];
+    if name == ServiceName::Trac {
+        // TLS ends at the load balancer: Trac learns its public URL (for redirects and
+        // Secure cookies) from here.
+        let base = match (&env.deploy.public_url, env.tls.certificate_arn.is_some()) {
+            (Some(url), _) => Wired::Literal(url.trim_end_matches('/').to_string()),
+            (None, true) => Wired::Terraform("\"https://${module.alb.dns_name}\""),
+            (None, false) => Wired::Terraform("\"http://${module.alb.dns_name}\""),
+        };
+        wired.push(("TRAC_BASE_URL", base));
+    }
+    wired.sort_by_key(|(k, _)| *k);
+    wired
 }
 
 /// The command that tells whether a service's container is healthy: the image's

@@ -280,3 +280,60 @@ pub fn wait_for(
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// A form of Trac's, submitted as a browser does (through curl): GET `form_page` for the
+/// form token (a cookie and a hidden field), then POST `fields` (multipart, with `file` as
+/// `(field, path)` when given) to `action`. Returns the POST's status, the response
+/// headers of both requests (the form page's first), and the POST's body.
+pub fn trac_form(
+    base: &str,
+    form_page: &str,
+    action: &str,
+    fields: &[(&str, &str)],
+    file: Option<(&str, &Path)>,
+) -> (u16, String, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let jar = dir.path().join("cookies");
+    let page_headers = dir.path().join("page-headers");
+    let page = Command::new("curl")
+        .args(["-s", "--max-time", "20", "-c"])
+        .arg(&jar)
+        .arg("-D")
+        .arg(&page_headers)
+        .arg(format!("{base}{form_page}"))
+        .output()
+        .expect("curl");
+    let html = String::from_utf8_lossy(&page.stdout);
+    let token = html
+        .split("name=\"__FORM_TOKEN\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_else(|| panic!("no form token on {form_page}:\n{html}"))
+        .to_string();
+    let headers = dir.path().join("headers");
+    let mut post = Command::new("curl");
+    post.args(["-s", "--max-time", "30", "-b"])
+        .arg(&jar)
+        .arg("-D")
+        .arg(&headers)
+        .args(["-F", &format!("__FORM_TOKEN={token}")]);
+    for (k, v) in fields {
+        post.args(["-F", &format!("{k}={v}")]);
+    }
+    if let Some((field, path)) = file {
+        post.arg("-F").arg(format!("{field}=@{}", path.display()));
+    }
+    let out = post.arg(format!("{base}{action}")).output().expect("curl");
+    let head = std::fs::read_to_string(&headers).unwrap_or_default();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let both = std::fs::read_to_string(&page_headers).unwrap_or_default() + &head;
+    (
+        status,
+        both,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}

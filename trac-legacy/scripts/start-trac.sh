@@ -4,6 +4,7 @@
 set -eu
 
 TRAC_ENV=${TRAC_ENV:-/var/trac/projects}
+export TRAC_ENV
 PORT=${PORT:-8000}
 PROJECT_NAME=${PROJECT_NAME:-LearnTrac}
 
@@ -28,6 +29,12 @@ export DATABASE_URL
 if [ -n "${DATABASE_SSLMODE:-}" ]; then export PGSSLMODE="$DATABASE_SSLMODE"; fi
 if [ -n "${DATABASE_SSLROOTCERT:-}" ]; then export PGSSLROOTCERT="$DATABASE_SSLROOTCERT"; fi
 
+# The environment may be shared (EFS in AWS, a volume locally) by several Trac tasks that
+# start at once: one creates it, the others wait for it and find it there.
+mkdir -p "$TRAC_ENV"
+exec 9>>"$TRAC_ENV/.start.lock"
+flock 9
+
 # Is Trac's schema already in the database? (A restarted or second task finds it there.)
 # A database that cannot be reached stops the start with libpq's reason on one line.
 initialised=$(python -c 'import os, sys, psycopg2
@@ -44,12 +51,15 @@ print("yes" if cur.fetchone()[0] else "no")')
 if [ ! -f "$TRAC_ENV/VERSION" ]; then
     if [ "$initialised" = "no" ]; then
         echo "start-trac: creating Trac environment $TRAC_ENV and its schema"
-        trac-admin "$TRAC_ENV" initenv "$PROJECT_NAME" "$DATABASE_URL" --inherit=/etc/trac/shared.ini
+        # initenv wants an empty folder, and the shared one holds the lock.
+        fresh="$(mktemp -d /tmp/initenv.XXXXXX)/env"
+        trac-admin "$fresh" initenv "$PROJECT_NAME" "$DATABASE_URL" --inherit=/etc/trac/shared.ini
+        cp -R "$fresh/." "$TRAC_ENV/"
+        rm -rf "$(dirname "$fresh")"
     else
         echo "start-trac: attaching $TRAC_ENV to the existing Trac database"
         mkdir -p "$TRAC_ENV/conf" "$TRAC_ENV/log" "$TRAC_ENV/htdocs" "$TRAC_ENV/plugins" \
                  "$TRAC_ENV/templates" "$TRAC_ENV/files"
-        echo "Trac Environment Version 1" > "$TRAC_ENV/VERSION"
         umask 077
         cat > "$TRAC_ENV/conf/trac.ini" <<INI
 [inherit]
@@ -57,19 +67,35 @@ file = /etc/trac/shared.ini
 
 [project]
 name = $PROJECT_NAME
-
-[trac]
-database = $DATABASE_URL
 INI
         umask 022
+        echo "Trac Environment Version 1" > "$TRAC_ENV/VERSION"
     fi
 fi
+
+# Settings that come from the task, written at every start: the database (a rotated
+# password reaches Trac with the next task) and, behind the load balancer's TLS, the
+# public URL — redirects to it and cookies marked Secure.
+python - <<'PY'
+import os
+from trac.config import Configuration
+c = Configuration(os.path.join(os.environ["TRAC_ENV"], "conf", "trac.ini"))
+c.set("trac", "database", os.environ["DATABASE_URL"])
+base = os.environ.get("TRAC_BASE_URL", "")
+if base:
+    c.set("trac", "base_url", base)
+    c.set("trac", "use_base_url_for_redirect", "true")
+    c.set("trac", "secure_cookies", "true" if base.startswith("https://") else "false")
+c.save()
+PY
 chmod 600 "$TRAC_ENV/conf/trac.ini"
 
 cp -R /opt/trac/plugins/. "$TRAC_ENV/plugins/" 2>/dev/null || true
 rm -f "$TRAC_ENV/plugins/README.md"
 
 trac-admin "$TRAC_ENV" upgrade
+flock -u 9
+exec 9>&-
 trac-admin "$TRAC_ENV" deploy /var/trac/static >/dev/null
 
 # Logins use HTTP digest auth when the task has a TRAC_HTDIGEST secret (htdigest lines,

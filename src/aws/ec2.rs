@@ -1,0 +1,234 @@
+//! The few EC2 reads `deploy`'s preflight needs (VPCs, subnets, route tables, VPC
+//! endpoints), over EC2's Query API signed with SigV4 from the SDK configuration's
+//! credentials. The `aws-sdk-ec2` crate would double the CLI's build time for four calls.
+
+use std::time::SystemTime;
+
+use aws_config::SdkConfig;
+use aws_credential_types::provider::ProvideCredentials;
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4;
+use aws_smithy_runtime_api::client::identity::Identity;
+
+use crate::error::{Error, Result};
+
+const API_VERSION: &str = "2016-11-15";
+
+/// An XML element: its name, its text, its children in order.
+#[derive(Debug, Clone, Default)]
+pub struct Node {
+    pub name: String,
+    pub text: String,
+    pub children: Vec<Node>,
+}
+
+impl Node {
+    /// The first child named `name`.
+    pub fn child(&self, name: &str) -> Option<&Node> {
+        self.children.iter().find(|c| c.name == name)
+    }
+
+    /// The text of the child at `path` (`a/b/c`), empty when absent.
+    pub fn text_at(&self, path: &str) -> &str {
+        path.split('/')
+            .try_fold(self, |n, p| n.child(p))
+            .map_or("", |n| n.text.as_str())
+    }
+
+    /// The `<item>`s of the list child `name`.
+    pub fn items(&self, name: &str) -> impl Iterator<Item = &Node> {
+        self.child(name)
+            .into_iter()
+            .flat_map(|l| l.children.iter().filter(|c| c.name == "item"))
+    }
+}
+
+/// The document's root element as a tree (AWS answers are small and well-formed).
+pub fn parse(xml: &str) -> std::result::Result<Node, String> {
+    use xmlparser::{ElementEnd, Token, Tokenizer};
+    let mut stack: Vec<Node> = Vec::new();
+    let mut root = None;
+    for token in Tokenizer::from(xml) {
+        match token.map_err(|e| e.to_string())? {
+            Token::ElementStart { local, .. } => stack.push(Node {
+                name: local.as_str().to_string(),
+                ..Node::default()
+            }),
+            Token::Text { text } | Token::Cdata { text, .. } => {
+                if let Some(n) = stack.last_mut() {
+                    n.text.push_str(&unescape(text.as_str()));
+                }
+            }
+            Token::ElementEnd {
+                end: ElementEnd::Close(..) | ElementEnd::Empty,
+                ..
+            } => {
+                let mut done = stack.pop().ok_or("unbalanced XML")?;
+                if !done.children.is_empty() {
+                    done.text.clear();
+                }
+                match stack.last_mut() {
+                    Some(parent) => parent.children.push(done),
+                    None => root = Some(done),
+                }
+            }
+            _ => {}
+        }
+    }
+    root.ok_or_else(|| "no XML element".to_string())
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
+pub struct Ec2 {
+    http: reqwest::Client,
+    endpoint: String,
+    region: String,
+    identity: Identity,
+}
+
+impl Ec2 {
+    pub async fn new(config: &SdkConfig) -> Result<Self> {
+        let region = config
+            .region()
+            .map(ToString::to_string)
+            .unwrap_or_else(|| "us-east-1".into());
+        let endpoint = std::env::var("AWS_ENDPOINT_URL_EC2")
+            .ok()
+            .or_else(|| config.endpoint_url().map(str::to_string))
+            .unwrap_or_else(|| format!("https://ec2.{region}.amazonaws.com"));
+        let provider = config.credentials_provider().ok_or_else(|| Error::Preflight {
+            what: "no AWS credentials to read the network with".into(),
+            hint: "set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run on a role"
+                .into(),
+        })?;
+        let credentials = provider
+            .provide_credentials()
+            .await
+            .map_err(|e| super::error("load AWS credentials", "EC2", e))?;
+        Ok(Ec2 {
+            http: reqwest::Client::new(),
+            endpoint: endpoint.trim_end_matches('/').to_string(),
+            region,
+            identity: credentials.into(),
+        })
+    }
+
+    /// One Query API call; the response document, or the error EC2 answered.
+    pub async fn call(&self, action: &str, params: &[(String, String)]) -> Result<Node> {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("Action", action)
+            .append_pair("Version", API_VERSION);
+        for (k, v) in params {
+            form.append_pair(k, v);
+        }
+        let body = form.finish();
+        let url = format!("{}/", self.endpoint);
+        let fail = |cause: String| Error::Aws {
+            what: format!("read the network ({action})"),
+            which: self.endpoint.clone(),
+            cause,
+        };
+        let content_type = "application/x-www-form-urlencoded; charset=utf-8";
+        let params = v4::SigningParams::builder()
+            .identity(&self.identity)
+            .region(&self.region)
+            .name("ec2")
+            .time(SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .map_err(|e| fail(e.to_string()))?
+            .into();
+        let signable = SignableRequest::new(
+            "POST",
+            &url,
+            [("content-type", content_type)].into_iter(),
+            SignableBody::Bytes(body.as_bytes()),
+        )
+        .map_err(|e| fail(e.to_string()))?;
+        let (instructions, _) = sign(signable, &params)
+            .map_err(|e| fail(e.to_string()))?
+            .into_parts();
+        let mut req = self
+            .http
+            .post(&url)
+            .header("content-type", content_type)
+            .body(body);
+        for (k, v) in instructions.headers() {
+            req = req.header(k, v);
+        }
+        let resp = req.send().await.map_err(|e| fail(e.to_string()))?;
+        let status = resp.status();
+        let text = resp.text().await.map_err(|e| fail(e.to_string()))?;
+        let doc = parse(&text).map_err(|e| fail(format!("unreadable answer ({e})")))?;
+        if !status.is_success() {
+            let code = doc.text_at("Errors/Error/Code");
+            let message = doc.text_at("Errors/Error/Message");
+            return Err(fail(format!("{status}: {code} {message}")));
+        }
+        Ok(doc)
+    }
+}
+
+/// `Filter.N.Name` / `Filter.N.Value.1` parameters.
+pub fn filters(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .enumerate()
+        .flat_map(|(i, (name, value))| {
+            [
+                (format!("Filter.{}.Name", i + 1), name.to_string()),
+                (format!("Filter.{}.Value.1", i + 1), value.to_string()),
+            ]
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_nested_lists() {
+        let doc = parse(
+            r#"<DescribeRouteTablesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">
+  <routeTableSet>
+    <item><routeTableId>rtb-1</routeTableId>
+      <associationSet><item><main>true</main></item></associationSet>
+      <routeSet><item><destinationCidrBlock>0.0.0.0/0</destinationCidrBlock><natGatewayId>nat-1</natGatewayId></item></routeSet>
+    </item>
+  </routeTableSet>
+</DescribeRouteTablesResponse>"#,
+        )
+        .expect("XML");
+        let table = doc.items("routeTableSet").next().expect("a table");
+        assert_eq!(table.text_at("routeTableId"), "rtb-1");
+        assert_eq!(
+            table
+                .items("associationSet")
+                .next()
+                .map(|a| a.text_at("main")),
+            Some("true")
+        );
+        assert_eq!(
+            table
+                .items("routeSet")
+                .next()
+                .map(|r| r.text_at("natGatewayId")),
+            Some("nat-1")
+        );
+        assert_eq!(
+            filters(&[("vpc-id", "vpc-1")]),
+            [
+                ("Filter.1.Name".to_string(), "vpc-id".to_string()),
+                ("Filter.1.Value.1".to_string(), "vpc-1".to_string())
+            ]
+        );
+    }
+}
