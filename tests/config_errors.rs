@@ -426,3 +426,67 @@ fn routing_that_hides_paths_is_warned_about_and_trac_needs_no_rule() {
         run.stderr
     );
 }
+
+#[test]
+fn values_that_would_become_code_are_refused_and_shown_escaped() {
+    let p = Project::new();
+    p.edit(
+        "local",
+        "endpoint: http://127.0.0.1:5000",
+        "endpoint: \"http://127.0.0.1:5000\\nresource \\\"terraform_data\\\" \\\"x\\\" {}\"",
+    )
+    .edit(
+        "local",
+        "    context: trac-legacy\n",
+        "    context: \"trac-legacy\\nRUN touch /pwned\"\n",
+    )
+    .edit(
+        "local",
+        "      path: /wiki/WikiStart",
+        "      path: \"/wiki/WikiStart'); import os; os.system('id'); ('\"",
+    )
+    .edit(
+        "local",
+        "  backup_retention_days: 0\n",
+        "  backup_retention_days: 0\n  ca_bundle_url: \"https://x/a.pem \\e[31mred\"\n",
+    );
+    let run = Cli::new()
+        .root(p.path())
+        .args(["config", "validate", "local"])
+        .run();
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    for key in [
+        "aws.endpoint",
+        "services.trac.context",
+        "services.trac.health_check.path",
+        "database.ca_bundle_url",
+    ] {
+        assert!(
+            run.stderr.contains(&format!(": {key}: ")),
+            "{key} refused:\n{}",
+            run.stderr
+        );
+    }
+    assert!(
+        run.stderr.contains("5000\\nresource"),
+        "the newline shown escaped: {}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains('\x1b'),
+        "no terminal escape reaches the terminal: {:?}",
+        run.stderr
+    );
+    let out = p.path().join("out");
+    let render = Cli::new()
+        .root(p.path())
+        .args([
+            "render".as_ref(),
+            "local".as_ref(),
+            "--out".as_ref(),
+            out.as_os_str(),
+        ])
+        .run();
+    assert_eq!(render.code, 2, "nothing is rendered: {}", render.stderr);
+    assert!(!out.exists());
+}

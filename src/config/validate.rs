@@ -205,12 +205,26 @@ fn aws(a: &Aws, p: &mut FileParser) {
         p.at_value("aws.account_id", format!("`{id}` is not an AWS account id"))
             .expected = Some("12 digits, quoted so YAML keeps leading zeros".into());
     }
+    // The endpoint lands in providers.tf (a comment and HCL strings): a newline in it
+    // would write Terraform of its own.
     if let Some(url) = &a.endpoint
-        && !(url.starts_with("http://") || url.starts_with("https://"))
+        && !plain_url(url)
     {
-        p.at_value("aws.endpoint", format!("`{url}` is not a URL"))
-            .expected = Some("http://HOST:PORT or https://HOST".into());
+        p.at_value(
+            "aws.endpoint",
+            format!("`{}` is not a plain URL", url.escape_debug()),
+        )
+        .expected = Some("http://HOST:PORT or https://HOST".into());
     }
+}
+
+/// One http(s) URL and nothing else: printable ASCII without quotes, backslashes, `$` or
+/// backticks, so it reads the same in HCL, a Dockerfile line, a comment and a shell.
+fn plain_url(url: &str) -> bool {
+    (url.starts_with("https://") || url.starts_with("http://"))
+        && url
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\\' | '\'' | '$' | '`'))
 }
 
 fn network(n: &Network, p: &mut FileParser) {
@@ -380,15 +394,24 @@ fn service(scope: &Scope, name: ServiceName, svc: &Service, p: &mut FileParser) 
         )
         .expected = Some("1-604800 seconds".into());
     }
+    // The context also lands in the Dockerfile's comment header: a plain path only.
     if svc.context.is_empty()
         || svc.context.starts_with('/')
         || svc.context.split('/').any(|s| s == "..")
+        || !svc
+            .context
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
     {
         p.at_value(
             &key("context"),
-            format!("`{}` is not a folder inside the repository", svc.context),
+            format!(
+                "`{}` is not a folder inside the repository",
+                svc.context.escape_debug()
+            ),
         )
-        .expected = Some("a relative path such as trac-legacy or .".into());
+        .expected =
+            Some("a relative path such as trac-legacy or ., of letters, digits and - _ . /".into());
     }
 
     for (var, value) in &svc.environment {
@@ -559,12 +582,9 @@ fn database(scope: &Scope, db: &Database, p: &mut FileParser) {
         .expected = Some("another name, such as learntrac".into());
     }
     check_ssm_path(p, "database.password_parameter", &db.password_parameter);
-    // The URL lands in a Dockerfile `ADD` line: one plain http(s) URL, nothing else.
+    // The URL lands in a Dockerfile `ADD` line.
     let url = &db.ca_bundle_url;
-    let plain = url
-        .chars()
-        .all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\\' | '\'' | '$'));
-    if !(plain && (url.starts_with("https://") || url.starts_with("http://"))) {
+    if !plain_url(url) {
         p.at_value(
             "database.ca_bundle_url",
             format!("`{}` is not a plain http(s) URL", url.escape_debug()),
