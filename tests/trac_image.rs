@@ -262,24 +262,8 @@ async fn the_production_trac_image_builds_without_apt_and_serves_trac_1_4_over_v
     run.push(image.clone());
     let started = docker(&run.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(started.status.success(), "{}", text(&started));
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let page = loop {
-        let (code, body) = get(port, "/wiki/WikiStart");
-        if code == 200 {
-            break body;
-        }
-        let state = docker(&["inspect", &container, "--format", "{{.State.Running}}"]);
-        let logs = text(&docker(&["logs", &container]));
-        assert!(
-            String::from_utf8_lossy(&state.stdout).trim() == "true",
-            "Trac stopped:\n{logs}"
-        );
-        assert!(
-            Instant::now() < deadline,
-            "Trac did not serve within 120 s:\n{logs}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    wait_for_trac(port, &container).await;
+    let (_, page) = get(port, "/wiki/WikiStart");
     assert!(page.contains("Trac 1.4.4"), "Trac 1.4.4's page: {page}");
     let logs = text(&docker(&["logs", &container]));
     std::fs::write(artifacts().join("trac-image-start.log"), &logs).expect("artifact");
