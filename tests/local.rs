@@ -340,6 +340,14 @@ async fn embedded_trac_serves_every_page_a_student_follows() {
         ticket.contains("Variables and expressions"),
         "the demo concept"
     );
+    assert!(
+        !pages["/newticket"].contains("no workflow actions"),
+        "the New Ticket form has its workflow"
+    );
+    assert!(
+        pages["/roadmap"].contains("closed: 1"),
+        "the mastered concept counts as done on the roadmap"
+    );
     for milestone in ["algebra-1", "calculus-1"] {
         assert!(
             pages["/roadmap"].contains(milestone),
