@@ -250,18 +250,7 @@ async fn the_production_trac_image_builds_without_apt_and_serves_trac_1_4_over_v
     .await;
     sql(&mut conn, format!("CREATE DATABASE {db} OWNER {role}")).await;
     let port = free_port();
-    let mut run = vec![
-        "run".to_string(),
-        "-d".into(),
-        "--name".into(),
-        container.clone(),
-        "--network".into(),
-        "host".into(),
-    ];
-    run.extend(ecs_env(&role, &db, port, CA_PATH));
-    run.push(image.clone());
-    let started = docker(&run.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(started.status.success(), "{}", text(&started));
+    start_trac(&container, &image, &[], ecs_env(&role, &db, port, CA_PATH));
     wait_for_trac(port, &container).await;
     let (_, page) = get(port, "/wiki/WikiStart");
     assert!(page.contains("Trac 1.4.4"), "Trac 1.4.4's page: {page}");
@@ -503,20 +492,12 @@ async fn the_production_trac_image_builds_without_apt_and_serves_trac_1_4_over_v
     cleanup
         .0
         .insert(1, vec!["rm".into(), "-f".into(), tls_container.clone()]);
-    let mut run = vec![
-        "run".to_string(),
-        "-d".into(),
-        "--name".into(),
-        tls_container.clone(),
-        "--network".into(),
-        "host".into(),
-        "-e".into(),
-        "TRAC_BASE_URL=https://learn.example.edu".into(),
-    ];
-    run.extend(ecs_env(&role, &db, tls_port, CA_PATH));
-    run.push(image.clone());
-    let started = docker(&run.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(started.status.success(), "{}", text(&started));
+    start_trac(
+        &tls_container,
+        &image,
+        &["-e", "TRAC_BASE_URL=https://learn.example.edu"],
+        ecs_env(&role, &db, tls_port, CA_PATH),
+    );
     wait_for_trac(tls_port, &tls_container).await;
     let base = format!("http://127.0.0.1:{tls_port}");
     let (status, head, body) = common::trac_form(
@@ -572,20 +553,13 @@ async fn the_production_trac_image_builds_without_apt_and_serves_trac_1_4_over_v
         // Removed before the volume they share (the list is undone from its end).
         cleanup.0.push(vec!["rm".into(), "-f".into(), twin.clone()]);
         let p = free_port();
-        let mut run = vec![
-            "run".to_string(),
-            "-d".into(),
-            "--name".into(),
-            twin.clone(),
-            "--network".into(),
-            "host".into(),
-            "-v".into(),
-            format!("{volume}:/var/trac/projects"),
-        ];
-        run.extend(ecs_env(&role, &db2, p, CA_PATH));
-        run.push(image.clone());
-        let started = docker(&run.iter().map(String::as_str).collect::<Vec<_>>());
-        assert!(started.status.success(), "{}", text(&started));
+        let shared = format!("{volume}:/var/trac/projects");
+        start_trac(
+            &twin,
+            &image,
+            &["-v", &shared],
+            ecs_env(&role, &db2, p, CA_PATH),
+        );
         twins.push((twin, p));
     }
     let mut created = 0;
@@ -596,6 +570,20 @@ async fn the_production_trac_image_builds_without_apt_and_serves_trac_1_4_over_v
         created += usize::from(logs.contains("creating Trac environment"));
     }
     assert_eq!(created, 1, "exactly one task created the environment");
+}
+
+/// Starts the image as a detached container on the host network with the task's
+/// environment (`-e` pairs) and any `extra` docker-run arguments.
+fn start_trac(container: &str, image: &str, extra: &[&str], env: Vec<String>) {
+    let mut run: Vec<String> = ["run", "-d", "--name", container, "--network", "host"]
+        .iter()
+        .chain(extra)
+        .map(|a| a.to_string())
+        .collect();
+    run.extend(env);
+    run.push(image.to_string());
+    let started = docker(&run.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(started.status.success(), "{}", text(&started));
 }
 
 /// Waits until a Trac container serves its front page; its log when it stops or times out.

@@ -72,8 +72,8 @@ const SSL_MODES: &[&str] = &[
     "verify-full",
 ];
 
-/// The raw value of a query parameter of a URL.
-fn query_param(url: &str, name: &str) -> Option<String> {
+/// The raw (still percent-encoded) value of a query parameter of a URL.
+pub(crate) fn query_param(url: &str, name: &str) -> Option<String> {
     let query = url.split_once('?')?.1;
     query
         .split('&')

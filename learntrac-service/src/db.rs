@@ -26,12 +26,7 @@ static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations
 /// certificate was checked against, or the server's demand for TLS. Empty otherwise.
 pub fn tls_hint(url: &str, error: &str) -> String {
     let param = |name: &str| {
-        url.split_once('?')
-            .and_then(|(_, q)| {
-                q.split('&')
-                    .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
-            })
-            .map(|v| v.replace("%2F", "/").replace("%2f", "/"))
+        crate::config::query_param(url, name).map(|v| v.replace("%2F", "/").replace("%2f", "/"))
     };
     let mode = param("sslmode").unwrap_or_else(|| "prefer".into());
     if error.contains("certificate") {
