@@ -241,7 +241,7 @@ async fn build_one(
         labels.insert("org.opencontainers.image.created", created);
     }
     line.message(&format!("packing the build context {}", dir.display()));
-    let (tar, count, context_hash) = {
+    let (tar, count, context_hash, skipped) = {
         let dir = dir.clone();
         let dockerfile = dockerfile.clone();
         tokio::task::spawn_blocking(move || {
@@ -255,7 +255,8 @@ async fn build_one(
                 label_instruction(&labels)
             );
             let count = packed.files;
-            Ok::<_, Error>((packed.finish(&labelled)?, count, hash))
+            let skipped = packed.skipped.clone();
+            Ok::<_, Error>((packed.finish(&labelled)?, count, hash, skipped))
         })
         .await
         .map_err(|e| Error::Image {
@@ -263,6 +264,13 @@ async fn build_one(
             message: e.to_string(),
         })??
     };
+    if !skipped.is_empty() {
+        // As docker build does: a socket cannot travel in a tar.
+        line.warn(&format!(
+            "sockets left out of the build context: {}",
+            skipped.join(", ")
+        ));
+    }
     // Same commit, same context, same Dockerfile: the engine would only replay its cache.
     if let Ok(existing) = docker.inspect_image(&local).await
         && existing

@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod context;
+pub mod ignore;
 pub mod push;
 
 use std::time::Duration;

@@ -89,6 +89,15 @@ impl Line {
         }
     }
 
+    /// Something the user should read after the line is gone (printed above live lines).
+    pub fn warn(&self, m: &str) {
+        let text = format!("warning: [{}] {m}", self.prefix);
+        match &self.bar {
+            Some(b) => b.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+
     pub fn finish(&self, m: &str) {
         match &self.bar {
             Some(b) => b.finish_with_message(m.to_string()),
