@@ -450,3 +450,101 @@ fn ctrl_c_stops_up_at_any_moment_even_started_in_the_background() {
             .output();
     }
 }
+
+#[test]
+fn down_never_signals_a_process_that_only_reuses_the_recorded_pid() {
+    let project = Project::new();
+    let home = tempfile::tempdir().expect("home");
+    let data = project.path().join(".learntrac/local/embedded");
+    std::fs::create_dir_all(&data).expect("data dir");
+    // A stack killed outright left its record; its PID now belongs to someone else.
+    let mut bystander = Command::new("sleep").arg("60").spawn().expect("sleep");
+    for record in [
+        // As older versions wrote it: the PID alone.
+        serde_json::json!({"pid": bystander.id(), "runtime": "embedded", "router_port": 9, "started_at": 0}),
+        // With a start time that is not the bystander's.
+        serde_json::json!({"pid": bystander.id(), "pid_started": 1, "runtime": "embedded", "router_port": 9, "started_at": 0}),
+    ] {
+        std::fs::write(data.join("running.json"), record.to_string()).expect("record");
+        let down = learntrac(project.path(), home.path())
+            .args(["local", "down"])
+            .output()
+            .expect("down");
+        assert!(down.status.success());
+        assert!(
+            String::from_utf8_lossy(&down.stderr).contains("no local stack is running"),
+            "{}",
+            String::from_utf8_lossy(&down.stderr)
+        );
+        assert!(
+            bystander.try_wait().expect("wait").is_none(),
+            "the bystander was killed by `local down`"
+        );
+    }
+    let _ = bystander.kill();
+    let _ = bystander.wait();
+}
+
+#[test]
+fn ps_into_a_closed_pipe_exits_quietly() {
+    let project = Project::new();
+    let home = tempfile::tempdir().expect("home");
+    let mut child = learntrac(project.path(), home.path())
+        .args(["local", "ps"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ps");
+    // `| head -0`: the reader is gone before the first line.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("ps exits");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_half_created_database_is_repaired_and_a_foreign_one_refused() {
+    let project = Project::new();
+    let home = tempfile::tempdir().expect("home");
+    let data = project.path().join(".learntrac/local/embedded");
+    std::fs::create_dir_all(&data).expect("data dir");
+
+    // Not SQLite at all: refused with the fix, left as it was.
+    std::fs::write(data.join("trac.db"), "precious notes\n").expect("write");
+    let out = learntrac(project.path(), home.path())
+        .args(["local", "up", "--port", &free_port().to_string()])
+        .output()
+        .expect("up");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("is not a Trac database"), "{stderr}");
+    assert!(stderr.contains("local down --volumes"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(data.join("trac.db")).expect("kept"),
+        "precious notes\n"
+    );
+
+    // What a crash during creation once left: an empty file. Repaired, and the API works.
+    std::fs::write(data.join("trac.db"), "").expect("write");
+    let port = free_port();
+    let child = up(project.path(), home.path(), port, true);
+    let secret = std::fs::read_to_string(data.join("token-secret")).expect("token secret");
+    let alice = learntrac_service::auth::issue_token(secret.trim(), "alice", 600).expect("token");
+    let (s, body) = get(
+        &format!("http://127.0.0.1:{port}/api/LearnTrac/students/alice/concepts"),
+        Some(&alice),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let down = learntrac(project.path(), home.path())
+        .args(["local", "down"])
+        .output()
+        .expect("down");
+    assert!(down.status.success());
+    child.wait_with_output().expect("up exits");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700, "the data folder is private");
+    assert_eq!(mode(&data.join("token-secret")), 0o600);
+}

@@ -268,3 +268,76 @@ fn rendered_trees_pass_the_secret_audit_and_reference_secrets_by_name() {
         );
     }
 }
+
+#[test]
+fn render_writes_and_removes_only_inside_its_output_folder() {
+    let project = Project::new();
+    let out = project.path().join("out");
+    let outside = tempfile::tempdir().expect("temp dir");
+    let render = || {
+        Cli::new()
+            .root(project.path())
+            .args(["render", "dev", "-o", "json", "--out"])
+            .args([&out])
+            .run()
+    };
+    let first = render();
+    assert_eq!(first.code, 0, "{}", first.stderr);
+
+    // A manifest that names files outside the folder: they must survive.
+    let beside = project.path().join("victim.txt");
+    let far = outside.path().join("victim.txt");
+    std::fs::write(&beside, "keep").expect("write");
+    std::fs::write(&far, "keep").expect("write");
+    let manifest = out.join(".learntrac-rendered");
+    let mut listing = std::fs::read_to_string(&manifest).expect("manifest");
+    listing.push_str(&format!(
+        "../victim.txt\n{}\nterraform/../../victim.txt\n",
+        far.display()
+    ));
+    std::fs::write(&manifest, listing).expect("write manifest");
+    // A link planted where a rendered file goes: replaced, not written through.
+    let target = outside.path().join("target.tf");
+    std::fs::write(&target, "outside\n").expect("write");
+    let main_tf = out.join("terraform/main.tf");
+    std::fs::remove_file(&main_tf).expect("remove");
+    std::os::unix::fs::symlink(&target, &main_tf).expect("symlink");
+
+    let second = render();
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    let report: serde_json::Value = serde_json::from_str(&second.stdout).expect("JSON report");
+    assert_eq!(report["removed"], serde_json::json!([]), "{report}");
+    assert_eq!(std::fs::read_to_string(&beside).expect("beside"), "keep");
+    assert_eq!(std::fs::read_to_string(&far).expect("far"), "keep");
+    assert_eq!(
+        std::fs::read_to_string(&target).expect("target"),
+        "outside\n"
+    );
+    let meta = std::fs::symlink_metadata(&main_tf).expect("main.tf");
+    assert!(meta.is_file(), "main.tf is a regular file again");
+    assert!(
+        std::fs::read_to_string(&main_tf)
+            .expect("main.tf")
+            .contains("module"),
+        "main.tf rendered"
+    );
+
+    // A rendered folder replaced by a link to elsewhere: refused, nothing written there.
+    let docker_dir = out.join("docker");
+    std::fs::remove_dir_all(&docker_dir).expect("remove");
+    let elsewhere = outside.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).expect("mkdir");
+    std::os::unix::fs::symlink(&elsewhere, &docker_dir).expect("symlink");
+    let third = render();
+    assert_eq!(third.code, 2, "{}", third.stderr);
+    assert!(
+        third.stderr.contains("is a symbolic link"),
+        "{}",
+        third.stderr
+    );
+    assert_eq!(
+        std::fs::read_dir(&elsewhere).expect("elsewhere").count(),
+        0,
+        "nothing was written through the link"
+    );
+}

@@ -47,17 +47,10 @@ fn environment(root: Option<&Path>, ctx: &Ctx) -> Result<Environment> {
 
 fn up(args: &LocalUpArgs, root: Option<&Path>, data: &DataDir, ctx: &Ctx) -> Result<i32> {
     let env = environment(root, ctx)?;
-    if let Some(r) = data.running() {
-        return Err(Error::Preflight {
-            what: format!(
-                "a local stack is already running (pid {}, http://127.0.0.1:{})",
-                r.pid, r.router_port
-            ),
-            hint: "use it, or stop it with `learntrac local down`".into(),
-        });
-    }
-    // Both runtimes keep their data and the service's log in the data folder.
+    // Both runtimes keep their data and the service's log in the data folder, which one
+    // stack at a time holds (the lock goes when this process does, however it ends).
     data.create()?;
+    let _lock = data.lock()?;
     init_logging(data)?;
     let runtime =
         tokio::runtime::Runtime::new().map_err(|e| Error::io("start the async runtime", e))?;
@@ -408,13 +401,16 @@ async fn serve(
         .map_or(0, |d| d.as_secs());
     data.mark_running(&Running {
         pid: std::process::id(),
+        pid_started: crate::local::state::process_started(std::process::id()),
         runtime: runtime.into(),
         router_port: port,
         started_at,
         trac: tracd.as_ref().and_then(|t| {
+            let pid = t.pid()?;
             Some(TracRecord {
-                pid: t.pid()?,
+                pid,
                 port: t.port,
+                pid_started: crate::local::state::process_started(pid),
             })
         }),
     })?;
@@ -747,7 +743,7 @@ fn container_logs(ctx: &Ctx, component: &str, follow: bool) -> Result<i32> {
         let mut stream = docker.logs(&name, Some(options));
         while let Some(chunk) = stream.next().await {
             match chunk {
-                Ok(c) => print!("{c}"),
+                Ok(c) => crate::ui::print(&c.to_string()),
                 Err(e) => {
                     return Err(Error::Local {
                         component: component.to_string(),
@@ -769,7 +765,7 @@ fn file_log(path: &Path, follow: bool) -> Result<i32> {
     let mut buf = String::new();
     file.read_to_string(&mut buf)
         .map_err(|e| Error::io("read the log", e))?;
-    print!("{buf}");
+    crate::ui::print(&buf);
     if !follow {
         return Ok(exit::OK);
     }
@@ -781,7 +777,7 @@ fn file_log(path: &Path, follow: bool) -> Result<i32> {
         let mut more = String::new();
         file.read_to_string(&mut more)
             .map_err(|e| Error::io("read the log", e))?;
-        print!("{more}");
+        crate::ui::print(&more);
         if more.is_empty() {
             file.seek(SeekFrom::Start(pos))
                 .map_err(|e| Error::io("read the log", e))?;

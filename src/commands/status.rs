@@ -47,7 +47,7 @@ pub fn run(args: &StatusArgs, ctx: &Ctx) -> Result<i32> {
             let status = collect(&env).await?;
             if args.watch && !ctx.out.is_json() {
                 // Redraw in place: clear the screen, then the table.
-                print!("\x1b[2J\x1b[H");
+                crate::ui::print("\x1b[2J\x1b[H");
             }
             ctx.out.result(&status, || human(&status));
             if !args.watch {

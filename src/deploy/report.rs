@@ -91,7 +91,7 @@ impl Reporter {
             }
             Sink::Jsonl => {
                 if let Ok(s) = serde_json::to_string(&event) {
-                    println!("{s}");
+                    crate::ui::print(&format!("{s}\n"));
                 }
                 self.text(&event);
             }

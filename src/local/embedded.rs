@@ -16,27 +16,77 @@ use super::state::DataDir;
 use crate::config::{Environment, RoutingRule, ServiceName};
 use crate::error::{Error, Result};
 
-/// Creates the Trac database from Trac's own schema when it does not exist yet.
+/// Creates the Trac database from Trac's own schema when it does not exist yet, or when
+/// what is there is an empty file (an `up` killed while creating it once left one; SQLite
+/// reads it as a database without tables, and every API call would fail). The schema is
+/// written to a side file and renamed into place, so a crash leaves no half a database.
 /// Returns true when it was created.
 pub async fn ensure_trac_db(data: &DataDir) -> Result<bool> {
     let path = data.trac_db();
-    if path.exists() {
-        return Ok(false);
-    }
-    sqlx::any::install_default_drivers();
-    let url = format!("sqlite://{}?mode=rwc", path.display());
-    let fail = |e: sqlx::Error| Error::Local {
+    let fail = |what: &str, e: &dyn std::fmt::Display| Error::Local {
         component: "trac".into(),
-        message: format!("cannot create {}: {e}", path.display()),
+        message: format!("{what} {}: {e}", path.display()),
     };
-    let mut conn = sqlx::AnyConnection::connect(&url).await.map_err(fail)?;
-    let mut tx = conn.begin().await.map_err(fail)?;
-    sqlx::raw_sql(super::TRAC_SQLITE_SCHEMA)
-        .execute(&mut *tx)
-        .await
-        .map_err(fail)?;
-    tx.commit().await.map_err(fail)?;
+    sqlx::any::install_default_drivers();
+    if path.exists() {
+        match trac_version(&path).await {
+            Ok(Some(_)) => return Ok(false),
+            Ok(None) => {
+                // No tables at all: nothing to lose.
+                std::fs::remove_file(&path).map_err(|e| fail("cannot remove", &e))?;
+            }
+            Err(why) => {
+                return Err(Error::Local {
+                    component: "trac".into(),
+                    message: format!(
+                        "{} is not a Trac database ({why}): move it away to keep it, or \
+                         start afresh with `learntrac local down --volumes`",
+                        path.display()
+                    ),
+                });
+            }
+        }
+    }
+    let partial = path.with_extension("db.partial");
+    let _ = std::fs::remove_file(&partial);
+    let url = format!("sqlite://{}?mode=rwc", partial.display());
+    let create = async {
+        let mut conn = sqlx::AnyConnection::connect(&url).await?;
+        let mut tx = conn.begin().await?;
+        sqlx::raw_sql(super::TRAC_SQLITE_SCHEMA)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        conn.close().await
+    };
+    create.await.map_err(|e| fail("cannot create", &e))?;
+    std::fs::rename(&partial, &path).map_err(|e| fail("cannot create", &e))?;
     Ok(true)
+}
+
+/// Trac's `database_version` in an existing SQLite file: Some when it is Trac's, None when
+/// the file holds no tables, an error when it holds something else.
+async fn trac_version(path: &std::path::Path) -> std::result::Result<Option<String>, String> {
+    let url = format!("sqlite://{}?mode=ro", path.display());
+    let mut conn = sqlx::AnyConnection::connect(&url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master")
+        .fetch_one(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    if tables == 0 {
+        return Ok(None);
+    }
+    let version: Option<String> =
+        sqlx::query_scalar("SELECT value FROM system WHERE name = 'database_version'")
+            .fetch_optional(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+    let _ = conn.close().await;
+    version
+        .map(Some)
+        .ok_or_else(|| "it has tables but no Trac database_version".to_string())
 }
 
 pub struct Stack {

@@ -9,6 +9,18 @@ use crate::cli::OutputFormat;
 use crate::error::Error;
 
 /// Now, as `2026-11-26T01:02:03Z`.
+/// Writes to standard output. A reader that went away (`learntrac local ps | head -1`) ends
+/// the program quietly with success, as it ends `cat`, instead of a panic.
+pub fn print(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush())
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
+    }
+}
+
 pub fn utc_now() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -45,17 +57,17 @@ impl Output {
     pub fn result<T: Serialize>(&self, value: &T, human: impl FnOnce() -> String) {
         match self.format {
             OutputFormat::Json => match serde_json::to_string_pretty(value) {
-                Ok(s) => println!("{s}"),
+                Ok(s) => print(&format!("{s}\n")),
                 Err(e) => eprintln!("error: cannot encode the result as JSON: {e}"),
             },
             OutputFormat::Jsonl => match serde_json::to_string(value) {
-                Ok(s) => println!("{s}"),
+                Ok(s) => print(&format!("{s}\n")),
                 Err(e) => eprintln!("error: cannot encode the result as JSON: {e}"),
             },
             OutputFormat::Human if !self.quiet => {
                 let text = human();
                 if !text.is_empty() {
-                    println!("{}", text.trim_end());
+                    print(&format!("{}\n", text.trim_end()));
                 }
             }
             OutputFormat::Human => {}
@@ -90,9 +102,9 @@ impl Output {
                 "diagnostics": diagnostics,
             });
             if self.format == OutputFormat::Jsonl {
-                println!("{doc}");
+                print(&format!("{doc}\n"));
             } else {
-                println!("{doc:#}");
+                print(&format!("{doc:#}\n"));
             }
         }
     }
