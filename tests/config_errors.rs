@@ -282,6 +282,11 @@ fn semantic_limits() {
         "dev",
         "paths: [\"/api/chat/*\", \"/api/voice/*\"]",
         "paths: [\"/api/chat/*\", \"/api/voice/*\", \"/a\", \"/b\", \"/c\", \"/d\"]",
+    )
+    .edit(
+        "dev",
+        "  assign_public_ip: true",
+        "  assign_public_ip: true\n  idle_timeout: 5000",
     );
     let run = validate(&p, "dev");
     assert_eq!(run.code, 2);
@@ -300,6 +305,12 @@ fn semantic_limits() {
     assert!(
         run.stderr
             .contains("routing[1].paths: 6 path patterns in one rule"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("network.idle_timeout: 5000 s is outside what an ALB accepts"),
         "{}",
         run.stderr
     );

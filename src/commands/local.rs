@@ -15,7 +15,7 @@ use crate::local::stack as local_stack;
 use crate::local::state::{DataDir, Running, TracRecord};
 use crate::local::stop::Stop;
 use crate::local::trac_process::{self, TracProcess};
-use crate::local::{containers, demo, embedded};
+use crate::local::{containers, demo, embedded, proxy};
 
 pub fn run(cmd: &LocalCommand, ctx: &Ctx) -> Result<i32> {
     let root = ctx.root().ok();
@@ -371,30 +371,28 @@ async fn serve(
         Trac::Process(t) => (Some(t.url()), None, Some(t)),
         Trac::Absent(why) => (None, Some(why), None),
     };
-    let stack = Arc::new(embedded::Stack {
+    let idle = Duration::from_secs(u64::from(env.network.idle_timeout));
+    let stack = Arc::new(proxy::Stack {
         service,
         learntrac,
         rules: env.routing.clone(),
         trac: trac_url,
         trac_absent,
-        // A load balancer passes redirects on to the client; following them here would
-        // turn Trac's 303 after a form POST into a GET without the client's cookies.
-        http: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| Error::Local {
-                component: "router".into(),
-                message: format!("cannot make an HTTP client: {e}"),
-            })?,
+        http: proxy::Stack::http_client(idle).map_err(|e| Error::Local {
+            component: "router".into(),
+            message: format!("cannot make an HTTP client: {e}"),
+        })?,
+        port,
+        idle,
     });
-    let app = embedded::router_app(stack);
+    let app = proxy::app(stack);
     let shutdown = {
         let stop = stop.clone();
         async move {
             stop.requested().await;
         }
     };
-    let server = tokio::spawn(learntrac_service::serve(listener, app, shutdown));
+    let server = tokio::spawn(proxy::serve(listener, app, idle, shutdown));
     embedded::await_healthy(port, Duration::from_secs(20)).await?;
     let started_at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

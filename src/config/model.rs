@@ -68,6 +68,14 @@ pub struct Network {
     /// Tasks in a default VPC have no NAT gateway and need a public IP to reach ECR and SSM.
     #[serde(default)]
     pub assign_public_ip: bool,
+    /// Seconds a connection through the load balancer may sit idle (AWS: 1–4000, default 60);
+    /// the local router keeps the same limit.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: u32,
+}
+
+fn default_idle_timeout() -> u32 {
+    60
 }
 
 impl Network {

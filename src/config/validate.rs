@@ -239,6 +239,13 @@ fn network(n: &Network, p: &mut FileParser) {
         )
         .expected = Some("`default`, or vpc- followed by 8 or 17 hex digits".into());
     }
+    if !(1..=4000).contains(&n.idle_timeout) {
+        p.at_value(
+            "network.idle_timeout",
+            format!("{} s is outside what an ALB accepts", n.idle_timeout),
+        )
+        .expected = Some("1-4000 (seconds; 60 is AWS's default)".into());
+    }
 }
 
 pub fn ssm_path_problem(name: &str) -> Option<&'static str> {

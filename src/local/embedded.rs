@@ -1,19 +1,12 @@
-//! The embedded runtime: SQLite with Trac's schema, the service in-process, the router.
+//! The embedded runtime: SQLite with Trac's schema, the service in-process.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use sqlx::Connection;
-use tower::ServiceExt;
 
-use super::router::route;
 use super::state::DataDir;
-use crate::config::{Environment, RoutingRule, ServiceName};
+use crate::config::Environment;
 use crate::error::{Error, Result};
 
 /// Creates the Trac database from Trac's own schema when it does not exist yet, or when
@@ -87,114 +80,6 @@ async fn trac_version(path: &std::path::Path) -> std::result::Result<Option<Stri
     version
         .map(Some)
         .ok_or_else(|| "it has tables but no Trac database_version".to_string())
-}
-
-pub struct Stack {
-    /// The service's router, called in-process; None when it runs as a container.
-    pub service: Option<Router>,
-    /// The service container's published address, when it runs as one.
-    pub learntrac: Option<String>,
-    pub rules: Vec<RoutingRule>,
-    /// Trac's address (`http://127.0.0.1:PORT`): its container's, or the embedded `tracd`'s.
-    pub trac: Option<String>,
-    /// Why Trac is not running, when it is not.
-    pub trac_absent: Option<String>,
-    pub http: reqwest::Client,
-}
-
-/// The local router as an HTTP app: rules in ALB order; Trac (absent here) and
-/// unmatched paths answered plainly.
-pub fn router_app(stack: Arc<Stack>) -> Router {
-    Router::new().fallback(proxy).with_state(stack)
-}
-
-async fn proxy(State(stack): State<Arc<Stack>>, req: Request<Body>) -> Response {
-    match route(&stack.rules, req.uri().path()) {
-        ServiceName::Learntrac => match (&stack.service, &stack.learntrac) {
-            (Some(service), _) => match service.clone().oneshot(req).await {
-                Ok(resp) => resp,
-                Err(never) => match never {},
-            },
-            (None, Some(base)) => forward(&stack.http, base, req).await,
-            (None, None) => StatusCode::BAD_GATEWAY.into_response(),
-        },
-        ServiceName::Trac => match &stack.trac {
-            Some(base) => forward(&stack.http, base, req).await,
-            None => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "Trac is not running here: {}\n",
-                    stack
-                        .trac_absent
-                        .as_deref()
-                        .unwrap_or("no Trac was started")
-                ),
-            )
-                .into_response(),
-        },
-    }
-}
-
-/// Passes a request on to a container, as the ALB passes it to its target group.
-async fn forward(http: &reqwest::Client, base: &str, req: Request<Body>) -> Response {
-    let (parts, body) = req.into_parts();
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let Ok(body) = axum::body::to_bytes(body, 16 * 1024 * 1024).await else {
-        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
-    };
-    let mut upstream = http
-        .request(parts.method, format!("{base}{path}"))
-        .body(body);
-    // The Host header passes through, as the ALB passes it: Trac builds its links and
-    // redirects from it.
-    for (k, v) in &parts.headers {
-        if !is_hop_by_hop(k.as_str()) {
-            upstream = upstream.header(k, v);
-        }
-    }
-    match upstream.send().await {
-        Ok(r) => {
-            let mut builder = Response::builder().status(r.status());
-            // Hop-by-hop headers describe Trac's connection, not ours (the body is whole here).
-            for (k, v) in r
-                .headers()
-                .iter()
-                .filter(|(k, _)| !is_hop_by_hop(k.as_str()))
-            {
-                builder = builder.header(k, v);
-            }
-            // A body cut short is the upstream failing, never a 200 with less in it.
-            match r.bytes().await {
-                Ok(bytes) => builder
-                    .body(Body::from(bytes))
-                    .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response()),
-                Err(e) => (
-                    StatusCode::BAD_GATEWAY,
-                    format!("the upstream's answer was cut short: {e}\n"),
-                )
-                    .into_response(),
-            }
-        }
-        Err(e) => (
-            StatusCode::BAD_GATEWAY,
-            format!("{base} did not answer: {e}\n"),
-        )
-            .into_response(),
-    }
-}
-
-fn is_hop_by_hop(name: &str) -> bool {
-    matches!(
-        name,
-        "connection"
-            | "keep-alive"
-            | "proxy-connection"
-            | "transfer-encoding"
-            | "te"
-            | "trailer"
-            | "upgrade"
-            | "content-length"
-    )
 }
 
 /// Starts the service in-process on the SQLite Trac database.

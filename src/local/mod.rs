@@ -1,5 +1,6 @@
 //! `learntrac local …`: the LearnTrac stack on one machine, routed exactly like the ALB.
-//! Two runtimes behind the same router (router.rs): Docker (containers.rs, stack.rs:
+//! Two runtimes behind the same router (router.rs: the rules; proxy.rs: HTTP as the ALB
+//! speaks it): Docker (containers.rs, stack.rs:
 //! PostgreSQL, Redis and Trac containers) and embedded (embedded.rs: Trac's own schema in
 //! SQLite, the service in-process with an in-process cache, and Trac 1.6 itself on the
 //! machine's Python 3 — trac_process.rs).
@@ -7,6 +8,7 @@
 pub mod containers;
 pub mod demo;
 pub mod embedded;
+pub mod proxy;
 pub mod router;
 pub mod stack;
 pub mod state;
