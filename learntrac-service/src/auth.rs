@@ -16,7 +16,17 @@ use crate::trac::permissions;
 pub struct Claims {
     pub sub: String,
     pub exp: u64,
+    /// Issued at; bounds the token's lifetime (see [`MAX_TOKEN_LIFETIME`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+    /// Not before: the token is refused until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
 }
+
+/// The longest a bearer token may live, counted from its `iat` (or from now, for a token
+/// without one): a leaked long-lived token is refused even if correctly signed.
+pub const MAX_TOKEN_LIFETIME: u64 = 7 * 24 * 3600;
 
 /// Signs a bearer token for `user`, valid `ttl_secs` (for API clients, tests, tooling).
 pub fn issue_token(
@@ -31,6 +41,8 @@ pub fn issue_token(
     let claims = Claims {
         sub: user.to_string(),
         exp: now + ttl_secs,
+        iat: Some(now),
+        nbf: None,
     };
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
@@ -47,14 +59,18 @@ pub struct Caller {
 
 impl Caller {
     /// Students see and change only their own data; TICKET_ADMIN holders may read anyone's.
-    pub async fn may_read(&self, state: &AppState, owner: &str) -> Result<(), ApiError> {
+    /// To a caller who may not see it, someone else's data is answered as absent (`absent`),
+    /// so the API never tells who owns what.
+    pub async fn may_read(
+        &self,
+        state: &AppState,
+        owner: &str,
+        absent: impl FnOnce() -> ApiError,
+    ) -> Result<(), ApiError> {
         if self.user == owner || self.is_admin(state).await? {
             Ok(())
         } else {
-            Err(ApiError::Forbidden(format!(
-                "{} may not read data of {owner}",
-                self.user
-            )))
+            Err(absent())
         }
     }
 
@@ -69,6 +85,24 @@ impl Caller {
             Err(ApiError::Forbidden("TICKET_ADMIN is required".into()))
         }
     }
+}
+
+/// The user a bearer token names: HS256 only, `exp` required, `nbf` honoured, lifetime at
+/// most [`MAX_TOKEN_LIFETIME`].
+fn verify(token: &str, key: &jsonwebtoken::DecodingKey) -> Option<String> {
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.validate_nbf = true;
+    let claims = jsonwebtoken::decode::<Claims>(token, key, &validation)
+        .ok()?
+        .claims;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    // From its issue, and from now (an `iat` set in the future must not stretch it).
+    let lifetime_ok = claims.exp.saturating_sub(claims.iat.unwrap_or(now)) <= MAX_TOKEN_LIFETIME
+        && claims.exp.saturating_sub(now) <= MAX_TOKEN_LIFETIME;
+    (lifetime_ok && !claims.sub.is_empty()).then_some(claims.sub)
 }
 
 fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
@@ -91,21 +125,17 @@ impl FromRequestParts<AppState> for Caller {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         if let Some(auth) = parts.headers.get(AUTHORIZATION) {
+            // RFC 9110: the scheme is case-insensitive, then one or more spaces.
             let token = auth
                 .to_str()
                 .ok()
-                .and_then(|v| v.strip_prefix("Bearer "))
+                .and_then(|v| v.split_once(' '))
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, t)| t.trim_start_matches(' '))
                 .ok_or(ApiError::Unauthenticated)?;
             let key = state.token_key.as_ref().ok_or(ApiError::Unauthenticated)?;
-            let data =
-                jsonwebtoken::decode::<Claims>(token, key, &Validation::new(Algorithm::HS256))
-                    .map_err(|_| ApiError::Unauthenticated)?;
-            if data.claims.sub.is_empty() {
-                return Err(ApiError::Unauthenticated);
-            }
-            return Ok(Caller {
-                user: data.claims.sub,
-            });
+            let user = verify(token, key).ok_or(ApiError::InvalidToken)?;
+            return Ok(Caller { user });
         }
         if let Some(value) = cookie(parts, "trac_auth").filter(|v| !v.is_empty())
             && let Some(user) = permissions::user_for_cookie(&state.db, value).await?

@@ -13,6 +13,7 @@ pub const MASTERY_WINDOW: i64 = 5;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Mastery {
+    #[serde(serialize_with = "crate::numbers::ser")]
     pub mastery: f64,
     pub attempts: i64,
     /// When the student first reached the concept's threshold (µs), if ever.

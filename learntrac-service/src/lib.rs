@@ -10,6 +10,7 @@ pub mod db;
 pub mod error;
 pub mod healthcheck;
 pub mod learning;
+pub mod numbers;
 pub mod routes;
 pub mod state;
 pub mod telemetry;
@@ -125,6 +126,8 @@ pub fn router(state: AppState, limits: Limits) -> Router {
                 .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, limits.request_timeout))
                 .layer(RequestBodyLimitLayer::new(limits.body_limit)),
         )
+        // Outermost: sees the 405, 413 and 503 the layers and the router make themselves.
+        .layer(axum::middleware::map_response(error::json_error_bodies))
         .with_state(state)
 }
 

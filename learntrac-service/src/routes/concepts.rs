@@ -19,11 +19,15 @@ pub async fn load(state: &AppState, id: i64) -> ApiResult<Concept> {
     }
     let concept = trac::concept(&state.db, id)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no concept (ticket) #{id}")))?;
+        .ok_or_else(|| absent_concept(id))?;
     if let Ok(json) = serde_json::to_string(&concept) {
         state.cache.set(&key, &json).await;
     }
     Ok(concept)
+}
+
+fn absent_concept(id: i64) -> ApiError {
+    ApiError::NotFound(format!("no concept (ticket) #{id}"))
 }
 
 pub async fn get(
@@ -32,7 +36,9 @@ pub async fn get(
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Concept>> {
     let concept = load(&state, id).await?;
-    caller.may_read(&state, &concept.owner).await?;
+    caller
+        .may_read(&state, &concept.owner, || absent_concept(id))
+        .await?;
     Ok(Json(concept))
 }
 
@@ -42,7 +48,9 @@ pub async fn prerequisites(
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Prerequisites>> {
     let concept = load(&state, id).await?;
-    caller.may_read(&state, &concept.owner).await?;
+    caller
+        .may_read(&state, &concept.owner, || absent_concept(id))
+        .await?;
     Ok(Json(trac::prerequisites(&state.db, &concept).await?))
 }
 
@@ -57,9 +65,12 @@ pub struct PracticeRequest {
 pub struct PracticeResult {
     pub concept_id: i64,
     pub student: String,
+    #[serde(serialize_with = "crate::numbers::ser")]
     pub score: f64,
+    #[serde(serialize_with = "crate::numbers::ser")]
     pub mastery: f64,
     pub attempts: i64,
+    #[serde(serialize_with = "crate::numbers::ser")]
     pub mastery_threshold: f64,
     pub mastered: bool,
     /// The ticket's status after this attempt.
@@ -83,7 +94,11 @@ pub async fn practice(
     // Fresh from the database, not the cache: the status decides whether to transition.
     let concept = trac::concept(&state.db, id)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no concept (ticket) #{id}")))?;
+        .ok_or_else(|| absent_concept(id))?;
+    // Someone else's concept: absent to a student, refused (it exists) to an admin.
+    caller
+        .may_read(&state, &concept.owner, || absent_concept(id))
+        .await?;
     if concept.owner != caller.user {
         return Err(ApiError::Forbidden(format!(
             "concept #{id} belongs to {}; students practise their own concepts",

@@ -35,6 +35,7 @@ pub struct StudentMastery {
     pub concepts: i64,
     pub practised: i64,
     pub mastered: i64,
+    #[serde(serialize_with = "crate::numbers::ser_opt")]
     pub average_mastery: Option<f64>,
 }
 

@@ -29,6 +29,11 @@ pub struct ApiQuery<T>(pub T);
 
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::PayloadTooLarge(
+                "the request body is larger than the service accepts".into(),
+            );
+        }
         match r {
             JsonRejection::JsonDataError(e) => ApiError::Unprocessable(e.body_text()),
             JsonRejection::MissingJsonContentType(_) => ApiError::BadRequest(

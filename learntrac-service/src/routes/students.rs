@@ -23,9 +23,12 @@ pub struct StudentConcept {
     pub summary: String,
     pub status: String,
     pub milestone: String,
+    #[serde(serialize_with = "crate::numbers::ser")]
     pub learning_difficulty: f64,
+    #[serde(serialize_with = "crate::numbers::ser")]
     pub mastery_threshold: f64,
     pub prerequisites: Vec<i64>,
+    #[serde(serialize_with = "crate::numbers::ser_opt")]
     pub mastery: Option<f64>,
     pub attempts: i64,
 }
@@ -64,7 +67,11 @@ pub async fn concepts(
     ApiPath(student): ApiPath<String>,
     ApiQuery(q): ApiQuery<ConceptsQuery>,
 ) -> ApiResult<Json<StudentConcepts>> {
-    caller.may_read(&state, &student).await?;
+    caller
+        .may_read(&state, &student, || {
+            ApiError::NotFound(format!("no student {student}"))
+        })
+        .await?;
     let statuses = statuses(&q)?;
     let tickets = trac::student_concepts(&state.db, &student, &statuses).await?;
     let mastery = learning::student_mastery(&state.db, &student).await?;
@@ -101,6 +108,7 @@ pub struct StudentProgress {
     /// Closed or mastered.
     pub completed_concepts: i64,
     pub practised_concepts: i64,
+    #[serde(serialize_with = "crate::numbers::ser_opt")]
     pub average_mastery: Option<f64>,
     pub by_milestone: BTreeMap<String, Tally>,
 }
@@ -110,7 +118,11 @@ pub async fn progress(
     caller: Caller,
     ApiPath(student): ApiPath<String>,
 ) -> ApiResult<Json<StudentProgress>> {
-    caller.may_read(&state, &student).await?;
+    caller
+        .may_read(&state, &student, || {
+            ApiError::NotFound(format!("no student {student}"))
+        })
+        .await?;
     let tickets = trac::student_concepts(&state.db, &student, &[]).await?;
     let mastery = learning::student_mastery(&state.db, &student).await?;
     let mut by_milestone: BTreeMap<String, Tally> = BTreeMap::new();

@@ -82,7 +82,9 @@ pub struct Concept {
     pub time: i64,
     pub changetime: i64,
     pub custom_fields: BTreeMap<String, String>,
+    #[serde(serialize_with = "crate::numbers::ser")]
     pub learning_difficulty: f64,
+    #[serde(serialize_with = "crate::numbers::ser")]
     pub mastery_threshold: f64,
     pub prerequisites: Vec<i64>,
 }
@@ -253,6 +255,7 @@ pub struct MilestoneProgress {
     pub milestone: String,
     pub total_concepts: i64,
     pub completed_concepts: i64,
+    #[serde(serialize_with = "crate::numbers::ser")]
     pub progress_percentage: f64,
     pub status_breakdown: BTreeMap<String, i64>,
 }
