@@ -48,6 +48,21 @@ ensure_python_tools() {
     echo "checkov $("$CHECKOV" --version), $("$HADOLINT" --version)" >&2
 }
 
+# schemathesis, for learntrac-service/tests/schemathesis.rs (its own venv: its pins and
+# checkov's do not mix).
+ensure_schemathesis() {
+    local venv=$LEARNTRAC_TEST_CACHE/schemathesis-venv
+    local want="schemathesis==4.32.5"
+    if [[ ! -x $venv/bin/schemathesis || $(cat "$venv/.pins" 2>/dev/null) != "$want" ]]; then
+        say "installing $want into $venv"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check $want
+        echo "$want" > "$venv/.pins"
+    fi
+    export SCHEMATHESIS=$venv/bin/schemathesis
+    echo "$("$SCHEMATHESIS" --version)" >&2
+}
+
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }

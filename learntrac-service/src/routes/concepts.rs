@@ -2,7 +2,7 @@ use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
-use super::{ApiJson, ApiPath};
+use super::{ApiJson, ConceptId};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::learning;
@@ -33,7 +33,7 @@ fn absent_concept(id: i64) -> ApiError {
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
-    ApiPath(id): ApiPath<i64>,
+    ConceptId(id): ConceptId,
 ) -> ApiResult<Json<Concept>> {
     let concept = load(&state, id).await?;
     caller
@@ -45,7 +45,7 @@ pub async fn get(
 pub async fn prerequisites(
     State(state): State<AppState>,
     caller: Caller,
-    ApiPath(id): ApiPath<i64>,
+    ConceptId(id): ConceptId,
 ) -> ApiResult<Json<Prerequisites>> {
     let concept = load(&state, id).await?;
     caller
@@ -82,7 +82,7 @@ pub struct PracticeResult {
 pub async fn practice(
     State(state): State<AppState>,
     caller: Caller,
-    ApiPath(id): ApiPath<i64>,
+    ConceptId(id): ConceptId,
     ApiJson(req): ApiJson<PracticeRequest>,
 ) -> ApiResult<Json<PracticeResult>> {
     if !(0.0..=1.0).contains(&req.score) {

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
 
-use super::ApiPath;
+use super::PathName;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::learning;
@@ -23,7 +23,7 @@ async fn require_milestone(state: &AppState, name: &str) -> ApiResult<()> {
 pub async fn progress(
     State(state): State<AppState>,
     _caller: Caller,
-    ApiPath(name): ApiPath<String>,
+    PathName(name): PathName,
 ) -> ApiResult<Json<MilestoneProgress>> {
     require_milestone(&state, &name).await?;
     Ok(Json(trac::milestone_progress(&state.db, &name).await?))
@@ -50,7 +50,7 @@ pub struct MilestoneAnalytics {
 pub async fn analytics(
     State(state): State<AppState>,
     caller: Caller,
-    ApiPath(name): ApiPath<String>,
+    PathName(name): PathName,
 ) -> ApiResult<Json<MilestoneAnalytics>> {
     caller.require_admin(&state).await?;
     require_milestone(&state, &name).await?;

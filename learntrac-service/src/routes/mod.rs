@@ -8,6 +8,7 @@ pub mod students;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::IntoResponse;
 
 use crate::error::ApiError;
@@ -26,6 +27,41 @@ pub struct ApiPath<T>(pub T);
 #[derive(FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct ApiQuery<T>(pub T);
+
+/// A concept's id from the path: a positive ticket number (the OpenAPI bounds).
+pub struct ConceptId(pub i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for ConceptId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let ApiPath(id) = ApiPath::<i64>::from_request_parts(parts, state).await?;
+        if id < 1 {
+            return Err(ApiError::BadRequest(format!(
+                "concept ids are positive ticket numbers, not {id}"
+            )));
+        }
+        Ok(ConceptId(id))
+    }
+}
+
+/// A user or milestone name from the path: 1 to 255 characters (the OpenAPI bounds).
+pub struct PathName(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathName {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let ApiPath(name) = ApiPath::<String>::from_request_parts(parts, state).await?;
+        let n = name.chars().count();
+        if !(1..=255).contains(&n) {
+            return Err(ApiError::BadRequest(format!(
+                "names are 1 to 255 characters, this one has {n}"
+            )));
+        }
+        Ok(PathName(name))
+    }
+}
 
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {

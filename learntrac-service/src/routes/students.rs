@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
-use super::{ApiPath, ApiQuery};
+use super::{ApiQuery, PathName};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::learning;
@@ -39,22 +39,23 @@ pub struct StudentConcepts {
     pub concepts: Vec<StudentConcept>,
 }
 
+/// `status=new,accepted`: names of letters, digits, `_` and `-` (1–64), separated by commas,
+/// nothing else (the grammar the OpenAPI document gives).
 fn statuses(q: &ConceptsQuery) -> ApiResult<Vec<String>> {
     let Some(list) = &q.status else {
         return Ok(vec![]);
     };
     list.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
         .map(|s| {
-            if s.len() <= 64
+            if (1..=64).contains(&s.len())
                 && s.chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
             {
                 Ok(s.to_string())
             } else {
                 Err(ApiError::BadRequest(format!(
-                    "`{s}` is not a ticket status"
+                    "status={list:?}: ticket statuses are letters, digits, _ and - (1 to 64), \
+                     separated by commas"
                 )))
             }
         })
@@ -64,7 +65,7 @@ fn statuses(q: &ConceptsQuery) -> ApiResult<Vec<String>> {
 pub async fn concepts(
     State(state): State<AppState>,
     caller: Caller,
-    ApiPath(student): ApiPath<String>,
+    PathName(student): PathName,
     ApiQuery(q): ApiQuery<ConceptsQuery>,
 ) -> ApiResult<Json<StudentConcepts>> {
     caller
@@ -116,7 +117,7 @@ pub struct StudentProgress {
 pub async fn progress(
     State(state): State<AppState>,
     caller: Caller,
-    ApiPath(student): ApiPath<String>,
+    PathName(student): PathName,
 ) -> ApiResult<Json<StudentProgress>> {
     caller
         .may_read(&state, &student, || {
