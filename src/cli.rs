@@ -52,6 +52,10 @@ pub struct GlobalArgs {
     /// Print less: only errors
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
+
+    /// Show the full cause chain of an error (the AWS SDK's, for one)
+    #[arg(long, short = 'v', global = true)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -81,7 +85,7 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  learntrac push dev\n  learntrac push dev --skip-build -o json\n\nExit codes: 3 Docker or AWS credentials missing, 4 a build or push failed."
     )]
-    Push(ImageArgs),
+    Push(PushArgs),
     /// Deploy an environment: preflight, render, build and push, terraform, roll out, verify
     #[command(after_help = DEPLOY_HELP)]
     Deploy(DeployArgs),
@@ -270,13 +274,19 @@ pub struct ImageArgs {
     #[arg(long, value_enum)]
     pub only: Option<crate::config::ServiceName>,
 
-    /// Push what an earlier `learntrac build` made for this commit
-    #[arg(long)]
-    pub skip_build: bool,
-
     /// Folder whose files replace the built-in templates (e.g. substitute Dockerfiles)
     #[arg(long, value_name = "DIR")]
     pub templates: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    #[command(flatten)]
+    pub image: ImageArgs,
+
+    /// Push what an earlier `learntrac build` made for this commit
+    #[arg(long)]
+    pub skip_build: bool,
 }
 
 #[derive(Debug, Subcommand)]

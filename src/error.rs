@@ -23,6 +23,8 @@ pub mod exit {
     pub const INTERRUPTED: i32 = 130;
 }
 
+pub const CREDENTIALS_FIX: &str = "set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run where a role provides them (check with `aws sts get-caller-identity`)";
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{0}")]
@@ -55,6 +57,11 @@ pub enum Error {
 
     #[error("{what}\n    hint: {hint}")]
     Preflight { what: String, hint: String },
+
+    /// No AWS credentials anywhere in the chain: one line of cause, one of fix; the SDK's
+    /// cause chain (`detail`) only with -v.
+    #[error("{what}: no AWS credentials were found\n    fix: {CREDENTIALS_FIX}")]
+    Credentials { what: String, detail: String },
 
     /// A value the command refuses (exit 2, nothing changed).
     #[error("{what}\n    hint: {hint}")]
@@ -113,6 +120,14 @@ impl Error {
         }
     }
 
+    /// More about the cause than the message says, shown with -v.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            Error::Credentials { detail, .. } => Some(detail),
+            _ => None,
+        }
+    }
+
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Config(_)
@@ -122,7 +137,7 @@ impl Error {
             | Error::TemplateOverride { .. }
             | Error::SecretExposed(_)
             | Error::Invalid { .. } => exit::USAGE,
-            Error::Preflight { .. } => exit::PREFLIGHT,
+            Error::Preflight { .. } | Error::Credentials { .. } => exit::PREFLIGHT,
             Error::Image { .. } => exit::IMAGE,
             Error::Terraform { .. } => exit::TERRAFORM,
             Error::Rollout(_) => exit::ROLLOUT,

@@ -48,6 +48,7 @@ pub fn run(cli: Cli) -> i32 {
         root_flag: cli.global.root,
         out: ui::Output::new(cli.global.output, cli.global.quiet),
     };
+    ui::set_verbose(cli.global.verbose);
     let result = match cli.command {
         Command::Config(ConfigCommand::Validate { envs }) => {
             commands::config::validate(&envs, &ctx)

@@ -288,3 +288,22 @@ fn pushing_to_ecr_without_the_repositories_says_how_to_create_them() {
         "nothing is built for a push that cannot happen"
     );
 }
+
+#[test]
+fn build_offers_no_skip_build() {
+    let project = common::Project::new();
+    let run = common::Cli::new()
+        .root(project.path())
+        .args(["build", "dev", "--skip-build"])
+        .run();
+    assert_eq!(
+        run.code, 2,
+        "a usage error, not a failed build: {}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("unexpected argument '--skip-build'"),
+        "{}",
+        run.stderr
+    );
+}

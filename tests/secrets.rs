@@ -161,3 +161,40 @@ fn round_trip_without_values_in_output() {
     assert_eq!(empty.code, 3, "{}", empty.stderr);
     secrets(&p, &["delete", "local", "token-secret"]).run();
 }
+
+/// No credentials anywhere: one line of cause and one of fix, no SDK debug structs; the
+/// chain with -v.
+#[test]
+fn missing_credentials_are_one_line_with_the_fix() {
+    let project = common::Project::new();
+    let home = tempfile::tempdir().expect("home");
+    let run = |extra: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_learntrac"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", home.path())
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .args(["--root"])
+            .arg(project.path())
+            .args(["secrets", "list", "dev"])
+            .args(extra);
+        cmd.output().expect("run")
+    };
+    let out = run(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("no AWS credentials were found"), "{stderr}");
+    assert_eq!(
+        stderr.matches("AWS_PROFILE").count(),
+        1,
+        "the fix once: {stderr}"
+    );
+    assert!(
+        !stderr.contains("DispatchFailure") && !stderr.contains("{ "),
+        "{stderr}"
+    );
+    assert!(stderr.lines().count() <= 3, "{stderr}");
+    let verbose = run(&["-v"]);
+    let stderr = String::from_utf8_lossy(&verbose.stderr);
+    assert!(stderr.contains("cause: "), "-v shows the chain: {stderr}");
+}

@@ -23,16 +23,14 @@ pub async fn sdk_config(env: &Environment) -> SdkConfig {
     loader.load().await
 }
 
-/// "failed to <what> for <which>: <cause>", with the fix when it is about credentials.
+/// "failed to <what> for <which>: <cause>"; missing credentials as their own error, with the fix.
 pub fn error<E: std::error::Error + 'static>(what: &str, which: &str, e: E) -> Error {
     let cause = aws_smithy_types::error::display::DisplayErrorContext(&e).to_string();
     let lower = cause.to_ascii_lowercase();
     if lower.contains("credential") || lower.contains("no credentials") {
-        return Error::Preflight {
-            what: format!("failed to {what} for {which}: no usable AWS credentials ({cause})"),
-            hint:
-                "set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run on a role"
-                    .into(),
+        return Error::Credentials {
+            what: format!("cannot {what} for {which}"),
+            detail: cause,
         };
     }
     Error::Aws {

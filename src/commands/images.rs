@@ -10,7 +10,7 @@ use futures_util::future::join_all;
 use serde::Serialize;
 
 use crate::Ctx;
-use crate::cli::ImageArgs;
+use crate::cli::{ImageArgs, PushArgs};
 use crate::config::{Environment, ServiceName};
 use crate::docker::build::{BuildRequest, Built};
 use crate::docker::push::{PushRequest, Pushed};
@@ -35,14 +35,14 @@ pub struct ImageReport {
 }
 
 pub fn build(args: &ImageArgs, ctx: &Ctx) -> Result<i32> {
-    run(args, ctx, false)
+    run(args, ctx, false, false)
 }
 
-pub fn push(args: &ImageArgs, ctx: &Ctx) -> Result<i32> {
-    run(args, ctx, true)
+pub fn push(args: &PushArgs, ctx: &Ctx) -> Result<i32> {
+    run(&args.image, ctx, args.skip_build, true)
 }
 
-fn run(args: &ImageArgs, ctx: &Ctx, push: bool) -> Result<i32> {
+fn run(args: &ImageArgs, ctx: &Ctx, skip_build: bool, push: bool) -> Result<i32> {
     let root = ctx.root()?;
     let env = crate::config::load(&root, &args.env)?;
     let runtime =
@@ -50,13 +50,7 @@ fn run(args: &ImageArgs, ctx: &Ctx, push: bool) -> Result<i32> {
     let files = render::render(&env, args.templates.as_deref())?;
     let progress = Progress::new(ctx.out.quiet());
     let reports = runtime.block_on(images(
-        &root,
-        &env,
-        &files,
-        args.only,
-        args.skip_build,
-        push,
-        &progress,
+        &root, &env, &files, args.only, skip_build, push, &progress,
     ))?;
     ctx.out.result(&reports, || human(&reports));
     Ok(exit::OK)

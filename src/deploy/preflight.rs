@@ -23,6 +23,14 @@ impl From<Error> for Problem {
     fn from(e: Error) -> Self {
         match e {
             Error::Preflight { what, hint } => Problem { what, fix: hint },
+            Error::Credentials { what, detail } => Problem {
+                what: if crate::ui::verbose() {
+                    format!("{what}: no AWS credentials were found ({detail})")
+                } else {
+                    format!("{what}: no AWS credentials were found")
+                },
+                fix: crate::error::CREDENTIALS_FIX.into(),
+            },
             other => Problem {
                 what: other.to_string(),
                 fix: "see the message above".into(),
@@ -88,10 +96,14 @@ pub async fn run(checks: Checks<'_>) -> Result<Ready> {
             }
             Some(id)
         }
+        Err(e @ Error::Credentials { .. }) => {
+            problems.push(e.into());
+            None
+        }
         Err(e) => {
             problems.push(Problem {
                 what: format!("cannot tell who the AWS credentials belong to: {e}"),
-                fix: "set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run on a role (check with `aws sts get-caller-identity`)".into(),
+                fix: crate::error::CREDENTIALS_FIX.into(),
             });
             None
         }

@@ -21,6 +21,17 @@ pub fn print(text: &str) {
     }
 }
 
+static VERBOSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `-v`: errors show their whole cause chain, not only the line that says what to do.
+pub fn set_verbose(on: bool) {
+    VERBOSE.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn verbose() -> bool {
+    VERBOSE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 pub fn utc_now() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -90,6 +101,13 @@ impl Output {
 
     pub fn error(&self, e: &Error) {
         eprintln!("error: {e}");
+        if let Some(detail) = e.detail() {
+            if verbose() {
+                eprintln!("    cause: {detail}");
+            } else {
+                eprintln!("    (run with -v for the full cause)");
+            }
+        }
         if self.is_json() {
             let diagnostics = match e {
                 Error::Config(d) => serde_json::to_value(d).unwrap_or_default(),
