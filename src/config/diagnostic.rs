@@ -39,13 +39,15 @@ impl Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::ui::text::shown;
         write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.column)?;
         if !self.key.is_empty() {
-            write!(f, "{}: ", self.key)?;
+            write!(f, "{}: ", shown(&self.key))?;
         }
-        f.write_str(&self.message)?;
+        // Messages quote YAML values: what reaches a terminal is seen, never obeyed.
+        f.write_str(&shown(&self.message))?;
         if let Some(e) = &self.expected {
-            write!(f, "\n    expected: {e}")?;
+            write!(f, "\n    expected: {}", shown(e))?;
         }
         Ok(())
     }

@@ -136,6 +136,24 @@ pub(super) fn check(env: &Partial, file_name: &str, p: &mut FileParser) {
     if let Some(Some(r)) = &env.registry {
         registry(r, p);
     }
+    if let Some(l) = &env.local {
+        for (k, v) in [
+            ("local.postgres_image", &l.postgres_image),
+            ("local.redis_image", &l.redis_image),
+        ] {
+            if !is_image_ref(v) {
+                p.at_value(k, format!("`{v}` is not an image reference"))
+                    .expected = Some("NAME[:TAG][@DIGEST], e.g. postgres:15".into());
+            }
+        }
+    }
+    // Trac writes it into trac.ini as base_url: one line, one URL.
+    if let Some(Some(url)) = env.deploy.as_ref().map(|d| &d.public_url)
+        && !plain_url(url)
+    {
+        p.at_value("deploy.public_url", format!("`{url}` is not a plain URL"))
+            .expected = Some("https://HOST[/PATH], e.g. https://learn.school.edu".into());
+    }
 }
 
 fn is_name(s: &str) -> bool {
@@ -184,18 +202,7 @@ fn names(project: Option<&str>, environment: Option<&str>, file_name: &str, p: &
 
 fn aws(a: &Aws, p: &mut FileParser) {
     let r = &a.region;
-    let parts: Vec<&str> = r.split('-').collect();
-    let region_ok = parts.len() >= 3
-        && parts[0].len() == 2
-        && parts.iter().all(|s| {
-            !s.is_empty()
-                && s.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        })
-        && parts
-            .last()
-            .is_some_and(|s| s.chars().all(|c| c.is_ascii_digit()));
-    if !region_ok {
+    if !is_region(r) {
         p.at_value("aws.region", format!("`{r}` is not an AWS region"))
             .expected = Some("a region code such as us-east-2".into());
     }
@@ -218,6 +225,54 @@ fn aws(a: &Aws, p: &mut FileParser) {
     }
 }
 
+/// AWS region codes: `us-east-2`, `ap-southeast-1`, `us-gov-west-1`.
+fn is_region(r: &str) -> bool {
+    let parts: Vec<&str> = r.split('-').collect();
+    parts.len() >= 3
+        && parts[0].len() == 2
+        && parts.iter().all(|s| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
+        && parts
+            .last()
+            .is_some_and(|s| s.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// A Docker image reference: name components, `:tag`, `@digest` (no spaces, quotes or
+/// control characters: it lands on a Dockerfile's FROM line).
+fn is_image_ref(s: &str) -> bool {
+    (1..=255).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':' | '@'))
+}
+
+/// `prefix` followed by lowercase letters, digits and dots (`db.t3.micro`).
+fn is_type(s: &str, prefix: &str) -> bool {
+    s.strip_prefix(prefix).is_some_and(|rest| {
+        !rest.is_empty()
+            && rest
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.')
+    })
+}
+
+/// `15`, `15.4`, `7.1`.
+fn is_version(s: &str) -> bool {
+    !s.is_empty()
+        && s.split('.')
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// AWS tag text: letters, digits, spaces and `_ . : / = + - @` (what every service accepts).
+fn is_tag_text(s: &str, max: usize) -> bool {
+    s.chars().count() <= max
+        && s.chars().all(|c| {
+            c.is_alphanumeric() || matches!(c, ' ' | '_' | '.' | ':' | '/' | '=' | '+' | '-' | '@')
+        })
+}
+
 /// One http(s) URL and nothing else: printable ASCII without quotes, backslashes, `$` or
 /// backticks, so it reads the same in HCL, a Dockerfile line, a comment and a shell.
 fn plain_url(url: &str) -> bool {
@@ -238,6 +293,23 @@ fn network(n: &Network, p: &mut FileParser) {
             format!("`{vpc}` is neither `default` nor a VPC id"),
         )
         .expected = Some("`default`, or vpc- followed by 8 or 17 hex digits".into());
+    }
+    for (kind, tags) in [
+        ("public_subnet_tags", &n.public_subnet_tags),
+        ("private_subnet_tags", &n.private_subnet_tags),
+    ] {
+        for (k, v) in tags {
+            if k.is_empty() || !is_tag_text(k, 128) || !is_tag_text(v, 256) {
+                p.at_value(
+                    &format!("network.{kind}.{k}"),
+                    format!("`{k}: {v}` is not an AWS tag"),
+                )
+                .expected = Some(
+                    "a key of 1-128 and a value of 0-256 letters, digits, spaces and _.:/=+-@"
+                        .into(),
+                );
+            }
+        }
     }
     if !(1..=4000).contains(&n.idle_timeout) {
         p.at_value(
@@ -542,7 +614,14 @@ fn routing(rules: &[RoutingRule], p: &mut FileParser) {
 }
 
 fn database(scope: &Scope, db: &Database, p: &mut FileParser) {
-    if !db.instance_class.starts_with("db.") {
+    if !is_version(&db.engine_version) {
+        p.at_value(
+            "database.engine_version",
+            format!("`{}` is not a PostgreSQL version", db.engine_version),
+        )
+        .expected = Some("a version such as \"15\" or \"15.4\"".into());
+    }
+    if !is_type(&db.instance_class, "db.") {
         p.at_value(
             "database.instance_class",
             format!("`{}` is not an RDS instance class", db.instance_class),
@@ -625,7 +704,14 @@ fn database(scope: &Scope, db: &Database, p: &mut FileParser) {
 }
 
 fn cache(c: &Cache, p: &mut FileParser) {
-    if !c.node_type.starts_with("cache.") {
+    if !is_version(&c.engine_version) {
+        p.at_value(
+            "cache.engine_version",
+            format!("`{}` is not a Redis version", c.engine_version),
+        )
+        .expected = Some("a version such as \"7.1\"".into());
+    }
+    if !is_type(&c.node_type, "cache.") {
         p.at_value(
             "cache.node_type",
             format!("`{}` is not an ElastiCache node type", c.node_type),
@@ -655,9 +741,10 @@ fn tls(scope: &Scope, t: &Tls, p: &mut FileParser) {
                 && parts[2] == "acm"
                 && parts[4].len() == 12
                 && parts[4].chars().all(|c| c.is_ascii_digit())
-                && parts[5]
-                    .strip_prefix("certificate/")
-                    .is_some_and(|id| !id.is_empty());
+                && is_region(parts[3])
+                && parts[5].strip_prefix("certificate/").is_some_and(|id| {
+                    !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                });
             if !ok {
                 p.at_value(
                     "tls.certificate_arn",
@@ -676,9 +763,13 @@ fn tls(scope: &Scope, t: &Tls, p: &mut FileParser) {
 
 fn monitoring(m: &Monitoring, p: &mut FileParser) {
     if let Some(email) = &m.alert_email
-        && !email
-            .split_once('@')
-            .is_some_and(|(u, d)| !u.is_empty() && d.contains('.'))
+        && !(email.len() <= 254
+            && email
+                .chars()
+                .all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\\' | '\'' | '`' | '$'))
+            && email
+                .split_once('@')
+                .is_some_and(|(u, d)| !u.is_empty() && d.contains('.')))
     {
         p.at_value(
             "monitoring.alert_email",
@@ -749,7 +840,42 @@ fn terraform(scope: &Scope, t: &TerraformSettings, p: &mut FileParser) {
             )
             .expected = Some("3-63 lowercase letters, digits, dots and dashes".into());
         }
-        if s3.key.is_empty() || s3.key.starts_with('/') {
+        if let Some(region) = &s3.region
+            && !is_region(region)
+        {
+            p.at_value(
+                "terraform.s3.region",
+                format!("`{region}` is not an AWS region"),
+            )
+            .expected = Some("a region code such as us-east-2".into());
+        }
+        if let Some(table) = &s3.lock_table
+            && !((3..=255).contains(&table.len())
+                && table
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+        {
+            p.at_value(
+                "terraform.s3.lock_table",
+                format!("`{table}` is not a DynamoDB table name"),
+            )
+            .expected = Some("3-255 letters, digits, _ - and .".into());
+        }
+        if s3.key.len() > 1024
+            || !s3
+                .key
+                .chars()
+                .all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\\' | '\'' | '`' | '$'))
+        {
+            p.at_value(
+                "terraform.s3.key",
+                format!("`{}` is not a plain object key", s3.key),
+            )
+            .expected = Some(
+                "printable ASCII without quotes, `\\` or `$`, e.g. learntrac/dev/terraform.tfstate"
+                    .into(),
+            );
+        } else if s3.key.is_empty() || s3.key.starts_with('/') {
             p.at_value(
                 "terraform.s3.key",
                 "the state key must be a relative object key",
@@ -765,7 +891,7 @@ fn images(i: &BaseImages, p: &mut FileParser) {
         ("rust_builder", &i.rust_builder),
         ("service_runtime", &i.service_runtime),
     ] {
-        if v.is_empty() || v.contains(char::is_whitespace) {
+        if !is_image_ref(v) {
             p.at_value(
                 &format!("images.{k}"),
                 format!("`{v}` is not an image reference"),
@@ -783,7 +909,7 @@ fn images(i: &BaseImages, p: &mut FileParser) {
 }
 
 fn registry(r: &str, p: &mut FileParser) {
-    if r.is_empty() || r.contains("://") || r.contains(char::is_whitespace) {
+    if !is_image_ref(r) || r.contains("://") || r.contains('@') {
         p.at_value("registry", format!("`{r}` is not a registry address"))
             .expected = Some("HOST[:PORT][/PATH] without a scheme, e.g. 127.0.0.1:5000".into());
     }

@@ -15,6 +15,10 @@ pub fn quote(s: &str) -> String {
                 out.push(c);
                 out.push(c);
             }
+            // Any other control character as HCL's \uNNNN: nothing raw in a .tf file.
+            c if c.is_control() && (c as u32) <= 0xFFFF => {
+                out.push_str(&format!("\\u{:04X}", c as u32));
+            }
             c => out.push(c),
         }
     }
@@ -32,5 +36,6 @@ mod tests {
         assert_eq!(quote("a\"b\\c"), "\"a\\\"b\\\\c\"");
         assert_eq!(quote("${var.x} %{if}"), "\"$${var.x} %%{if}\"");
         assert_eq!(quote("$5 100%"), "\"$5 100%\"");
+        assert_eq!(quote("a\u{1b}[31m\u{7}"), "\"a\\u001B[31m\\u0007\"");
     }
 }

@@ -1,6 +1,23 @@
 //! Text that came from elsewhere (a build's output, a container's log, a YAML value) made
 //! safe to print: a terminal must show it, never obey it.
 
+/// A value quoted in a message: every control character shown as its escape (`\n`,
+/// `\u{1b}`), so a newline or a terminal sequence in a YAML value is seen, not obeyed.
+pub fn shown(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().collect()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// Drops ANSI escape sequences (colour codes such as Docker's `ESC[91m` around a build
 /// step's stderr) and shows any other control character as `\u{..}`; tabs stay.
 pub fn printable(s: &str) -> String {
