@@ -80,8 +80,11 @@ fn is_free_map(path: &[Step]) -> bool {
     matches!(parent, Some(Step::Key(k)) if ["environment", "secrets", "public_subnet_tags", "private_subnet_tags"].contains(&k.as_str()))
 }
 
+/// Makes the injected value from the original one.
+type Make = dyn Fn(&str) -> String;
+
 /// The value at `site` replaced by `make(original)`.
-fn inject(doc: &Value, site: &Site, make: &dyn Fn(&str) -> String) -> Value {
+fn inject(doc: &Value, site: &Site, make: &Make) -> Value {
     let mut doc = doc.clone();
     let mut at = &mut doc;
     let (last, parents) = site.path.split_last().expect("non-empty path");
@@ -221,8 +224,7 @@ fn every_template_reaching_value_is_refused_or_rendered_as_data() {
     // The value alone, and after a valid one (a check of the start only would pass it).
     let alone = |_: &str| NASTY.to_string();
     let appended = |original: &str| format!("{original}{NASTY}");
-    let variants: [(&str, &dyn Fn(&str) -> String); 2] =
-        [("alone", &alone), ("after the valid value", &appended)];
+    let variants: [(&str, &Make); 2] = [("alone", &alone), ("after the valid value", &appended)];
     for (site, (how, make)) in all
         .iter()
         .flat_map(|s| variants.iter().map(move |v| (s, v)))
