@@ -86,6 +86,9 @@ pub enum Command {
         after_help = "Examples:\n  learntrac push dev\n  learntrac push dev --skip-build -o json\n\nExit codes: 3 Docker or AWS credentials missing, 4 a build or push failed."
     )]
     Push(PushArgs),
+    /// Create what a first deploy needs and Terraform cannot: the state bucket, the secrets
+    #[command(after_help = BOOTSTRAP_HELP)]
+    Bootstrap(BootstrapArgs),
     /// Deploy an environment: preflight, render, build and push, terraform, roll out, verify
     #[command(after_help = DEPLOY_HELP)]
     Deploy(DeployArgs),
@@ -101,6 +104,22 @@ pub enum Command {
     )]
     Status(StatusArgs),
 }
+
+const BOOTSTRAP_HELP: &str = "\
+Examples:
+  learntrac bootstrap dev                      check only: what exists, what is missing
+  learntrac bootstrap dev --yes --trac-admin admin
+                                               create it all (the admin's password is asked)
+  printf %s \"$PW\" | learntrac bootstrap dev --yes --trac-admin admin --password-stdin
+
+Items: the Terraform state bucket (versioning, default encryption, public access blocked,
+a policy denying non-TLS requests, replaced versions expiring after 90 days; locking by
+Terraform's S3 lock file) and every SSM parameter the task definitions read: the database
+password and the token secret are generated, Trac's htdigest line is computed from the
+administrator you name. Values are never printed. Running it again changes nothing.
+
+Exit codes: 0 everything is in place, 2 usage or configuration, 3 something is still
+missing or wrong (each with its fix), or no AWS credentials.";
 
 const DEPLOY_HELP: &str = "\
 Examples:
@@ -118,6 +137,21 @@ terraform, a missing secret, a deployment already in progress), 4 build or push,
 5 terraform (or a destructive plan not confirmed), 6 rollout failed, rolled back or not
 serving, 7 timeout, 130 interrupted (ECS keeps serving the previous version until the
 new one is healthy).";
+
+#[derive(Debug, Args)]
+pub struct BootstrapArgs {
+    /// Environment name (environments/NAME.yaml)
+    pub env: String,
+    /// Create and change what is missing (without it: check and report only)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Trac's first administrator, for the htdigest secret (the password is asked for)
+    #[arg(long, value_name = "USER")]
+    pub trac_admin: Option<String>,
+    /// Read that administrator's password from stdin instead of a prompt
+    #[arg(long, requires = "trac_admin")]
+    pub password_stdin: bool,
+}
 
 #[derive(Debug, Args)]
 pub struct DeployArgs {

@@ -1,6 +1,7 @@
 //! learntrac: the operator CLI for the Trac + LearnTrac stack.
 
 pub mod aws;
+pub mod bootstrap;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -61,6 +62,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Local(cmd) => commands::local::run(&cmd, &ctx),
         Command::Secrets(cmd) => commands::secrets::run(&cmd, &ctx),
         Command::Status(args) => commands::status::run(&args, &ctx),
+        Command::Bootstrap(args) => commands::bootstrap::run(&args, &ctx),
     };
     match result {
         Ok(code) => code,

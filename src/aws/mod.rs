@@ -6,6 +6,7 @@ pub mod ec2;
 pub mod ecr;
 pub mod ecs;
 pub mod elbv2;
+pub mod s3;
 pub mod ssm;
 pub mod sts;
 

@@ -1,3 +1,4 @@
+pub mod bootstrap;
 pub mod config;
 pub mod deploy;
 pub mod images;

@@ -66,15 +66,46 @@ pub async fn run(checks: Checks<'_>) -> Result<Ready> {
         let ec2 = crate::aws::ec2::Ec2::new(checks.config).await?;
         super::network::check(&ec2, env).await
     };
-    let (docker, identity, terraform, params, services, network) = tokio::join!(
+    // Terraform's `init` would stop on a state bucket that is not there.
+    let state_bucket = async {
+        match &env.terraform.s3 {
+            None => Ok(None),
+            Some(s3cfg) => {
+                let region = s3cfg.region.as_deref().unwrap_or(&env.aws.region);
+                let client = crate::aws::s3::client(env, region).await;
+                crate::aws::s3::existence(&client, &s3cfg.bucket)
+                    .await
+                    .map(|e| Some((s3cfg.bucket.clone(), e)))
+            }
+        }
+    };
+    let (docker, identity, terraform, params, services, network, bucket) = tokio::join!(
         docker,
         crate::aws::sts::identity(checks.config),
         crate::terraform::find(),
         crate::aws::ssm::list(&ssm, &ssm_prefix),
         crate::aws::ecs::services(&ecs, &cluster, &checks.services),
         network,
+        state_bucket,
     );
     let mut problems: Vec<Problem> = Vec::new();
+    match bucket {
+        Ok(None | Some((_, crate::aws::s3::Existence::Ours))) => {}
+        Ok(Some((name, crate::aws::s3::Existence::Missing))) => problems.push(Problem {
+            what: format!("the Terraform state bucket s3://{name} does not exist"),
+            fix: format!(
+                "learntrac bootstrap {} --yes (creates it, set up for state)",
+                env.environment
+            ),
+        }),
+        Ok(Some((name, crate::aws::s3::Existence::Forbidden))) => problems.push(Problem {
+            what: format!("the Terraform state bucket s3://{name} belongs to another account"),
+            fix: "choose another terraform.s3.bucket, or use that account's credentials".into(),
+        }),
+        // No credentials: the identity check says so once.
+        Err(Error::Credentials { .. }) => {}
+        Err(e) => problems.push(e.into()),
+    }
     if let Err(e) = docker {
         problems.push(e.into());
     }
@@ -140,7 +171,10 @@ pub async fn run(checks: Checks<'_>) -> Result<Ready> {
                             "SSM parameter {parameter} is missing (read by {})",
                             readers.join(", ")
                         ),
-                        fix: format!("learntrac secrets set {} {short}", env.environment),
+                        fix: format!(
+                            "learntrac bootstrap {} --yes (generates what a machine may choose), or learntrac secrets set {} {short}",
+                            env.environment, env.environment
+                        ),
                     });
                 }
             }

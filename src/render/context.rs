@@ -256,6 +256,20 @@ impl<'a> RenderContext<'a> {
                     Some(t) => s.push(("dynamodb_table".into(), quote(t))),
                     None => s.push(("use_lockfile".into(), "true".into())),
                 }
+                // An AWS stand-in (moto in tests) serves S3 by path and has no STS or IMDS
+                // worth asking.
+                if let Some(url) = &env.aws.endpoint {
+                    s.push(("endpoints".into(), format!("{{ s3 = {} }}", quote(url))));
+                    for flag in [
+                        "use_path_style",
+                        "skip_credentials_validation",
+                        "skip_requesting_account_id",
+                        "skip_metadata_api_check",
+                        "skip_region_validation",
+                    ] {
+                        s.push((flag.into(), "true".into()));
+                    }
+                }
                 BackendContext {
                     kind: "s3",
                     settings: aligned(s),
