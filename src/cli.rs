@@ -89,6 +89,14 @@ pub enum Command {
     /// Create what a first deploy needs and Terraform cannot: the state bucket, the secrets
     #[command(after_help = BOOTSTRAP_HELP)]
     Bootstrap(BootstrapArgs),
+    /// What the services' tasks wrote (CloudWatch Logs), merged across tasks, newest last
+    #[command(
+        after_help = "Examples:\n  learntrac logs dev\n  learntrac logs dev trac --since 1h\n  learntrac logs dev learntrac -f\n  learntrac logs dev --task 0f3c9a1e -o json\n\nEach line: time, service, task id (first 8 characters), message. --since takes 30s, 10m, 2h or 1d.\nExit codes: 0, 2 usage, 3 no AWS credentials."
+    )]
+    Logs(LogsArgs),
+    /// Take an environment's stack down (plan, list, confirm, destroy; say what remains)
+    #[command(after_help = DESTROY_HELP)]
+    Destroy(DestroyArgs),
     /// Deploy an environment: preflight, render, build and push, terraform, roll out, verify
     #[command(after_help = DEPLOY_HELP)]
     Deploy(DeployArgs),
@@ -121,6 +129,22 @@ administrator you name. Values are never printed. Running it again changes nothi
 Exit codes: 0 everything is in place, 2 usage or configuration, 3 something is still
 missing or wrong (each with its fix), or no AWS credentials.";
 
+const DESTROY_HELP: &str = "\
+Examples:
+  learntrac destroy dev                        list what goes; type `dev` to go on
+  learntrac destroy dev --yes -o json          in CI (after reading the list)
+  learntrac destroy dev --yes --images --secrets
+                                               also the ECR repositories and the SSM secrets
+  learntrac destroy prod --allow-production    production needs both this and a confirmation
+
+Kept unless asked: the ECR repositories with their images (Terraform forgets them; the next
+deploy adopts them again) and the SSM secrets. Always kept: the state bucket, and for
+production the database's final snapshot. Production's database and load balancer have
+deletion protection: lift it first (the command shows how), or Terraform stops there.
+
+Exit codes: 0 destroyed, 2 not confirmed or production without --allow-production
+(nothing changed), 3 preflight (AWS identity, terraform), 5 terraform failed.";
+
 const DEPLOY_HELP: &str = "\
 Examples:
   learntrac deploy dev                         everything, asking before a plan that destroys
@@ -151,6 +175,61 @@ pub struct BootstrapArgs {
     /// Read that administrator's password from stdin instead of a prompt
     #[arg(long, requires = "trac_admin")]
     pub password_stdin: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Environment name (environments/NAME.yaml)
+    pub env: String,
+    /// Only this service (default: both)
+    #[arg(value_enum)]
+    pub service: Option<crate::config::ServiceName>,
+    /// Keep printing new lines as they arrive (Ctrl-C stops)
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// How far back to start: 30s, 10m, 2h, 1d
+    #[arg(long, default_value = "10m", value_parser = parse_since)]
+    pub since: u64,
+    /// Only the task whose id starts with this
+    #[arg(long, value_name = "ID")]
+    pub task: Option<String>,
+}
+
+/// `30s`, `10m`, `2h`, `1d` → seconds.
+fn parse_since(s: &str) -> Result<u64, String> {
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("`{s}`: a number and s, m, h or d"))?;
+    let mult = match unit {
+        "s" | "" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("`{s}`: the unit is s, m, h or d")),
+    };
+    Ok(n * mult)
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    /// Environment name (environments/NAME.yaml)
+    pub env: String,
+    /// Do not ask: the environment's name need not be typed
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Allow destroying a production environment
+    #[arg(long)]
+    pub allow_production: bool,
+    /// Delete the ECR repositories and their images too
+    #[arg(long)]
+    pub images: bool,
+    /// Delete the environment's SSM parameters too
+    #[arg(long)]
+    pub secrets: bool,
+    /// Folder whose files replace the built-in templates
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod deploy;
+pub mod destroy;
 pub mod docker;
 pub mod error;
 pub mod git;
@@ -63,6 +64,8 @@ pub fn run(cli: Cli) -> i32 {
         Command::Secrets(cmd) => commands::secrets::run(&cmd, &ctx),
         Command::Status(args) => commands::status::run(&args, &ctx),
         Command::Bootstrap(args) => commands::bootstrap::run(&args, &ctx),
+        Command::Destroy(args) => commands::destroy::run(&args, &ctx),
+        Command::Logs(args) => commands::logs::run(&args, &ctx),
     };
     match result {
         Ok(code) => code,

@@ -202,10 +202,11 @@ impl Terraform {
                     args.first().map_or("", String::as_str),
                     self.dir.display(),
                     tail(
-                        &if stderr_text.trim().is_empty() {
-                            json_errors(&stdout_text)
-                        } else {
-                            stderr_text
+                        &match (stderr_text.trim().is_empty(), json_errors(&stdout_text)) {
+                            (false, _) => stderr_text,
+                            (true, errors) if !errors.trim().is_empty() => errors,
+                            // Not a -json command and nothing on stderr: its own words.
+                            (true, _) => stdout_text.clone(),
                         },
                         ERROR_TAIL
                     )
@@ -253,6 +254,64 @@ impl Terraform {
         let mut summary = summarize(&stream);
         summary.changes = code == 2;
         Ok(summary)
+    }
+
+    /// `plan -destroy -out=FILE`: the addresses it would delete, every one of them.
+    pub async fn plan_destroy(&self, plan_file: &str, line: &Line) -> Result<Vec<String>> {
+        let args = strings(&[
+            "plan",
+            "-destroy",
+            "-input=false",
+            "-no-color",
+            "-json",
+            &format!("-out={plan_file}"),
+        ]);
+        let (_, stream) = self
+            .run("plan", &args, line, |l| l.contains("Refreshing state"))
+            .await?;
+        Ok(stream
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["type"] == "planned_change" && v["change"]["action"] == "delete")
+            .filter_map(|v| v["change"]["resource"]["addr"].as_str().map(String::from))
+            .collect())
+    }
+
+    /// Every address in the state.
+    pub async fn state_list(&self, line: &Line) -> Result<Vec<String>> {
+        match self
+            .run("state list", &strings(&["state", "list"]), line, |_| false)
+            .await
+        {
+            Ok((_, out)) => Ok(out.lines().map(str::to_string).collect()),
+            // Before the first apply there is no state to list.
+            Err(Error::Terraform { message, .. }) if message.contains("No state file") => {
+                Ok(Vec::new())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Adopts an existing object into the state under `address`.
+    pub async fn import(&self, address: &str, id: &str, line: &Line) -> Result<()> {
+        let args = strings(&["import", "-input=false", "-no-color", address, id]);
+        self.run("import", &args, line, |l| {
+            l.starts_with("Import successful")
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Forgets `addresses` without touching what they are (kept outside Terraform).
+    pub async fn state_rm(&self, addresses: &[String], line: &Line) -> Result<()> {
+        if addresses.is_empty() {
+            return Ok(());
+        }
+        let mut args = strings(&["state", "rm"]);
+        args.extend(addresses.iter().cloned());
+        self.run("state rm", &args, line, |_| false)
+            .await
+            .map(|_| ())
     }
 
     pub async fn apply(&self, plan_file: &str, line: &Line) -> Result<()> {

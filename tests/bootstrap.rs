@@ -98,6 +98,18 @@ impl Account {
         aws_sdk_ssm::Client::from_conf(conf)
     }
 
+    /// The rendered versions.tf, which holds the backend.
+    fn rendered_backend(&self) -> String {
+        let render = self.cli(&["render", "local"]).run();
+        assert_eq!(render.code, 0, "{}", render.stderr);
+        std::fs::read_to_string(
+            self.project
+                .path()
+                .join(".learntrac/local/terraform/versions.tf"),
+        )
+        .expect("versions.tf")
+    }
+
     async fn parameter(&self, rel: &str) -> Option<String> {
         self.ssm()
             .get_parameter()
@@ -270,14 +282,7 @@ async fn bootstrap_makes_a_fresh_account_ready_and_changes_nothing_the_second_ti
     );
 
     // Terraform uses the bucket, locking with S3's lock file.
-    let render = a.cli(&["render", "local"]).run();
-    assert_eq!(render.code, 0, "{}", render.stderr);
-    let versions = std::fs::read_to_string(
-        a.project
-            .path()
-            .join(".learntrac/local/terraform/versions.tf"),
-    )
-    .expect("versions.tf");
+    let versions = a.rendered_backend();
     assert!(versions.contains("use_lockfile") && !versions.contains("dynamodb_table"));
 }
 
@@ -296,14 +301,7 @@ fn an_old_lock_table_is_read_with_a_deprecation_note_and_trac_admin_is_asked_for
         "the htdigest needs a person: {}",
         run.stdout
     );
-    let render = a.cli(&["render", "local"]).run();
-    assert_eq!(render.code, 0, "{}", render.stderr);
-    let versions = std::fs::read_to_string(
-        a.project
-            .path()
-            .join(".learntrac/local/terraform/versions.tf"),
-    )
-    .expect("versions.tf");
+    let versions = a.rendered_backend();
     assert!(
         versions.contains("dynamodb_table") && versions.contains(&format!("\"{}-locks\"", a.name)),
         "{versions}"

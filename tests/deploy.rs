@@ -293,8 +293,9 @@ async fn deploy_applies_the_stack_rolls_out_verifies_and_status_reads_it_back() 
     assert_eq!(run.code, 3, "{}", run.stderr);
     for name in ["db/password", "token-secret"] {
         assert!(
-            run.stderr
-                .contains(&format!("fix: learntrac secrets set local {name}")),
+            run.stderr.contains(&format!(
+                "fix: learntrac bootstrap local --yes (generates what a machine may choose), or learntrac secrets set local {name}"
+            )),
             "{}",
             run.stderr
         );
@@ -676,7 +677,181 @@ async fn deploy_applies_the_stack_rolls_out_verifies_and_status_reads_it_back() 
         .run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains("1 to destroy"), "{}", run.stdout);
+
+    // 7. Logs: what the tasks wrote (put there through CloudWatch Logs, as the awslogs
+    //    driver would), merged across services and tasks by time, each with its task id.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let written = [
+        ("trac", "0a1b2c3d4e5f", "starting tracd on :8000", 1),
+        ("learntrac", "9f8e7d6c5b4a", "listening on 0.0.0.0:8001", 2),
+        ("trac", "0a1b2c3d4e5f", "GET /wiki/WikiStart 200", 3),
+    ];
+    for (svc, task, message, offset) in written {
+        let group = format!("/ecs/{}-{svc}", p.prefix);
+        let stream = format!("ecs/app/{task}");
+        moto_json(
+            &p.moto,
+            "logs",
+            "Logs_20140328.CreateLogStream",
+            serde_json::json!({"logGroupName": group, "logStreamName": stream}).to_string(),
+        )
+        .await;
+        let put = moto_json(
+            &p.moto,
+            "logs",
+            "Logs_20140328.PutLogEvents",
+            serde_json::json!({
+                "logGroupName": group,
+                "logStreamName": stream,
+                "logEvents": [{"timestamp": now_ms - 60_000 + offset * 1000, "message": message}]
+            })
+            .to_string(),
+        )
+        .await;
+        assert!(!put.contains("Exception"), "{put}");
+    }
+    let run = p.cli(&["logs", "local", "-o", "json"]).run();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines = json(&run);
+    let got: Vec<(String, String, String)> = lines
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|l| {
+            (
+                l["service"].as_str().unwrap_or("").to_string(),
+                l["task"].as_str().unwrap_or("").to_string(),
+                l["message"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String, String)> = written
+        .iter()
+        .map(|(s, t, m, _)| (s.to_string(), t.to_string(), m.to_string()))
+        .collect();
+    assert_eq!(got, want, "both services, newest last");
+    let run = p.cli(&["logs", "local", "trac", "--task", "0a1b"]).run();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains("trac      0a1b2c3d GET /wiki/WikiStart 200")
+            && !run.stdout.contains("listening"),
+        "{}",
+        run.stdout
+    );
+    let run = p.cli(&["logs", "local", "--since", "10s"]).run();
+    assert!(
+        !run.stdout.contains("starting tracd"),
+        "--since leaves older lines out: {}",
+        run.stdout
+    );
+
+    // 8. destroy: never unconfirmed; then everything but the ECR repositories (and the
+    //    secrets, never Terraform's) goes, and a later deploy adopts the repositories.
+    let state_before = std::fs::read(&state).expect("state");
+    let run = p.cli(&["destroy", "local", "--templates", "tmpl"]).run();
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("not confirmed") && run.stderr.contains("aws_ecs_service"),
+        "the list, then the refusal: {}",
+        run.stderr
+    );
+    assert_eq!(
+        std::fs::read(&state).expect("state"),
+        state_before,
+        "nothing changed"
+    );
+    let run = p
+        .cli(&[
+            "destroy",
+            "local",
+            "--templates",
+            "tmpl",
+            "--yes",
+            "-o",
+            "json",
+        ])
+        .run();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let summary = json(&run);
+    let destroyed = summary["destroyed"].to_string();
+    for kind in [
+        "aws_ecs_service",
+        "aws_lb.main",
+        "aws_db_instance",
+        "aws_elasticache_replication_group",
+    ] {
+        assert!(destroyed.contains(kind), "{kind} destroyed: {destroyed}");
+    }
+    assert!(!destroyed.contains("aws_ecr_repository"), "{destroyed}");
+    let remaining = summary["remaining"].to_string();
+    assert!(
+        remaining.contains("ECR repositories") && remaining.contains("SSM parameters"),
+        "{remaining}"
+    );
+    let services = moto_json(
+        &p.moto,
+        "ecs",
+        "AmazonEC2ContainerServiceV20141113.DescribeServices",
+        format!(
+            "{{\"cluster\": \"{0}-cluster\", \"services\": [\"{0}-trac\", \"{0}-learntrac\"]}}",
+            p.prefix
+        ),
+    )
+    .await;
+    assert!(
+        !services.contains("\"ACTIVE\""),
+        "no ECS service left: {services}"
+    );
+    for (service, query, name) in [
+        (
+            "elasticloadbalancing",
+            "Action=DescribeLoadBalancers&Version=2015-12-01",
+            format!("{}-alb", p.prefix),
+        ),
+        (
+            "rds",
+            "Action=DescribeDBInstances&Version=2014-10-31",
+            format!("{}-db", p.prefix),
+        ),
+        (
+            "elasticache",
+            "Action=DescribeReplicationGroups&Version=2015-02-02",
+            p.prefix.clone(),
+        ),
+    ] {
+        let listing = moto_json(&p.moto, service, "", query.to_string()).await;
+        assert!(
+            !listing.contains(&name),
+            "{name} left in {service}: {listing}"
+        );
+    }
+    let repos = moto_json(
+        &p.moto,
+        "ecr",
+        "AmazonEC2ContainerRegistry_V20150921.DescribeRepositories",
+        "{}".into(),
+    )
+    .await;
+    assert!(
+        repos.contains(&format!("{}-trac", p.prefix)),
+        "kept: {repos}"
+    );
     stop.store(true, Ordering::SeqCst);
+}
+
+#[test]
+fn destroying_production_needs_allow_production() {
+    let p = common::Project::new();
+    let run = Cli::new()
+        .root(p.path())
+        .args(["destroy", "prod", "--yes"])
+        .run();
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("--allow-production"), "{}", run.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread")]

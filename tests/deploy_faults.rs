@@ -22,6 +22,8 @@ struct Scripted {
     polls: Mutex<VecDeque<Result<ServiceState, Error>>>,
     last: Mutex<Option<ServiceState>>,
     stopped: Vec<StoppedTask>,
+    /// What each stopped task wrote last (CloudWatch Logs), by task id.
+    logs: Vec<(String, Vec<String>)>,
     health: Mutex<VecDeque<Vec<Target>>>,
     calls: Mutex<usize>,
 }
@@ -88,6 +90,16 @@ impl Cloud for Scripted {
             h.front().cloned().unwrap_or_default()
         };
         Box::pin(async move { Ok(answer) })
+    }
+
+    fn log_tail<'a>(&'a self, _service: &'a str, task_id: &'a str) -> BoxFuture<'a, Vec<String>> {
+        let lines = self
+            .logs
+            .iter()
+            .find(|(t, _)| t == task_id)
+            .map(|(_, l)| l.clone())
+            .unwrap_or_default();
+        Box::pin(async move { lines })
     }
 }
 
@@ -267,12 +279,25 @@ async fn a_failed_rollout_exits_6_with_its_reason_and_the_stopped_tasks() {
             containers: vec![],
         },
     ];
+    cloud.logs = vec![(
+        "0f1e2d".into(),
+        vec![
+            "starting LearnTrac".into(),
+            "error: configuration: DATABASE_SSLMODE `require-full` is not a libpq sslmode".into(),
+        ],
+    )];
     let (r, events) = wait(&cloud, &expected(None, TD_NEW), 5_000).await;
     let e = failure(r);
     assert_eq!(e.exit_code(), exit::ROLLOUT);
     let text = e.to_string();
     // What the CLI prints after `error: ` (shown with `cargo test -- --nocapture`).
     println!("{text}");
+    assert!(
+        text.trim_end().ends_with(
+            "| starting LearnTrac\n        | error: configuration: DATABASE_SSLMODE `require-full` is not a libpq sslmode"
+        ),
+        "the error ends with what the stopped task wrote last: {text}"
+    );
     assert!(
         text.contains("the rollout of learntrac-dev-learntrac:4 FAILED"),
         "{text}"

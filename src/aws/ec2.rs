@@ -1,14 +1,7 @@
 //! The few EC2 reads `deploy`'s preflight needs (VPCs, subnets, route tables, VPC
-//! endpoints), over EC2's Query API signed with SigV4 from the SDK configuration's
-//! credentials. The `aws-sdk-ec2` crate would double the CLI's build time for four calls.
-
-use std::time::SystemTime;
+//! endpoints), over EC2's Query API (signed.rs). The `aws-sdk-ec2` crate would double the CLI's build time for four calls.
 
 use aws_config::SdkConfig;
-use aws_credential_types::provider::ProvideCredentials;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4;
-use aws_smithy_runtime_api::client::identity::Identity;
 
 use crate::error::{Error, Result};
 
@@ -87,36 +80,13 @@ fn unescape(s: &str) -> String {
 }
 
 pub struct Ec2 {
-    http: reqwest::Client,
-    endpoint: String,
-    region: String,
-    identity: Identity,
+    signed: super::signed::Signed,
 }
 
 impl Ec2 {
     pub async fn new(config: &SdkConfig) -> Result<Self> {
-        let region = config
-            .region()
-            .map(ToString::to_string)
-            .unwrap_or_else(|| "us-east-1".into());
-        let endpoint = std::env::var("AWS_ENDPOINT_URL_EC2")
-            .ok()
-            .or_else(|| config.endpoint_url().map(str::to_string))
-            .unwrap_or_else(|| format!("https://ec2.{region}.amazonaws.com"));
-        let provider = config.credentials_provider().ok_or_else(|| Error::Preflight {
-            what: "no AWS credentials to read the network with".into(),
-            hint: "set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run on a role"
-                .into(),
-        })?;
-        let credentials = provider
-            .provide_credentials()
-            .await
-            .map_err(|e| super::error("load AWS credentials", "EC2", e))?;
         Ok(Ec2 {
-            http: reqwest::Client::new(),
-            endpoint: endpoint.trim_end_matches('/').to_string(),
-            region,
-            identity: credentials.into(),
+            signed: super::signed::Signed::new(config, "ec2", "AWS_ENDPOINT_URL_EC2").await?,
         })
     }
 
@@ -128,44 +98,22 @@ impl Ec2 {
         for (k, v) in params {
             form.append_pair(k, v);
         }
-        let body = form.finish();
-        let url = format!("{}/", self.endpoint);
         let fail = |cause: String| Error::Aws {
             what: format!("read the network ({action})"),
-            which: self.endpoint.clone(),
+            which: self.signed.endpoint.clone(),
             cause,
         };
-        let content_type = "application/x-www-form-urlencoded; charset=utf-8";
-        let params = v4::SigningParams::builder()
-            .identity(&self.identity)
-            .region(&self.region)
-            .name("ec2")
-            .time(SystemTime::now())
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|e| fail(e.to_string()))?
-            .into();
-        let signable = SignableRequest::new(
-            "POST",
-            &url,
-            [("content-type", content_type)].into_iter(),
-            SignableBody::Bytes(body.as_bytes()),
-        )
-        .map_err(|e| fail(e.to_string()))?;
-        let (instructions, _) = sign(signable, &params)
-            .map_err(|e| fail(e.to_string()))?
-            .into_parts();
-        let mut req = self
-            .http
-            .post(&url)
-            .header("content-type", content_type)
-            .body(body);
-        for (k, v) in instructions.headers() {
-            req = req.header(k, v);
-        }
-        let resp = req.send().await.map_err(|e| fail(e.to_string()))?;
-        let status = resp.status();
-        let text = resp.text().await.map_err(|e| fail(e.to_string()))?;
+        let (status, text) = self
+            .signed
+            .post(
+                &[(
+                    "content-type",
+                    "application/x-www-form-urlencoded; charset=utf-8",
+                )],
+                form.finish(),
+            )
+            .await
+            .map_err(fail)?;
         let doc = parse(&text).map_err(|e| fail(format!("unreadable answer ({e})")))?;
         if !status.is_success() {
             let code = doc.text_at("Errors/Error/Code");

@@ -6,7 +6,9 @@ pub mod ec2;
 pub mod ecr;
 pub mod ecs;
 pub mod elbv2;
+pub mod logs;
 pub mod s3;
+pub mod signed;
 pub mod ssm;
 pub mod sts;
 

@@ -1,8 +1,10 @@
 pub mod bootstrap;
 pub mod config;
 pub mod deploy;
+pub mod destroy;
 pub mod images;
 pub mod local;
+pub mod logs;
 pub mod render;
 pub mod secrets;
 pub mod status;

@@ -107,20 +107,24 @@ pub async fn deploy(
     let tf_line = reporter.line("terraform");
     // A first deploy to ECR creates the repositories before anything can be pushed;
     // otherwise `terraform init` runs while the images build and push.
-    let bootstrap = !args.dry_run && env.registry.is_none() && {
+    let missing_repositories = if args.dry_run || env.registry.is_some() {
+        Vec::new()
+    } else {
         let ecr = aws_sdk_ecr::Client::new(&config);
         let names: Vec<String> = ServiceName::ALL
             .iter()
             .map(|s| images::local_name(env, *s))
             .collect();
-        !crate::aws::ecr::missing_repositories(&ecr, &names)
-            .await?
-            .is_empty()
+        crate::aws::ecr::missing_repositories(&ecr, &names).await?
     };
+    let bootstrap = !missing_repositories.is_empty();
     let init = async {
         let phase = reporter.phase("terraform init");
         tf.init(&tf_line).await?;
         let current = tf.outputs(&tf_line).await?;
+        if !args.dry_run && env.registry.is_none() {
+            adopt_repositories(&tf, &tf_line, env, &missing_repositories).await?;
+        }
         if bootstrap {
             create_repositories(&tf, &tf_line, reporter).await?;
         }
@@ -216,7 +220,7 @@ pub async fn deploy(
         .clone()
         .unwrap_or_else(|| format!("{prefix}-cluster"));
 
-    let cloud = Aws::new(&config);
+    let cloud = Aws::new(&config).await;
     let phase = reporter.phase("redeploy");
     let mut expected = Vec::new();
     for svc in &scope {
@@ -411,6 +415,31 @@ fn image_vars(
 }
 
 /// A plan that destroys needs a yes: asked on a terminal, `--yes` anywhere else.
+/// Repositories that exist but are not in the state (kept by `learntrac destroy`): adopted
+/// again, with their lifecycle policies, instead of a create that would fail on them.
+async fn adopt_repositories(
+    tf: &Terraform,
+    line: &crate::ui::progress::Line,
+    env: &Environment,
+    missing: &[String],
+) -> Result<()> {
+    let state = tf.state_list(line).await?;
+    for svc in ServiceName::ALL {
+        let name = images::local_name(env, svc);
+        let address = format!("aws_ecr_repository.{svc}");
+        if missing.contains(&name) || state.contains(&address) {
+            continue;
+        }
+        line.message(&format!("adopting the existing ECR repository {name}"));
+        tf.import(&address, &name, line).await?;
+        let policy = format!("aws_ecr_lifecycle_policy.{svc}");
+        if !state.contains(&policy) {
+            tf.import(&policy, &name, line).await?;
+        }
+    }
+    Ok(())
+}
+
 fn confirm_destroy(plan: &PlanSummary, yes: bool) -> Result<()> {
     if yes {
         return Ok(());

@@ -144,6 +144,22 @@ async fn wait_one(
                         {
                             let text = format!("task {} stopped: {}", t.id, t.describe());
                             reporter.emit("wait", Some(name), "task_stopped", &text);
+                            // What the container said last is usually why it stopped.
+                            let tail = cloud.log_tail(&expected.ecs_name, &t.id).await;
+                            let text = if tail.is_empty() {
+                                text
+                            } else {
+                                format!(
+                                    "{text}; its last lines:\n{}",
+                                    tail.iter()
+                                        .map(|l| format!(
+                                            "        | {}",
+                                            crate::ui::text::printable(l.trim_end())
+                                        ))
+                                        .collect::<Vec<_>>()
+                                        .join("\n")
+                                )
+                            };
                             watch.stopped.push(text);
                         }
                     }

@@ -1,0 +1,227 @@
+//! `learntrac destroy ENV`: the environment's stack taken down through Terraform, as
+//! `deploy.sh ENV destroy` did, with what a person needs to know before and after. Plans
+//! with `-destroy` and lists what goes; needs the environment's name typed on a terminal or
+//! `--yes`; refuses production unless `--allow-production`. The ECR repositories (with their
+//! images) and the SSM secrets stay unless asked for: the repositories are forgotten by
+//! Terraform (the next deploy adopts them again), the secrets were never Terraform's.
+//! Afterwards it says what remains.
+
+use std::io::IsTerminal;
+
+use serde::Serialize;
+
+use crate::cli::DestroyArgs;
+use crate::config::Environment;
+use crate::deploy::report::Reporter;
+use crate::error::{Error, Result};
+use crate::terraform::Terraform;
+
+const PLAN_FILE: &str = "destroy.tfplan";
+
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub ok: bool,
+    pub environment: String,
+    /// Addresses Terraform deleted.
+    pub destroyed: Vec<String>,
+    /// What is still there, and why.
+    pub remaining: Vec<String>,
+    pub seconds: f64,
+}
+
+/// The ECR resources of the stack (repositories and their lifecycle policies).
+fn ecr_addresses(state: &[String]) -> Vec<String> {
+    state
+        .iter()
+        .filter(|a| {
+            a.starts_with("aws_ecr_repository.") || a.starts_with("aws_ecr_lifecycle_policy.")
+        })
+        .cloned()
+        .collect()
+}
+
+pub async fn destroy(
+    root: &std::path::Path,
+    env: &Environment,
+    args: &DestroyArgs,
+    reporter: &Reporter,
+) -> Result<Summary> {
+    if env.is_production() && !args.allow_production {
+        return Err(Error::Invalid {
+            what: format!("refusing to destroy {}: it is production", env.environment),
+            hint: "pass --allow-production if that is really meant".into(),
+        });
+    }
+    let phase = reporter.phase("preflight");
+    let config = crate::aws::sdk_config(env).await;
+    let (identity, binary) =
+        tokio::join!(crate::aws::sts::identity(&config), crate::terraform::find());
+    let identity = identity?;
+    let binary = binary?;
+    phase.finish(&format!("account {} as {}", identity.account, identity.arn));
+
+    let phase = reporter.phase("render");
+    let files = crate::render::render(env, args.templates.as_deref())?;
+    let out = crate::render::default_out_dir(root, &env.environment);
+    crate::render::write_tree(&out, &files)?;
+    phase.finish(&out.display().to_string());
+
+    let tf = Terraform::new(binary, &out.join("terraform"));
+    let line = reporter.line("terraform");
+    let phase = reporter.phase("terraform init");
+    tf.init(&line).await?;
+    let state = tf.state_list(&line).await?;
+    phase.finish(&format!("{} resource(s) in the state", state.len()));
+
+    let phase = reporter.phase("terraform plan -destroy");
+    let planned = tf.plan_destroy(PLAN_FILE, &line).await?;
+    let keep = if args.images {
+        Vec::new()
+    } else {
+        ecr_addresses(&state)
+    };
+    let going: Vec<String> = planned
+        .iter()
+        .filter(|a| !keep.contains(a))
+        .cloned()
+        .collect();
+    phase.finish(&format!("{} to destroy", going.len()));
+
+    let mut remaining = Vec::new();
+    if let Some(s3) = &env.terraform.s3 {
+        remaining.push(format!(
+            "state bucket s3://{} (its state object {} is emptied, not deleted)",
+            s3.bucket, s3.key
+        ));
+    }
+    if !keep.is_empty() {
+        remaining.push(format!(
+            "ECR repositories {}-* with their images (--images deletes them; the next deploy adopts them again)",
+            env.name_prefix()
+        ));
+    }
+    if !args.secrets {
+        remaining.push(format!(
+            "SSM parameters under {}/ (--secrets deletes them)",
+            env.ssm_prefix()
+        ));
+    }
+    if env.is_production() {
+        remaining.push(format!(
+            "the database's final snapshot {}-db-final (RDS keeps it until you delete it)",
+            env.name_prefix()
+        ));
+    }
+
+    if going.is_empty() && state.is_empty() {
+        return Ok(Summary {
+            ok: true,
+            environment: env.environment.clone(),
+            destroyed: Vec::new(),
+            remaining,
+            seconds: reporter.elapsed(),
+        });
+    }
+    confirm(env, &going, &keep, &remaining, args.yes)?;
+
+    if !keep.is_empty() {
+        // Forgotten by Terraform, kept in AWS: the plan made before no longer matches.
+        tf.state_rm(&keep, &line).await?;
+        tf.plan_destroy(PLAN_FILE, &line).await?;
+    }
+    let phase = reporter.phase("terraform apply -destroy");
+    if let Err(e) = tf.apply(PLAN_FILE, &line).await {
+        return Err(explain(env, e));
+    }
+    phase.finish(&format!("{} destroyed", going.len()));
+
+    if args.secrets {
+        let phase = reporter.phase("secrets");
+        let ssm = aws_sdk_ssm::Client::new(&config);
+        let mut deleted = 0;
+        for p in crate::aws::ssm::list(&ssm, &env.ssm_prefix()).await? {
+            deleted += usize::from(crate::aws::ssm::delete(&ssm, &p.name).await?);
+        }
+        phase.finish(&format!("{deleted} SSM parameter(s) deleted"));
+    }
+    Ok(Summary {
+        ok: true,
+        environment: env.environment.clone(),
+        destroyed: going,
+        remaining,
+        seconds: reporter.elapsed(),
+    })
+}
+
+/// The environment's name typed on a terminal, or --yes; nothing else goes ahead.
+fn confirm(
+    env: &Environment,
+    going: &[String],
+    keep: &[String],
+    remaining: &[String],
+    yes: bool,
+) -> Result<()> {
+    let mut list = format!(
+        "destroying {} removes {} resource(s):\n",
+        env.environment,
+        going.len()
+    );
+    for g in going {
+        list.push_str(&format!("    - {g}\n"));
+    }
+    for k in keep {
+        list.push_str(&format!("    kept: {k}\n"));
+    }
+    for r in remaining {
+        list.push_str(&format!("    remains: {r}\n"));
+    }
+    if env.is_production() {
+        list.push_str(&format!(
+            "    note: the database and load balancer have deletion protection: lift it first \
+             (aws rds modify-db-instance --db-instance-identifier {p}-db --no-deletion-protection \
+             --apply-immediately; aws elbv2 modify-load-balancer-attributes --load-balancer-arn \
+             ARN --attributes Key=deletion_protection.enabled,Value=false), or Terraform stops \
+             there; RDS takes the final snapshot {p}-db-final\n",
+            p = env.name_prefix()
+        ));
+    }
+    if yes {
+        eprint!("{list}");
+        return Ok(());
+    }
+    if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+        eprint!(
+            "{list}Type the environment's name ({}) to go on: ",
+            env.environment
+        );
+        let mut answer = String::new();
+        if std::io::stdin().read_line(&mut answer).is_ok() && answer.trim() == env.environment {
+            return Ok(());
+        }
+        return Err(Error::Invalid {
+            what: "not confirmed; nothing was changed".into(),
+            hint: format!("type `{}` exactly, or pass --yes", env.environment),
+        });
+    }
+    Err(Error::Invalid {
+        what: format!("{list}not confirmed (no terminal to ask on); nothing was changed"),
+        hint: "pass --yes (in CI) after reading the list above".into(),
+    })
+}
+
+/// Terraform's failure, with the fix for the failures a person can lift.
+fn explain(env: &Environment, e: Error) -> Error {
+    let text = e.to_string();
+    if text.contains("deletion protection") || text.contains("DeletionProtection") {
+        return Error::Terraform {
+            step: "apply -destroy".into(),
+            message: format!(
+                "{text}\n    hint: deletion protection is on for {p}'s database or load balancer; \
+                 lift it (see `learntrac destroy --help`) and run destroy again: what was \
+                 already destroyed stays destroyed",
+                p = env.name_prefix()
+            ),
+        };
+    }
+    e
+}
