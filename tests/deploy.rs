@@ -840,6 +840,22 @@ async fn deploy_applies_the_stack_rolls_out_verifies_and_status_reads_it_back() 
         repos.contains(&format!("{}-trac", p.prefix)),
         "kept: {repos}"
     );
+    let run = p
+        .cli(&[
+            "deploy",
+            "local",
+            "--templates",
+            "tmpl",
+            "--yes",
+            "--poll-ms",
+            "300",
+        ])
+        .run();
+    assert_eq!(
+        run.code, 0,
+        "a deploy after destroy adopts the kept repositories: {}",
+        run.stderr
+    );
     stop.store(true, Ordering::SeqCst);
 }
 

@@ -107,7 +107,9 @@ pub async fn deploy(
     let tf_line = reporter.line("terraform");
     // A first deploy to ECR creates the repositories before anything can be pushed;
     // otherwise `terraform init` runs while the images build and push.
-    let missing_repositories = if args.dry_run || env.registry.is_some() {
+    // Terraform owns the ECR repositories even when images go to another registry: which
+    // exist decides both the first deploy's targeted apply and adopting kept ones.
+    let missing_repositories = if args.dry_run {
         Vec::new()
     } else {
         let ecr = aws_sdk_ecr::Client::new(&config);
@@ -117,12 +119,12 @@ pub async fn deploy(
             .collect();
         crate::aws::ecr::missing_repositories(&ecr, &names).await?
     };
-    let bootstrap = !missing_repositories.is_empty();
+    let bootstrap = env.registry.is_none() && !missing_repositories.is_empty();
     let init = async {
         let phase = reporter.phase("terraform init");
         tf.init(&tf_line).await?;
         let current = tf.outputs(&tf_line).await?;
-        if !args.dry_run && env.registry.is_none() {
+        if !args.dry_run {
             adopt_repositories(&tf, &tf_line, env, &missing_repositories).await?;
         }
         if bootstrap {
