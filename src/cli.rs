@@ -100,6 +100,9 @@ pub enum Command {
     /// Deploy an environment: preflight, render, build and push, terraform, roll out, verify
     #[command(after_help = DEPLOY_HELP)]
     Deploy(DeployArgs),
+    /// Run an earlier release again: the revision before, a given one, or a commit's images
+    #[command(after_help = ROLLBACK_HELP)]
+    Rollback(RollbackArgs),
     /// The local LearnTrac stack, routed exactly like the load balancer
     #[command(subcommand)]
     Local(LocalCommand),
@@ -144,6 +147,23 @@ deletion protection: lift it first (the command shows how), or Terraform stops t
 
 Exit codes: 0 destroyed, 2 not confirmed or production without --allow-production
 (nothing changed), 3 preflight (AWS identity, terraform), 5 terraform failed.";
+
+const ROLLBACK_HELP: &str = "\
+Examples:
+  learntrac rollback dev                       each service to the revision before the one it runs
+  learntrac rollback dev --only learntrac      one service
+  learntrac rollback dev --to 1a2b3c4d5e6f     the newest revisions running that commit's images
+  learntrac rollback dev --only trac --to 7    revision 7 of trac's task definition
+  learntrac rollback prod --yes -o json        in CI: no question
+
+The services move through ECS (task definitions are kept by Terraform's skip_destroy),
+then it waits and verifies as deploy does. Nothing undoes a rollback but the next deploy of
+that service: Terraform ignores which task definition a service runs, and a deploy of
+another service (--only) keeps the image this one runs.
+
+Exit codes: 0 rolled back (or already there), 2 usage or not confirmed (nothing changed),
+3 preflight (AWS identity, no service, a deployment in progress, nothing earlier to go to),
+6 the rollout failed or does not serve, 7 timeout, 130 interrupted.";
 
 const DEPLOY_HELP: &str = "\
 Examples:
@@ -260,6 +280,34 @@ pub struct DeployArgs {
     /// Folder whose files replace the built-in templates
     #[arg(long, value_name = "DIR")]
     pub templates: Option<PathBuf>,
+    /// Milliseconds between ECS and target-health polls
+    #[arg(long, default_value_t = 3000, hide = true)]
+    pub poll_ms: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// Environment name (environments/NAME.yaml)
+    pub env: String,
+    /// Only this service (default: both)
+    #[arg(long, value_enum)]
+    pub only: Option<crate::config::ServiceName>,
+    /// A task-definition revision number (with --only), or a git commit or image tag whose
+    /// images to run again [default: the revision before the one running]
+    #[arg(long, value_name = "REVISION|COMMIT")]
+    pub to: Option<String>,
+    /// Show what would move; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Stop after starting the rollouts (no wait, no verify)
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Seconds to wait for the rollouts [default: deploy.rollout_timeout or 900]
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
     /// Milliseconds between ECS and target-health polls
     #[arg(long, default_value_t = 3000, hide = true)]
     pub poll_ms: u64,

@@ -53,6 +53,22 @@ pub fn commit_time(root: &Path) -> Option<String> {
     git_line(root, &["log", "-1", "--format=%cI"])
 }
 
+/// The full commit a reference names (a commit id, its prefix, a branch, a tag), if git
+/// knows one. `--end-of-options` keeps a reference from being read as an option.
+pub fn commit_of(root: &Path, reference: &str) -> Option<String> {
+    let spec = format!("{reference}^{{commit}}");
+    git_line(
+        root,
+        &[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            "--end-of-options",
+            &spec,
+        ],
+    )
+}
+
 pub fn revision(root: &Path) -> Revision {
     let Some(head) = git(root, &["rev-parse", "HEAD"]) else {
         return Revision {

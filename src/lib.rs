@@ -11,7 +11,9 @@ pub mod docker;
 pub mod error;
 pub mod git;
 pub mod local;
+pub mod registry;
 pub mod render;
+pub mod rollback;
 pub mod terraform;
 pub mod ui;
 
@@ -60,6 +62,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Build(args) => commands::images::build(&args, &ctx),
         Command::Push(args) => commands::images::push(&args, &ctx),
         Command::Deploy(args) => commands::deploy::run(&args, &ctx),
+        Command::Rollback(args) => commands::rollback::run(&args, &ctx),
         Command::Local(cmd) => commands::local::run(&cmd, &ctx),
         Command::Secrets(cmd) => commands::secrets::run(&cmd, &ctx),
         Command::Status(args) => commands::status::run(&args, &ctx),

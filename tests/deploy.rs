@@ -637,6 +637,170 @@ async fn deploy_applies_the_stack_rolls_out_verifies_and_status_reads_it_back() 
         status["services"][1]["latest_pushed"].as_str()
     );
 
+    // 5b. rollback: never unconfirmed; the revision before, through the same wait and
+    //     verify; a deploy of the other service leaves it where it was put; --to a commit.
+    let running = |svc: usize| {
+        let status = json(&p.cli(&["status", "local", "-o", "json"]).run());
+        let s = &status["services"][svc];
+        let primary = s["state"]["deployments"]
+            .as_array()
+            .and_then(|d| d.iter().find(|d| d["status"] == "PRIMARY").cloned())
+            .unwrap_or(Value::Null);
+        (
+            primary["task_definition"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+            s["image"].as_str().unwrap_or("").to_string(),
+            s["runs_latest"].clone(),
+        )
+    };
+    let learntrac_td = |n: u32| format!("{}-learntrac:{n}", p.prefix);
+    let run = p.cli(&["rollback", "local"]).run();
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "learntrac  {} → {}",
+            learntrac_td(2),
+            learntrac_td(1)
+        )) && run.stderr.contains("not confirmed"),
+        "the list, then the refusal: {}",
+        run.stderr
+    );
+    assert_eq!(running(1).0, learntrac_td(2), "nothing changed");
+    let dry = json(
+        &p.cli(&["rollback", "local", "--dry-run", "-o", "json"])
+            .run(),
+    );
+    assert_eq!(dry["dry_run"], true, "{dry}");
+    assert_eq!(
+        dry["services"][0]["to"],
+        Value::Null,
+        "trac has nothing earlier"
+    );
+    assert!(
+        dry["services"][0]["stays"]
+            .as_str()
+            .is_some_and(|w| w.contains("no revision")),
+        "{dry}"
+    );
+    assert_eq!(dry["services"][1]["to"], learntrac_td(1), "{dry}");
+    let run = p
+        .cli(&[
+            "rollback",
+            "local",
+            "--yes",
+            "--poll-ms",
+            "300",
+            "-o",
+            "json",
+        ])
+        .run();
+    assert_eq!(run.code, 0, "{}\n{}", run.stderr, run.stdout);
+    let back = json(&run);
+    assert_eq!(back["services"][1]["rollout"]["rollout_state"], "COMPLETED");
+    assert_eq!(
+        back["services"][1]["rollout"]["task_definition"],
+        learntrac_td(1)
+    );
+    assert!(
+        back["verify"]["probes"]
+            .as_array()
+            .is_some_and(|p| !p.is_empty() && p.iter().all(|p| p["ok"] == true)),
+        "verified as deploy verifies: {back}"
+    );
+    let (td, image, latest) = running(1);
+    assert_eq!(td, learntrac_td(1));
+    assert_eq!(
+        Some(image.as_str()),
+        digests.get("learntrac").map(String::as_str),
+        "the first deploy's image runs again"
+    );
+    assert_eq!(latest, false, "status says it is not the latest push");
+    let run = p.cli(&["rollback", "local", "--yes"]).run();
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("nothing to roll back to"),
+        "{}",
+        run.stderr
+    );
+
+    // The next deploy of trac alone knows what learntrac runs, and Terraform leaves it.
+    let run = p
+        .cli(&[
+            "deploy",
+            "local",
+            "--templates",
+            "tmpl",
+            "--only",
+            "trac",
+            "--poll-ms",
+            "300",
+            "-o",
+            "json",
+        ])
+        .run();
+    assert_eq!(run.code, 0, "{}\n{}", run.stderr, run.stdout);
+    let services = json(&run)["services"].clone();
+    assert_eq!(
+        services.as_array().map(Vec::len),
+        Some(1),
+        "only trac redeployed: {services}"
+    );
+    assert_eq!(running(1).0, learntrac_td(1), "the rollback stays");
+    let plan = p
+        .cli(&[
+            "deploy",
+            "local",
+            "--templates",
+            "tmpl",
+            "--only",
+            "trac",
+            "--dry-run",
+            "-o",
+            "json",
+        ])
+        .run();
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    let planned = json(&plan)["plan"].clone();
+    assert!(
+        planned["add"] == 0 && planned["change"] == 0 && planned["destroy"] == 0,
+        "nothing planned after a rollback and a deploy: {planned}"
+    );
+
+    // --to a commit: the newest revision that runs its images.
+    let head = String::from_utf8(
+        std::process::Command::new("git")
+            .args([
+                "-C",
+                &p.path().to_string_lossy(),
+                "rev-parse",
+                "--short=9",
+                "HEAD",
+            ])
+            .output()
+            .expect("git")
+            .stdout,
+    )
+    .expect("utf-8");
+    let run = p
+        .cli(&[
+            "rollback",
+            "local",
+            "--only",
+            "learntrac",
+            "--to",
+            head.trim(),
+            "--yes",
+            "--poll-ms",
+            "300",
+        ])
+        .run();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(running(1).0, learntrac_td(2), "{}", run.stderr);
+    let run = p.cli(&["rollback", "local", "--to", "3", "--yes"]).run();
+    assert_eq!(run.code, 2, "a revision needs --only: {}", run.stderr);
+
     // 6. A plan that destroys something (a routing rule removed) is not applied unasked.
     let yaml = p.path().join("environments/local.yaml");
     let text = std::fs::read_to_string(&yaml).expect("read");

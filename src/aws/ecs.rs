@@ -200,15 +200,101 @@ pub async fn services(
 
 /// Image of the first container of a task definition.
 pub async fn image_of(client: &Client, task_definition: &str) -> Result<Option<String>> {
+    Ok(first_image(&definition(client, task_definition).await?))
+}
+
+pub fn first_image(td: &aws_sdk_ecs::types::TaskDefinition) -> Option<String> {
+    td.container_definitions()
+        .first()
+        .and_then(|c| c.image())
+        .map(String::from)
+}
+
+/// Points the service at another task definition; returns the new deployment's id.
+pub async fn update_task_definition(
+    client: &Client,
+    cluster: &str,
+    service: &str,
+    task_definition: &str,
+) -> Result<Option<String>> {
+    let out = client
+        .update_service()
+        .cluster(cluster)
+        .service(service)
+        .task_definition(task_definition)
+        .send()
+        .await
+        .map_err(|e| super::error("update the service's task definition", service, e))?;
+    Ok(out
+        .service()
+        .and_then(|s| {
+            s.deployments()
+                .iter()
+                .find(|d| d.status() == Some("PRIMARY"))
+        })
+        .and_then(|d| d.id())
+        .map(String::from))
+}
+
+/// The ACTIVE revisions of a family, newest first, as `family:revision`.
+pub async fn revisions(client: &Client, family: &str) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut pages = client
+        .list_task_definitions()
+        .family_prefix(family)
+        .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
+        .sort(aws_sdk_ecs::types::SortOrder::Desc)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| super::error("list the task definitions", family, e))?;
+        out.extend(
+            page.task_definition_arns()
+                .iter()
+                .map(|a| family_revision(a))
+                // The prefix filter also matches longer family names.
+                .filter(|fr| fr.rsplit_once(':').is_some_and(|(f, _)| f == family)),
+        );
+    }
+    Ok(out)
+}
+
+/// A task definition as ECS describes it.
+pub async fn definition(
+    client: &Client,
+    task_definition: &str,
+) -> Result<aws_sdk_ecs::types::TaskDefinition> {
     let out = client
         .describe_task_definition()
         .task_definition(task_definition)
         .send()
         .await
         .map_err(|e| super::error("describe the task definition", task_definition, e))?;
-    Ok(out
-        .task_definition()
-        .and_then(|t| t.container_definitions().first())
-        .and_then(|c| c.image())
-        .map(String::from))
+    out.task_definition.ok_or_else(|| crate::error::Error::Aws {
+        what: "describe the task definition".into(),
+        which: task_definition.into(),
+        cause: "the answer holds no task definition".into(),
+    })
+}
+
+/// Whether two task definitions would run the same tasks (revision and dates aside).
+pub fn same_tasks(
+    a: &aws_sdk_ecs::types::TaskDefinition,
+    b: &aws_sdk_ecs::types::TaskDefinition,
+) -> bool {
+    a.family() == b.family()
+        && a.container_definitions() == b.container_definitions()
+        && a.volumes() == b.volumes()
+        && a.cpu() == b.cpu()
+        && a.memory() == b.memory()
+        && a.task_role_arn() == b.task_role_arn()
+        && a.execution_role_arn() == b.execution_role_arn()
+        && a.network_mode() == b.network_mode()
+        && a.runtime_platform() == b.runtime_platform()
+        && a.ephemeral_storage() == b.ephemeral_storage()
+}
+
+/// `family:revision` → the revision number.
+pub fn revision_number(family_revision: &str) -> Option<i32> {
+    family_revision.rsplit_once(':')?.1.parse().ok()
 }

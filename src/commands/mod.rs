@@ -6,5 +6,6 @@ pub mod images;
 pub mod local;
 pub mod logs;
 pub mod render;
+pub mod rollback;
 pub mod secrets;
 pub mod status;

@@ -142,50 +142,14 @@ pub async fn collect(env: &Environment) -> Result<Status> {
     })
 }
 
-/// The digest tagged with the environment's name: every push moves that tag. From ECR, or
-/// from the `registry:` override's HTTP API (anonymous; None when it wants credentials).
+/// The digest tagged with the environment's name: every push moves that tag.
 async fn latest_pushed(
     env: &Environment,
     ecr: &aws_sdk_ecr::Client,
     http: &reqwest::Client,
     repository: String,
 ) -> Option<String> {
-    match &env.registry {
-        None => crate::aws::ecr::digest_of_tag(ecr, &repository, &env.environment)
-            .await
-            .ok()
-            .flatten(),
-        Some(host) => {
-            let scheme = if host.starts_with("127.") || host.starts_with("localhost") {
-                "http"
-            } else {
-                "https"
-            };
-            let url = format!(
-                "{scheme}://{host}/v2/{repository}/manifests/{}",
-                env.environment
-            );
-            let response = http
-                .head(url)
-                .header(
-                    "Accept",
-                    "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json",
-                )
-                .timeout(Duration::from_secs(5))
-                .send()
-                .await
-                .ok()?;
-            if !response.status().is_success() {
-                return None;
-            }
-            response
-                .headers()
-                .get("docker-content-digest")?
-                .to_str()
-                .ok()
-                .map(String::from)
-        }
-    }
+    crate::registry::digest_of_tag(env, ecr, http, &repository, &env.environment).await
 }
 
 fn human(s: &Status) -> String {

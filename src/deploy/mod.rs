@@ -7,10 +7,12 @@ pub mod report;
 pub mod rollout;
 pub mod verify;
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use aws_sdk_ecs::types::TaskDefinition;
 use serde::Serialize;
 
 use crate::aws::cloud::{Aws, Cloud};
@@ -120,9 +122,12 @@ pub async fn deploy(
         crate::aws::ecr::missing_repositories(&ecr, &names).await?
     };
     let bootstrap = env.registry.is_none() && !missing_repositories.is_empty();
+    let ecs = aws_sdk_ecs::Client::new(&config);
     let init = async {
         let phase = reporter.phase("terraform init");
-        tf.init(&tf_line).await?;
+        let (inited, running) = tokio::join!(tf.init(&tf_line), running(&ecs, &ready));
+        inited?;
+        let running = running?;
         let current = tf.outputs(&tf_line).await?;
         if !args.dry_run {
             adopt_repositories(&tf, &tf_line, env, &missing_repositories).await?;
@@ -131,7 +136,7 @@ pub async fn deploy(
             create_repositories(&tf, &tf_line, reporter).await?;
         }
         phase.finish("initialised");
-        Ok::<_, Error>(current)
+        Ok::<_, Error>((current, running))
     };
     let build = async {
         if args.dry_run {
@@ -151,7 +156,7 @@ pub async fn deploy(
         phase.finish(&format!("{} image(s) pushed", reports.len()));
         Ok::<_, Error>(reports)
     };
-    let (current, image_reports) = if bootstrap {
+    let ((current, running), image_reports) = if bootstrap {
         let current = init.await?;
         (current, build.await?)
     } else {
@@ -159,7 +164,7 @@ pub async fn deploy(
         (current?, built?)
     };
 
-    let vars = image_vars(&scope, &image_reports, &current, args.dry_run)?;
+    let vars = image_vars(&scope, &image_reports, &current, &running, args.dry_run)?;
     let phase = reporter.phase("terraform plan");
     let plan = tf.plan(&vars, PLAN_FILE, &[], &tf_line).await?;
     phase.finish(&if plan.changes {
@@ -225,21 +230,39 @@ pub async fn deploy(
     let cloud = Aws::new(&config).await;
     let phase = reporter.phase("redeploy");
     let mut expected = Vec::new();
-    for svc in &scope {
-        let out = outputs.services.get(svc).ok_or_else(|| Error::Terraform {
+    // Terraform registers task definitions; the services ignore theirs there and are pointed
+    // at them here, so a rollback stays until that service is deployed again.
+    let moved_alongside = ServiceName::ALL
+        .into_iter()
+        .filter(|s| !scope.contains(s) && plan.new_task_definitions.contains(s));
+    for svc in scope.iter().copied().chain(moved_alongside) {
+        let out = outputs.services.get(&svc).ok_or_else(|| Error::Terraform {
             step: "output".into(),
             message: format!("the stack's `services` output has no {svc}"),
         })?;
-        let task_definition = family_revision(&out.task_definition_arn);
-        let (redeploy, deployment_id) = if plan.new_task_definitions.contains(svc) {
-            ("new task definition".to_string(), None)
-        } else {
-            // Same task definition: only a forced deployment replaces the tasks (new secrets,
-            // a moved tag). Never both at once: two deployments confuse the rollout state.
-            let id = cloud
-                .force_new_deployment(&cluster, &out.service_name)
+        let planned = family_revision(&out.task_definition_arn);
+        let step = redeploy_step(&ecs, &running, svc, &planned).await?;
+        let (task_definition, redeploy, deployment_id) = match step {
+            Step::Started => (planned, "new task definition", None),
+            Step::Same(current) if scope.contains(&svc) => {
+                // Same tasks: only a forced deployment replaces them (new secrets, a moved
+                // tag). Never both at once: two deployments confuse the rollout state.
+                let id = cloud
+                    .force_new_deployment(&cluster, &out.service_name)
+                    .await?;
+                (current, "forced", id)
+            }
+            Step::Same(_) => continue,
+            Step::Point => {
+                let id = crate::aws::ecs::update_task_definition(
+                    &ecs,
+                    &cluster,
+                    &out.service_name,
+                    &out.task_definition_arn,
+                )
                 .await?;
-            ("forced".to_string(), id)
+                (planned, "new task definition", id)
+            }
         };
         reporter.info(
             "redeploy",
@@ -247,11 +270,11 @@ pub async fn deploy(
             &format!("{task_definition} ({redeploy})"),
         );
         summary.services.push(ServiceDeploy {
-            service: *svc,
+            service: svc,
             ecs_name: out.service_name.clone(),
             image: Some(out.image.clone()),
             task_definition: task_definition.clone(),
-            redeploy,
+            redeploy: redeploy.to_string(),
             rollout: None,
         });
         expected.push(Expected {
@@ -306,27 +329,6 @@ pub async fn deploy(
             step: "output".into(),
             message: "the stack has no `url` output to probe".into(),
         })?;
-    summary.verify = Some(
-        interruptible(verify_all(
-            &cloud, env, &scope, &outputs, &base, poll, reporter,
-        ))
-        .await?,
-    );
-    phase.finish("targets healthy, every routed path answers");
-    Ok(summary.finished(reporter))
-}
-
-async fn verify_all(
-    cloud: &dyn Cloud,
-    env: &Environment,
-    scope: &[ServiceName],
-    outputs: &Outputs,
-    base: &str,
-    poll: Duration,
-    reporter: &Reporter,
-) -> Result<Verified> {
-    let timeout = Duration::from_secs(env.deploy.verify_timeout);
-    let deadline = Instant::now() + timeout;
     let groups: Vec<(String, String)> = scope
         .iter()
         .filter_map(|s| {
@@ -336,7 +338,23 @@ async fn verify_all(
                 .map(|o| (s.to_string(), o.target_group_arn.clone()))
         })
         .collect();
-    let target_groups = verify::targets(cloud, &groups, timeout, poll, reporter).await?;
+    summary.verify =
+        Some(interruptible(verify_all(&cloud, env, &groups, &base, poll, reporter)).await?);
+    phase.finish("targets healthy, every routed path answers");
+    Ok(summary.finished(reporter))
+}
+
+pub(crate) async fn verify_all(
+    cloud: &dyn Cloud,
+    env: &Environment,
+    groups: &[(String, String)],
+    base: &str,
+    poll: Duration,
+    reporter: &Reporter,
+) -> Result<Verified> {
+    let timeout = Duration::from_secs(env.deploy.verify_timeout);
+    let deadline = Instant::now() + timeout;
+    let target_groups = verify::targets(cloud, groups, timeout, poll, reporter).await?;
     // Health paths and the front page (what every user meets first) must answer < 400.
     let health: Vec<String> = env
         .services
@@ -355,7 +373,9 @@ async fn verify_all(
 
 /// Ctrl-C while waiting stops the wait, not the rollout: ECS keeps the previous version
 /// serving until the new one is healthy.
-async fn interruptible<T>(work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+pub(crate) async fn interruptible<T>(
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
     tokio::select! {
         r = work => r,
         _ = tokio::signal::ctrl_c() => Err(Error::Interrupted(
@@ -384,12 +404,63 @@ async fn create_repositories(
     tf.apply(PLAN_FILE, line).await
 }
 
+/// What each existing service runs now, as ECS describes its task definition.
+async fn running(
+    ecs: &aws_sdk_ecs::Client,
+    ready: &preflight::Ready,
+) -> Result<BTreeMap<ServiceName, TaskDefinition>> {
+    let mut out = BTreeMap::new();
+    for svc in ServiceName::ALL {
+        let arn = ready
+            .services
+            .iter()
+            .find(|s| s.name.ends_with(&format!("-{svc}")))
+            .and_then(|s| s.task_definition_arn.clone());
+        if let Some(arn) = arn {
+            out.insert(svc, crate::aws::ecs::definition(ecs, &arn).await?);
+        }
+    }
+    Ok(out)
+}
+
+/// How a service reaches the task definition Terraform left.
+enum Step {
+    /// Terraform just created the service on it.
+    Started,
+    /// It runs the same tasks already (`family:revision` it runs).
+    Same(String),
+    /// It must be pointed at it.
+    Point,
+}
+
+async fn redeploy_step(
+    ecs: &aws_sdk_ecs::Client,
+    running: &BTreeMap<ServiceName, TaskDefinition>,
+    svc: ServiceName,
+    planned: &str,
+) -> Result<Step> {
+    let Some(now) = running.get(&svc) else {
+        return Ok(Step::Started);
+    };
+    let current = family_revision(now.task_definition_arn().unwrap_or_default());
+    if current == planned {
+        return Ok(Step::Same(current));
+    }
+    let next = crate::aws::ecs::definition(ecs, planned).await?;
+    Ok(if crate::aws::ecs::same_tasks(now, &next) {
+        Step::Same(current)
+    } else {
+        Step::Point
+    })
+}
+
 /// `-var SERVICE_image=REPOSITORY@DIGEST` for what was pushed; a service outside `--only`
-/// keeps the image it runs (from the stack's outputs), so the plan never moves it.
+/// keeps the image it runs (rolled back or not), so the plan never moves it.
 fn image_vars(
     scope: &[ServiceName],
     pushed: &[ImageReport],
     current: &Outputs,
+    running: &BTreeMap<ServiceName, TaskDefinition>,
     dry_run: bool,
 ) -> Result<Vec<(String, String)>> {
     let mut vars = Vec::new();
@@ -401,7 +472,9 @@ fn image_vars(
                 r.push.as_ref()?.digest
             ))
         });
-        let image = fresh.or_else(|| current.services.get(&svc).map(|o| o.image.clone()));
+        let image = fresh
+            .or_else(|| running.get(&svc).and_then(crate::aws::ecs::first_image))
+            .or_else(|| current.services.get(&svc).map(|o| o.image.clone()));
         match image {
             Some(i) => vars.push((format!("{svc}_image"), i)),
             None if scope.contains(&svc) || dry_run => {}
@@ -471,7 +544,7 @@ fn confirm_destroy(plan: &PlanSummary, yes: bool) -> Result<()> {
     })
 }
 
-fn now_secs() -> i64 {
+pub(crate) fn now_secs() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))

@@ -11,6 +11,9 @@ pub struct Ready {
     pub terraform: Binary,
     pub account: String,
     pub caller: String,
+    /// Every service of the environment that exists, as ECS describes it (empty before the
+    /// first deploy).
+    pub services: Vec<ServiceState>,
 }
 
 /// A prerequisite that is missing, and how to fix it.
@@ -62,6 +65,10 @@ pub async fn run(checks: Checks<'_>) -> Result<Ready> {
         }
     };
     let ssm_prefix = env.ssm_prefix();
+    let every_service: Vec<String> = crate::config::ServiceName::ALL
+        .iter()
+        .map(|s| format!("{}-{s}", env.name_prefix()))
+        .collect();
     let network = async {
         let ec2 = crate::aws::ec2::Ec2::new(checks.config).await?;
         super::network::check(&ec2, env).await
@@ -84,7 +91,7 @@ pub async fn run(checks: Checks<'_>) -> Result<Ready> {
         crate::aws::sts::identity(checks.config),
         crate::terraform::find(),
         crate::aws::ssm::list(&ssm, &ssm_prefix),
-        crate::aws::ecs::services(&ecs, &cluster, &checks.services),
+        crate::aws::ecs::services(&ecs, &cluster, &every_service),
         network,
         state_bucket,
     );
@@ -188,9 +195,12 @@ pub async fn run(checks: Checks<'_>) -> Result<Ready> {
             }),
             Err(e) => problems.push(e.into()),
         }
-        match services {
+        match &services {
             Ok(services) if !checks.force => {
-                for s in services.iter().filter(|s| in_progress(s)) {
+                for s in services
+                    .iter()
+                    .filter(|s| checks.services.contains(&s.name) && in_progress(s))
+                {
                     problems.push(Problem {
                         what: format!(
                             "a deployment of {} is still in progress ({} deployments, PRIMARY {})",
@@ -218,6 +228,11 @@ pub async fn run(checks: Checks<'_>) -> Result<Ready> {
             terraform,
             account: id.account,
             caller: id.arn,
+            services: services
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|s| s.status == "ACTIVE")
+                .collect(),
         }),
         _ => Err(Error::Preflight {
             what: format!(
