@@ -102,6 +102,8 @@ pub struct PlanSummary {
     pub destroy: usize,
     /// Addresses deleted or replaced.
     pub destroyed: Vec<String>,
+    /// Addresses changed in place.
+    pub changed: Vec<String>,
     /// Services whose task definition gets a new revision (their rollout starts on apply).
     pub new_task_definitions: Vec<ServiceName>,
 }
@@ -344,14 +346,31 @@ fn strings(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| (*s).to_string()).collect()
 }
 
+/// The last `n` lines; a provider's crash puts its cause at the top (`panic: …` and the
+/// frames under it), so those come first.
 fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    lines[lines.len().saturating_sub(n)..]
+    let from = lines.len().saturating_sub(n);
+    let mut shown: Vec<&str> = Vec::new();
+    if let Some(panic) = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with("panic:"))
+        && panic < from
+    {
+        let end = (panic + PANIC_LINES).min(from);
+        shown.extend(&lines[panic..end]);
+        shown.push("…");
+    }
+    shown.extend(&lines[from..]);
+    shown
         .iter()
         .map(|l| format!("    {l}"))
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// Lines kept from a provider's panic: the message and the frames that name the resource.
+const PANIC_LINES: usize = 8;
 
 /// `@message` of one `-json` output line.
 fn json_message(line: &str) -> Option<String> {
@@ -403,6 +422,9 @@ pub fn summarize(stream: &str) -> PlanSummary {
                 if matches!(action, "delete" | "replace") && !task_definition {
                     s.destroyed.push(address.clone());
                 }
+                if action == "update" {
+                    s.changed.push(address.clone());
+                }
                 if matches!(action, "create" | "replace") && task_definition {
                     for svc in ServiceName::ALL {
                         if address == format!("module.{svc}_service.aws_ecs_task_definition.main") {
@@ -450,6 +472,22 @@ mod tests {
     }
 
     #[test]
+    fn a_provider_crash_shows_its_panic_before_the_tail() {
+        let mut text = String::from(
+            "Stack trace from the terraform-provider-aws plugin:\n\npanic: runtime error: invalid memory address\ngoroutine 1 [running]:\n",
+        );
+        for i in 0..40 {
+            text.push_str(&format!("frame {i}\n"));
+        }
+        text.push_str("Error: The terraform-provider-aws_v5.100.0_x5 plugin crashed!\n");
+        let shown = tail(&text, 5);
+        assert!(shown.starts_with("    panic: runtime error"), "{shown}");
+        assert!(shown.contains("    …\n"), "{shown}");
+        assert!(shown.ends_with("plugin crashed!"), "{shown}");
+        assert!(!tail("a\nb\nc", 5).contains('…'));
+    }
+
+    #[test]
     fn a_plan_summary_finds_destroys_and_new_task_definitions() {
         let stream = r#"{"@level":"info","@message":"Terraform 1.11.4","type":"version"}
 {"type":"planned_change","change":{"resource":{"addr":"module.trac_service.aws_ecs_task_definition.main"},"action":"replace"}}
@@ -461,6 +499,10 @@ mod tests {
         assert_eq!((s.add, s.change, s.destroy), (3, 1, 1));
         // A new task definition revision is a deploy, not a destroy to confirm.
         assert_eq!(s.destroyed, vec!["aws_elasticache_replication_group.redis"]);
+        assert_eq!(
+            s.changed,
+            vec!["module.learntrac_service.aws_ecs_service.main"]
+        );
         assert_eq!(s.new_task_definitions, vec![ServiceName::Trac]);
     }
 }

@@ -74,31 +74,13 @@ impl Account {
     }
 
     fn s3(&self) -> aws_sdk_s3::Client {
-        let conf = aws_sdk_s3::config::Builder::new()
-            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-            .region(aws_sdk_s3::config::Region::new("us-east-2"))
-            .endpoint_url(&self.moto)
-            .force_path_style(true)
-            .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                "testing", "testing", None, None, "test",
-            ))
-            .build();
-        aws_sdk_s3::Client::from_conf(conf)
+        common::s3_client(&self.moto)
     }
 
     fn ssm(&self) -> aws_sdk_ssm::Client {
-        let conf = aws_sdk_ssm::config::Builder::new()
-            .behavior_version(aws_sdk_ssm::config::BehaviorVersion::latest())
-            .region(aws_sdk_ssm::config::Region::new("us-east-2"))
-            .endpoint_url(&self.moto)
-            .credentials_provider(aws_sdk_ssm::config::Credentials::new(
-                "testing", "testing", None, None, "test",
-            ))
-            .build();
-        aws_sdk_ssm::Client::from_conf(conf)
+        common::ssm_client(&self.moto)
     }
 
-    /// The rendered versions.tf, which holds the backend.
     fn rendered_backend(&self) -> String {
         let render = self.cli(&["render", "local"]).run();
         assert_eq!(render.code, 0, "{}", render.stderr);

@@ -137,10 +137,14 @@ impl FromRequestParts<AppState> for Caller {
             let user = verify(token, key).ok_or(ApiError::InvalidToken)?;
             return Ok(Caller { user });
         }
-        if let Some(value) = cookie(parts, "trac_auth").filter(|v| !v.is_empty())
-            && let Some(user) = permissions::user_for_cookie(&state.db, value).await?
-        {
-            return Ok(Caller { user });
+        if let Some(value) = cookie(parts, "trac_auth").filter(|v| !v.is_empty()) {
+            if let Some(user) = state.sessions.get(value) {
+                return Ok(Caller { user });
+            }
+            if let Some(user) = permissions::user_for_cookie(&state.db, value).await? {
+                state.sessions.put(value, &user);
+                return Ok(Caller { user });
+            }
         }
         Err(ApiError::Unauthenticated)
     }

@@ -28,6 +28,9 @@ pub struct Config {
     /// HMAC secret of bearer tokens; None turns bearer tokens off (Trac cookies still work).
     pub token_secret: Option<String>,
     pub cache_ttl: Duration,
+    /// How long a checked Trac cookie is trusted without asking Trac's table again (a
+    /// logout takes this long to reach the API); zero asks every time.
+    pub session_ttl: Duration,
     /// Namespace of cache keys, so environments (or test runs) can share a Redis.
     pub cache_prefix: String,
     pub request_timeout: Duration,
@@ -198,6 +201,7 @@ impl Config {
             log_format,
             token_secret,
             cache_ttl: Duration::from_secs(parse(vars, "CACHE_TTL_SECONDS", 300)?),
+            session_ttl: Duration::from_millis(parse(vars, "SESSION_CACHE_MS", 5000)?),
             cache_prefix: get("CACHE_KEY_PREFIX").unwrap_or_else(|| "learntrac".into()),
             request_timeout: Duration::from_secs(parse(vars, "REQUEST_TIMEOUT_SECONDS", 10)?),
             body_limit: parse(vars, "BODY_LIMIT_BYTES", 64 * 1024)?,

@@ -12,6 +12,7 @@ pub mod healthcheck;
 pub mod learning;
 pub mod numbers;
 pub mod routes;
+pub mod sessions;
 pub mod state;
 pub mod telemetry;
 pub mod trac;
@@ -75,12 +76,19 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
     Ok(AppState {
         db,
         cache: Arc::new(cache),
+        sessions: Arc::new(sessions::Sessions::new(
+            config.session_ttl,
+            SESSIONS_REMEMBERED,
+        )),
         token_key: config
             .token_secret
             .as_ref()
             .map(|s| Arc::new(DecodingKey::from_secret(s.as_bytes()))),
     })
 }
+
+/// Trac login cookies remembered at once (about 100 bytes each).
+const SESSIONS_REMEMBERED: usize = 50_000;
 
 /// Limits every request is held to.
 #[derive(Debug, Clone, Copy)]

@@ -10,6 +10,8 @@ use crate::db::Db;
 pub struct AppState {
     pub db: Db,
     pub cache: Arc<Cache>,
+    /// Trac login cookies checked in the last few seconds.
+    pub sessions: Arc<crate::sessions::Sessions>,
     /// Verifies bearer tokens; None when no token secret is configured.
     pub token_key: Option<Arc<DecodingKey>>,
 }

@@ -759,3 +759,41 @@ async fn auth_edges_and_every_error_is_json() {
     assert_eq!(status, 413);
     assert_eq!(body["error"]["code"], "payload_too_large");
 }
+
+/// A checked Trac cookie is remembered briefly (no `auth_cookie` query per request), and a
+/// logout in Trac — its row deleted — reaches the API once that time is over.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_logout_in_trac_reaches_the_api_within_the_session_cache_time() {
+    let env = TracEnv::postgres().await;
+    standard_seed(&env);
+    let app = App::spawn_with(
+        &env.database_url,
+        common::AppOptions {
+            session_cache_ms: 400,
+            ..common::AppOptions::default()
+        },
+    )
+    .await;
+    let concept = "/api/LearnTrac/concepts/2";
+    let (status, _) = call(app.get(concept, Who::Cookie("alice-cookie"))).await;
+    assert_eq!(status, 200);
+    let mut db = common::sqlx_pg(&env.database_url).await;
+    sqlx::query("DELETE FROM auth_cookie WHERE cookie = 'alice-cookie'")
+        .execute(&mut db)
+        .await
+        .expect("log alice out as Trac does");
+    let (status, _) = call(app.get(concept, Who::Cookie("alice-cookie"))).await;
+    assert_eq!(status, 200, "remembered for a moment");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let (status, body) = call(app.get(concept, Who::Cookie("alice-cookie"))).await;
+    assert_eq!(status, 401, "logged out: {body}");
+    // An unknown cookie is never remembered: once Trac has it, it works at once.
+    let (status, _) = call(app.get(concept, Who::Cookie("late-cookie"))).await;
+    assert_eq!(status, 401);
+    sqlx::query("INSERT INTO auth_cookie (cookie, name, ipnr, time) VALUES ('late-cookie', 'alice', '127.0.0.1', 0)")
+        .execute(&mut db)
+        .await
+        .expect("log in as Trac does");
+    let (status, _) = call(app.get(concept, Who::Cookie("late-cookie"))).await;
+    assert_eq!(status, 200);
+}

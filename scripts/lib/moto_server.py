@@ -5,6 +5,7 @@ say so. Run as: python moto_server.py -H 127.0.0.1 -p PORT
 """
 
 import inspect
+import json
 import sys
 
 from moto.core.responses import EmptyResult
@@ -16,6 +17,7 @@ from moto.elasticache import exceptions as elasticache_errors
 from moto.elasticache import models as elasticache
 from moto.elasticache import responses as elasticache_responses
 from moto.rds import models as rds
+from moto.s3 import models as s3
 from moto.server import main
 
 _create_replication_group = elasticache.ElastiCacheBackend.create_replication_group
@@ -106,12 +108,19 @@ _update_service = ecs.EC2ContainerServiceBackend.update_service
 
 def update_service(self, service_properties):
     """A new task definition starts a new PRIMARY deployment running it, as in AWS; moto
-    changes the service's task definition but leaves the deployment on the old one. (With
+    changes the service's task definition but leaves the deployment on the old one, and
+    keeps the task definition as the request named it instead of its ARN. (With
     MOTO_ECS_SERVICE_RUNNING the new deployment is complete at once, as moto's first is.)"""
     before = self._get_service(
         service_properties.get("cluster", "default"), service_properties["service"].split("/")[-1]
     )
     old = before.task_definition
+    # AWS keeps the full ARN whatever form the request named it in (family:revision, a
+    # bare family); moto keeps the request's text, which the Terraform provider cannot parse.
+    if service_properties.get("task_definition"):
+        service_properties["task_definition"] = self.describe_task_definition(
+            service_properties["task_definition"]
+        ).arn
     service = _update_service(self, service_properties)
     if service.deployments and service.task_definition != old:
         deployment = service.deployments[0]
@@ -143,7 +152,31 @@ def modify_db_instance(self, db_instance_identifier, db_kwargs):
     return _performance_insights(_modify_db_instance(self, db_instance_identifier, db_kwargs), db_kwargs)
 
 
+def bucket_permission(self, action, resource):
+    """A bucket policy's `Deny … when aws:SecureTransport is false` never matches a request
+    over TLS, which is how every AWS client reaches S3. moto ignores conditions, so it denies
+    everything; here such statements are left out, as for a TLS request (moto itself is
+    served over plain HTTP in the tests)."""
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+
+    if self.policy is None:
+        return PermissionResult.NEUTRAL
+    document = json.loads(self.policy.decode())
+    statements = document.get("Statement", [])
+    if isinstance(statements, dict):
+        statements = [statements]
+    document["Statement"] = [
+        st
+        for st in statements
+        if st.get("Condition") != {"Bool": {"aws:SecureTransport": "false"}}
+    ]
+    if not document["Statement"]:
+        return PermissionResult.NEUTRAL
+    return IAMPolicy(json.dumps(document)).is_action_permitted(action, resource)
+
+
 ecs.EC2ContainerServiceBackend.update_service = update_service
+s3.FakeBucket.get_permission = bucket_permission
 rds.RDSBackend.create_db_instance = create_db_instance
 rds.RDSBackend.modify_db_instance = modify_db_instance
 elasticache.ElastiCacheBackend.create_replication_group = create_replication_group

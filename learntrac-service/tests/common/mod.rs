@@ -184,6 +184,7 @@ pub struct AppOptions {
     pub acquire_timeout_ms: u64,
     pub request_timeout_s: u64,
     pub max_connections: Option<u32>,
+    pub session_cache_ms: u64,
 }
 
 impl Default for AppOptions {
@@ -193,6 +194,7 @@ impl Default for AppOptions {
             acquire_timeout_ms: 1000,
             request_timeout_s: 10,
             max_connections: None,
+            session_cache_ms: 5000,
         }
     }
 }
@@ -212,6 +214,7 @@ impl App {
             ),
             ("REQUEST_TIMEOUT_SECONDS", o.request_timeout_s.to_string()),
             ("CACHE_TTL_SECONDS", "60".to_string()),
+            ("SESSION_CACHE_MS", o.session_cache_ms.to_string()),
             // Tests share one Redis; concept ids repeat across their databases.
             ("CACHE_KEY_PREFIX", unique("test")),
         ];
