@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use sqlx::{AnyConnection, AssertSqlSafe};
 
-use crate::db::Db;
+use crate::db::{Backend, Db};
 
 /// Mastery is the mean score of a student's most recent attempts at a concept: recent
 /// enough to reflect learning, several so one lucky score is not mastery.
@@ -23,27 +23,30 @@ pub struct Mastery {
 /// Records one attempt and returns the student's updated mastery of the concept.
 pub async fn record_attempt(
     conn: &mut AnyConnection,
-    concept_id: i64,
-    student: &str,
-    score: f64,
-    threshold: f64,
-    now: i64,
+    backend: Backend,
+    attempt: Attempt<'_>,
 ) -> Result<Mastery, sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO learntrac_practice_attempt (concept_id, student, score, created_at) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(concept_id)
-    .bind(student)
-    .bind(score)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
-    // One statement: the mean of the recent window, the attempt count, and when mastery
-    // was first reached (kept once set).
-    let (mastery, attempts, mastered_at): (f64, i64, Option<i64>) = sqlx::query_as(
-        "INSERT INTO learntrac_mastery (student, concept_id, mastery, attempts, mastered_at, updated_at) \
+    if backend == Backend::Sqlite {
+        // SQLite has no data-modifying CTE: the attempt first, then the mastery.
+        sqlx::query(
+            "INSERT INTO learntrac_practice_attempt (concept_id, student, score, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(attempt.concept_id)
+        .bind(attempt.student)
+        .bind(attempt.score)
+        .bind(attempt.now)
+        .execute(&mut *conn)
+        .await?;
+    }
+    // The mean of the recent window, the attempt count, and when mastery was first reached
+    // (kept once set). On PostgreSQL the attempt is inserted by the same statement: one round
+    // trip. A CTE's insert is invisible to its siblings, so the new row joins the window
+    // explicitly and is ordered exactly as a stored one would be.
+    let sql = format!(
+        "{insert}INSERT INTO learntrac_mastery (student, concept_id, mastery, attempts, mastered_at, updated_at) \
          SELECT $1, $2, AVG(score), 1, CASE WHEN AVG(score) >= $3 THEN $4 ELSE NULL END, $4 \
-         FROM (SELECT score FROM learntrac_practice_attempt WHERE student = $1 AND concept_id = $2 \
+         FROM (SELECT score FROM (SELECT id, score, created_at FROM learntrac_practice_attempt \
+               WHERE student = $1 AND concept_id = $2{new_row}) AS every \
                ORDER BY created_at DESC, id DESC LIMIT $5) AS recent \
          WHERE true \
          ON CONFLICT (student, concept_id) DO UPDATE SET mastery = excluded.mastery, \
@@ -51,19 +54,44 @@ pub async fn record_attempt(
          mastered_at = COALESCE(learntrac_mastery.mastered_at, excluded.mastered_at), \
          updated_at = excluded.updated_at \
          RETURNING mastery, attempts, mastered_at",
-    )
-    .bind(student)
-    .bind(concept_id)
-    .bind(threshold)
-    .bind(now)
-    .bind(MASTERY_WINDOW)
-    .fetch_one(&mut *conn)
-    .await?;
+        insert = if backend == Backend::Postgres {
+            "WITH attempt AS (INSERT INTO learntrac_practice_attempt (concept_id, student, score, created_at) \
+             VALUES ($2, $1, $6, $4) RETURNING id, score, created_at) "
+        } else {
+            ""
+        },
+        new_row = if backend == Backend::Postgres {
+            " UNION ALL SELECT id, score, created_at FROM attempt"
+        } else {
+            ""
+        },
+    );
+    let mut q = sqlx::query_as::<_, (f64, i64, Option<i64>)>(AssertSqlSafe(sql))
+        .bind(attempt.student)
+        .bind(attempt.concept_id)
+        .bind(attempt.threshold)
+        .bind(attempt.now)
+        .bind(MASTERY_WINDOW);
+    if backend == Backend::Postgres {
+        q = q.bind(attempt.score);
+    }
+    let (mastery, attempts, mastered_at) = q.fetch_one(&mut *conn).await?;
     Ok(Mastery {
         mastery,
         attempts,
         mastered_at,
     })
+}
+
+/// One practice attempt to record.
+pub struct Attempt<'a> {
+    pub concept_id: i64,
+    pub student: &'a str,
+    pub score: f64,
+    /// The concept's mastery threshold.
+    pub threshold: f64,
+    /// Trac's time: microseconds since the epoch.
+    pub now: i64,
 }
 
 /// A student's mastery of every concept they practised.

@@ -60,6 +60,11 @@ def create_replication_group(self, *args, **kwargs):
         cluster = elasticache.CacheCluster(**spec)
         # Not a CacheCluster argument, but part of its description in AWS.
         cluster.at_rest_encryption_enabled = getattr(group, "at_rest_encryption_enabled", False)
+        # AWS describes a member's VPC security groups (Terraform reads the group's
+        # security_group_ids from them); moto keeps the ids but never describes them.
+        cluster.security_groups = [
+            {"SecurityGroupId": sg, "Status": "active"} for sg in spec["security_group_ids"]
+        ]
         self.cache_clusters[cluster_id] = cluster
     return group
 

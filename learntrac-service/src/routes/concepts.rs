@@ -113,11 +113,14 @@ pub async fn practice(
     let mut tx = state.db.pool.begin().await?;
     let m = learning::record_attempt(
         &mut tx,
-        id,
-        &caller.user,
-        req.score,
-        concept.mastery_threshold,
-        now,
+        state.db.backend,
+        learning::Attempt {
+            concept_id: id,
+            student: &caller.user,
+            score: req.score,
+            threshold: concept.mastery_threshold,
+            now,
+        },
     )
     .await?;
     let reached = m.mastery >= concept.mastery_threshold;
