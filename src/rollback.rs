@@ -95,6 +95,7 @@ pub async fn rollback(env: &Environment, req: Request<'_>, reporter: &Reporter) 
     phase.finish(&format!("account {}", identity.account));
 
     let phase = reporter.phase("choose");
+    let ecr = aws_sdk_ecr::Client::new(&config);
     let mut moves = Vec::new();
     for (svc, ecs_name) in req.scope.iter().zip(&names) {
         let state = services
@@ -114,7 +115,7 @@ pub async fn rollback(env: &Environment, req: Request<'_>, reporter: &Reporter) 
             });
         }
         let from = family_revision(state.task_definition_arn.as_deref().unwrap_or_default());
-        let target = choose(&cloud.ecs, env, *svc, &from, &req.to).await?;
+        let target = choose(&cloud.ecs, &ecr, env, *svc, &from, &req.to).await?;
         let mv = match target {
             Choice::Go { to, image } if to == from => Move {
                 stays: Some(format!("already runs {to}")),
@@ -278,6 +279,7 @@ enum Choice {
 
 async fn choose(
     client: &aws_sdk_ecs::Client,
+    ecr: &aws_sdk_ecr::Client,
     env: &Environment,
     svc: ServiceName,
     from: &str,
@@ -322,22 +324,17 @@ async fn choose(
             }
         }
         To::Commit(tag) => {
-            let config = crate::aws::sdk_config(env).await;
-            let ecr = aws_sdk_ecr::Client::new(&config);
             let repository = format!("{}-{svc}", env.name_prefix());
-            let digest = crate::registry::digest_of_tag(
-                env,
-                &ecr,
-                &reqwest::Client::new(),
-                &repository,
-                tag,
-            )
-            .await
-            .ok_or_else(|| Error::Invalid {
+            let digest =
+                crate::registry::digest_of_tag(env, ecr, &reqwest::Client::new(), &repository, tag)
+                    .await
+                    .ok_or_else(|| {
+                        Error::Invalid {
                 what: format!("{svc}: no image tagged {tag} in {repository}"),
                 hint: "give a commit whose images were pushed (`learntrac push` or `deploy` of it)"
                     .into(),
-            })?;
+            }
+                    })?;
             for td in revisions.into_iter().take(REVISIONS_SEARCHED) {
                 let definition = ecs::definition(client, &td).await?;
                 let image = first_image(&definition);

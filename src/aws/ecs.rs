@@ -131,15 +131,19 @@ pub async fn force_new_deployment(
         .send()
         .await
         .map_err(|e| super::error("force a new deployment", service, e))?;
-    Ok(out
-        .service()
+    Ok(primary_deployment(out.service()))
+}
+
+/// The id of a service's PRIMARY deployment (the one an update just started).
+fn primary_deployment(service: Option<&aws_sdk_ecs::types::Service>) -> Option<String> {
+    service
         .and_then(|s| {
             s.deployments()
                 .iter()
                 .find(|d| d.status() == Some("PRIMARY"))
         })
         .and_then(|d| d.id())
-        .map(String::from))
+        .map(String::from)
 }
 
 pub fn family_revision(arn: &str) -> String {
@@ -225,15 +229,7 @@ pub async fn update_task_definition(
         .send()
         .await
         .map_err(|e| super::error("update the service's task definition", service, e))?;
-    Ok(out
-        .service()
-        .and_then(|s| {
-            s.deployments()
-                .iter()
-                .find(|d| d.status() == Some("PRIMARY"))
-        })
-        .and_then(|d| d.id())
-        .map(String::from))
+    Ok(primary_deployment(out.service()))
 }
 
 /// The ACTIVE revisions of a family, newest first, as `family:revision`.
