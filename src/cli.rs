@@ -174,6 +174,8 @@ Examples:
 
 Phases: preflight, render, build and push, terraform (init, plan, apply), redeploy, wait
 for both rollouts, verify (target health, HTTP probe of every routed path), summary.
+When the rendered Terraform is what the last successful apply left (only images change),
+Terraform is skipped: the fast path (say --full to run it anyway).
 When CI is set or stderr is not a terminal, progress is plain timestamped lines.
 
 Exit codes: 2 usage or configuration, 3 preflight (Docker, AWS identity or account,
@@ -262,6 +264,9 @@ pub struct DeployArgs {
     /// Push what an earlier `learntrac build` made for this commit
     #[arg(long)]
     pub skip_build: bool,
+    /// Run Terraform even when the infrastructure is what the last apply left
+    #[arg(long)]
+    pub full: bool,
     /// Build, push, redeploy and wait for this service only
     #[arg(long, value_enum)]
     pub only: Option<crate::config::ServiceName>,

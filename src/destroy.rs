@@ -129,6 +129,9 @@ pub async fn destroy(
         tf.state_rm(&keep, &line).await?;
         tf.plan_destroy(PLAN_FILE, &line).await?;
     }
+    let ssm = aws_sdk_ssm::Client::new(&config);
+    // A deploy must not take the fast path onto a stack that is going.
+    crate::deploy::record::forget(&ssm, env).await?;
     let phase = reporter.phase("terraform apply -destroy");
     if let Err(e) = tf.apply(PLAN_FILE, &line).await {
         return Err(explain(env, e));
@@ -137,7 +140,6 @@ pub async fn destroy(
 
     if args.secrets {
         let phase = reporter.phase("secrets");
-        let ssm = aws_sdk_ssm::Client::new(&config);
         let mut deleted = 0;
         for p in crate::aws::ssm::list(&ssm, &env.ssm_prefix()).await? {
             deleted += usize::from(crate::aws::ssm::delete(&ssm, &p.name).await?);

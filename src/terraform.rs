@@ -109,7 +109,7 @@ pub struct PlanSummary {
 }
 
 /// Per service, what the stack's `services` output holds.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServiceOutput {
     pub service_name: String,
     pub task_definition_arn: String,
@@ -119,7 +119,7 @@ pub struct ServiceOutput {
 }
 
 /// The stack's outputs that deploy uses.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Outputs {
     pub url: Option<String>,
     pub cluster_name: Option<String>,

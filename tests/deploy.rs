@@ -469,6 +469,11 @@ async fn deploy_applies_the_stack_rolls_out_verifies_and_status_reads_it_back() 
     let summary = json(&run);
     assert_eq!(summary["ok"], true);
     assert_eq!(summary["account"], "123456789012");
+    assert_eq!(
+        summary["path"]["path"], "full",
+        "nothing applied yet: {}",
+        summary["path"]
+    );
     let mut phases: Vec<&str> = summary["phases"]
         .as_array()
         .expect("phases")
@@ -740,6 +745,13 @@ async fn deploy_applies_the_stack_rolls_out_verifies_and_status_reads_it_back() 
     );
     let last = lines.last().expect("a summary line");
     assert_eq!(last["ok"], true);
+    // Only an image changed: no Terraform at all.
+    assert_eq!(last["path"]["path"], "fast", "{}", last["path"]);
+    assert!(
+        !run.stderr.contains("[terraform plan]"),
+        "the fast path runs no terraform: {}",
+        run.stderr
+    );
     let services = last["services"].as_array().expect("services");
     assert_eq!(services.len(), 1);
     assert_eq!(services[0]["service"], "learntrac");
@@ -764,6 +776,27 @@ async fn deploy_applies_the_stack_rolls_out_verifies_and_status_reads_it_back() 
             .and_then(|i| i.split_once('@'))
             .map(|(_, d)| d),
         status["services"][1]["latest_pushed"].as_str()
+    );
+
+    // After a fast deploy Terraform has nothing to do: the images never pass through it.
+    let plan = p
+        .cli(&[
+            "deploy",
+            "local",
+            "--templates",
+            "tmpl",
+            "--dry-run",
+            "--full",
+            "-o",
+            "json",
+        ])
+        .run();
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    let planned = json(&plan)["plan"].clone();
+    assert!(
+        planned["changes"] == false,
+        "a plan after a fast deploy: {planned}\n{}",
+        planned_differences(&p)
     );
 
     // 5b. rollback: never unconfirmed; the revision before, through the same wait and
@@ -884,6 +917,7 @@ async fn deploy_applies_the_stack_rolls_out_verifies_and_status_reads_it_back() 
             "--templates",
             "tmpl",
             "--dry-run",
+            "--full",
             "-o",
             "json",
         ])

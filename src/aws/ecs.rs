@@ -294,3 +294,52 @@ pub fn same_tasks(
 pub fn revision_number(family_revision: &str) -> Option<i32> {
     family_revision.rsplit_once(':')?.1.parse().ok()
 }
+
+/// A template task definition (what Terraform registers) as the service's own family
+/// running `image` in its first container.
+pub fn derive(
+    template: &aws_sdk_ecs::types::TaskDefinition,
+    family: &str,
+    image: &str,
+) -> aws_sdk_ecs::types::TaskDefinition {
+    let mut td = template.clone();
+    td.family = Some(family.to_string());
+    if let Some(first) = td
+        .container_definitions
+        .as_mut()
+        .and_then(|c| c.first_mut())
+    {
+        first.image = Some(image.to_string());
+    }
+    td
+}
+
+/// Registers a task definition; returns its `family:revision`.
+pub async fn register(client: &Client, td: &aws_sdk_ecs::types::TaskDefinition) -> Result<String> {
+    let family = td.family().unwrap_or_default();
+    let out = client
+        .register_task_definition()
+        .family(family)
+        .set_task_role_arn(td.task_role_arn().map(String::from))
+        .set_execution_role_arn(td.execution_role_arn().map(String::from))
+        .set_network_mode(td.network_mode().cloned())
+        .set_container_definitions(Some(td.container_definitions().to_vec()))
+        .set_volumes(Some(td.volumes().to_vec()))
+        .set_placement_constraints(Some(td.placement_constraints().to_vec()))
+        .set_requires_compatibilities(Some(td.requires_compatibilities().to_vec()))
+        .set_cpu(td.cpu().map(String::from))
+        .set_memory(td.memory().map(String::from))
+        .set_pid_mode(td.pid_mode().cloned())
+        .set_ipc_mode(td.ipc_mode().cloned())
+        .set_proxy_configuration(td.proxy_configuration().cloned())
+        .set_runtime_platform(td.runtime_platform().cloned())
+        .set_ephemeral_storage(td.ephemeral_storage().cloned())
+        .send()
+        .await
+        .map_err(|e| super::error("register the task definition", family, e))?;
+    Ok(family_revision(
+        out.task_definition()
+            .and_then(|t| t.task_definition_arn())
+            .unwrap_or_default(),
+    ))
+}

@@ -31,6 +31,10 @@ fn human(s: &Summary) -> String {
         ));
     }
     out.push_str(&format!(
+        "  path      {} ({})\n",
+        s.path.path, s.path.reason
+    ));
+    out.push_str(&format!(
         "  plan      {}\n",
         if s.plan.changes {
             format!(

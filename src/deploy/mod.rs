@@ -3,6 +3,7 @@
 
 pub mod network;
 pub mod preflight;
+pub mod record;
 pub mod report;
 pub mod rollout;
 pub mod verify;
@@ -46,6 +47,8 @@ pub struct Summary {
     pub dry_run: bool,
     pub account: String,
     pub terraform_version: String,
+    /// Fast (no Terraform) or full, and why.
+    pub path: record::Path,
     pub url: Option<String>,
     pub seconds: f64,
     pub phases: Vec<PhaseTime>,
@@ -94,6 +97,20 @@ pub async fn deploy(
         ready.account, ready.caller, ready.terraform.name, ready.terraform.version
     ));
 
+    // A service left out by --only keeps the image it runs: it must run one.
+    if let Some(svc) = ServiceName::ALL.into_iter().find(|s| {
+        !scope.contains(s)
+            && !ready
+                .services
+                .iter()
+                .any(|st| st.name == format!("{prefix}-{s}"))
+    }) && !args.dry_run
+    {
+        return Err(Error::Preflight {
+            what: format!("{svc} has never been deployed, so --only cannot leave it out"),
+            hint: "deploy both services once (without --only)".into(),
+        });
+    }
     let phase = reporter.phase("render");
     let files = crate::render::render(env, args.templates.as_deref())?;
     let out = crate::render::default_out_dir(root, &env.environment);
@@ -105,39 +122,24 @@ pub async fn deploy(
         written.written.len()
     ));
 
+    let ssm = aws_sdk_ssm::Client::new(&config);
+    let ecs = aws_sdk_ecs::Client::new(&config);
+    let hash = record::hash(&files);
+    let (applied, running) = tokio::join!(record::read(&ssm, env), running(&ecs, &ready, &prefix));
+    let (applied, running) = (applied?, running?);
+    let missing = ServiceName::ALL
+        .iter()
+        .map(|s| format!("{prefix}-{s}"))
+        .find(|n| !ready.services.iter().any(|st| &st.name == n));
+    let path = record::choose(args.full, &hash, applied.as_ref(), missing.as_deref());
+    reporter.info(
+        "render",
+        None,
+        &format!("{} path: {}", path.path, path.reason),
+    );
+
     let tf = Terraform::new(ready.terraform.clone(), &out.join("terraform"));
     let tf_line = reporter.line("terraform");
-    // A first deploy to ECR creates the repositories before anything can be pushed;
-    // otherwise `terraform init` runs while the images build and push.
-    // Terraform owns the ECR repositories even when images go to another registry: which
-    // exist decides both the first deploy's targeted apply and adopting kept ones.
-    let missing_repositories = if args.dry_run {
-        Vec::new()
-    } else {
-        let ecr = aws_sdk_ecr::Client::new(&config);
-        let names: Vec<String> = ServiceName::ALL
-            .iter()
-            .map(|s| images::local_name(env, *s))
-            .collect();
-        crate::aws::ecr::missing_repositories(&ecr, &names).await?
-    };
-    let bootstrap = env.registry.is_none() && !missing_repositories.is_empty();
-    let ecs = aws_sdk_ecs::Client::new(&config);
-    let init = async {
-        let phase = reporter.phase("terraform init");
-        let (inited, running) = tokio::join!(tf.init(&tf_line), running(&ecs, &ready));
-        inited?;
-        let running = running?;
-        let current = tf.outputs(&tf_line).await?;
-        if !args.dry_run {
-            adopt_repositories(&tf, &tf_line, env, &missing_repositories).await?;
-        }
-        if bootstrap {
-            create_repositories(&tf, &tf_line, reporter).await?;
-        }
-        phase.finish("initialised");
-        Ok::<_, Error>((current, running))
-    };
     let build = async {
         if args.dry_run {
             return Ok(Vec::new());
@@ -156,72 +158,48 @@ pub async fn deploy(
         phase.finish(&format!("{} image(s) pushed", reports.len()));
         Ok::<_, Error>(reports)
     };
-    let ((current, running), image_reports) = if bootstrap {
-        let current = init.await?;
-        (current, build.await?)
-    } else {
-        let (current, built) = tokio::join!(init, build);
-        (current?, built?)
-    };
-
-    let vars = image_vars(&scope, &image_reports, &current, &running, args.dry_run)?;
-    let phase = reporter.phase("terraform plan");
-    let plan = tf.plan(&vars, PLAN_FILE, &[], &tf_line).await?;
-    phase.finish(&if plan.changes {
-        format!(
-            "{} to add, {} to change, {} to destroy",
-            plan.add, plan.change, plan.destroy
-        )
-    } else {
-        "no changes".to_string()
-    });
-    for d in &plan.destroyed {
-        reporter.warn("terraform plan", None, &format!("destroys {d}"));
-    }
     let mut summary = Summary {
         ok: true,
         environment: env.environment.clone(),
         dry_run: args.dry_run,
         account: ready.account.clone(),
         terraform_version: format!("{} {}", ready.terraform.name, ready.terraform.version),
-        url: current.url.clone(),
+        path: path.clone(),
+        url: None,
         seconds: 0.0,
         phases: Vec::new(),
-        plan: plan.clone(),
-        images: image_reports,
+        plan: PlanSummary::default(),
+        images: Vec::new(),
         services: Vec::new(),
         verify: None,
     };
+    let outputs = match (path.path, applied) {
+        ("fast", Some(applied)) => {
+            tf_line.finish("skipped: the fast path");
+            summary.images = build.await?;
+            applied.outputs
+        }
+        _ => {
+            let full = FullPath {
+                env,
+                args,
+                config: &config,
+                ssm: &ssm,
+                hash: &hash,
+                tf: &tf,
+                line: &tf_line,
+                reporter,
+            };
+            let (outputs, plan, images) = full_path(full, build).await?;
+            summary.plan = plan;
+            summary.images = images;
+            outputs
+        }
+    };
+    summary.url = outputs.url.clone();
     if args.dry_run {
         return Ok(summary.finished(reporter));
     }
-
-    if plan.destroy > 0 {
-        confirm_destroy(&plan, args.yes)?;
-    }
-    let outputs = if plan.changes {
-        let phase = reporter.phase("terraform apply");
-        let limit = Duration::from_secs(env.deploy.terraform_timeout);
-        // Ctrl-C reaches terraform too (same process group), which stops cleanly and keeps
-        // its state; a timeout drops the apply, which kills it (kill_on_drop).
-        match tokio::time::timeout(limit, tf.apply(PLAN_FILE, &tf_line)).await {
-            Ok(applied) => applied?,
-            Err(_) => {
-                return Err(Error::Timeout(format!(
-                    "terraform apply did not finish within {}s (deploy.terraform_timeout); its state in {} holds what was done",
-                    limit.as_secs(),
-                    tf.dir.display()
-                )));
-            }
-        }
-        let outputs = tf.outputs(&tf_line).await?;
-        phase.finish("applied");
-        outputs
-    } else {
-        current
-    };
-    tf_line.finish("done");
-    summary.url = outputs.url.clone();
     let cluster = outputs
         .cluster_name
         .clone()
@@ -230,38 +208,55 @@ pub async fn deploy(
     let cloud = Aws::new(&config).await;
     let phase = reporter.phase("redeploy");
     let mut expected = Vec::new();
-    // Terraform registers task definitions; the services ignore theirs there and are pointed
-    // at them here, so a rollback stays until that service is deployed again.
-    let moved_alongside = ServiceName::ALL
-        .into_iter()
-        .filter(|s| !scope.contains(s) && plan.new_task_definitions.contains(s));
-    for svc in scope.iter().copied().chain(moved_alongside) {
+    // Terraform registers each service's template; the service runs the template as its own
+    // family with the image pinned by digest, registered here only when that differs from
+    // what runs. Terraform ignores which task definition a service runs.
+    for svc in ServiceName::ALL {
         let out = outputs.services.get(&svc).ok_or_else(|| Error::Terraform {
             step: "output".into(),
             message: format!("the stack's `services` output has no {svc}"),
         })?;
-        let planned = family_revision(&out.task_definition_arn);
-        let step = redeploy_step(&ecs, &running, svc, &planned).await?;
-        let (task_definition, redeploy, deployment_id) = match step {
-            Step::Started => (planned, "new task definition", None),
-            Step::Same(current) if scope.contains(&svc) => {
+        let in_scope = scope.contains(&svc);
+        let pushed = summary
+            .images
+            .iter()
+            .find(|r| r.service == svc)
+            .and_then(|r| {
+                Some(format!(
+                    "{}@{}",
+                    r.repository.as_ref()?,
+                    r.push.as_ref()?.digest
+                ))
+            });
+        let now = running.get(&svc);
+        let Some(image) = pushed.or_else(|| now.and_then(crate::aws::ecs::first_image)) else {
+            continue;
+        };
+        let template = crate::aws::ecs::definition(&ecs, &out.task_definition_arn).await?;
+        let want = crate::aws::ecs::derive(&template, &format!("{prefix}-{svc}"), &image);
+        let (task_definition, redeploy, deployment_id) = match now {
+            Some(now) if crate::aws::ecs::same_tasks(now, &want) => {
+                if !in_scope {
+                    continue;
+                }
                 // Same tasks: only a forced deployment replaces them (new secrets, a moved
                 // tag). Never both at once: two deployments confuse the rollout state.
                 let id = cloud
                     .force_new_deployment(&cluster, &out.service_name)
                     .await?;
+                let current = family_revision(now.task_definition_arn().unwrap_or_default());
                 (current, "forced", id)
             }
-            Step::Same(_) => continue,
-            Step::Point => {
+            _ => {
+                let registered = crate::aws::ecs::register(&ecs, &want).await?;
                 let id = crate::aws::ecs::update_task_definition(
                     &ecs,
                     &cluster,
                     &out.service_name,
-                    &out.task_definition_arn,
+                    &registered,
                 )
                 .await?;
-                (planned, "new task definition", id)
+                (registered, "new task definition", id)
             }
         };
         reporter.info(
@@ -272,7 +267,7 @@ pub async fn deploy(
         summary.services.push(ServiceDeploy {
             service: svc,
             ecs_name: out.service_name.clone(),
-            image: Some(out.image.clone()),
+            image: Some(image),
             task_definition: task_definition.clone(),
             redeploy: redeploy.to_string(),
             rollout: None,
@@ -384,6 +379,122 @@ pub(crate) async fn interruptible<T>(
     }
 }
 
+struct FullPath<'a> {
+    env: &'a Environment,
+    args: &'a DeployArgs,
+    config: &'a aws_config::SdkConfig,
+    ssm: &'a aws_sdk_ssm::Client,
+    /// Of the rendered Terraform, for the record of the apply.
+    hash: &'a str,
+    tf: &'a Terraform,
+    line: &'a crate::ui::progress::Line,
+    reporter: &'a Reporter,
+}
+
+/// Terraform: init (while the images build and push), plan, apply, outputs — and the record
+/// of the apply that lets the next code-only deploy skip all of it.
+async fn full_path(
+    f: FullPath<'_>,
+    build: impl std::future::Future<Output = Result<Vec<ImageReport>>>,
+) -> Result<(Outputs, PlanSummary, Vec<ImageReport>)> {
+    let FullPath {
+        env,
+        args,
+        config,
+        ssm,
+        hash,
+        tf,
+        line,
+        reporter,
+    } = f;
+    // A first deploy to ECR creates the repositories before anything can be pushed;
+    // otherwise `terraform init` runs while the images build and push.
+    // Terraform owns the ECR repositories even when images go to another registry: which
+    // exist decides both the first deploy's targeted apply and adopting kept ones.
+    let missing_repositories = if args.dry_run {
+        Vec::new()
+    } else {
+        let ecr = aws_sdk_ecr::Client::new(config);
+        let names: Vec<String> = ServiceName::ALL
+            .iter()
+            .map(|s| images::local_name(env, *s))
+            .collect();
+        crate::aws::ecr::missing_repositories(&ecr, &names).await?
+    };
+    let bootstrap = env.registry.is_none() && !missing_repositories.is_empty();
+    let init = async {
+        let phase = reporter.phase("terraform init");
+        tf.init(line).await?;
+        let current = tf.outputs(line).await?;
+        if !args.dry_run {
+            adopt_repositories(tf, line, env, &missing_repositories).await?;
+        }
+        if bootstrap {
+            create_repositories(tf, line, reporter).await?;
+        }
+        phase.finish("initialised");
+        Ok::<_, Error>(current)
+    };
+    let (current, images) = if bootstrap {
+        let current = init.await?;
+        (current, build.await?)
+    } else {
+        let (current, built) = tokio::join!(init, build);
+        (current?, built?)
+    };
+
+    let phase = reporter.phase("terraform plan");
+    let plan = tf.plan(&[], PLAN_FILE, &[], line).await?;
+    phase.finish(&if plan.changes {
+        format!(
+            "{} to add, {} to change, {} to destroy",
+            plan.add, plan.change, plan.destroy
+        )
+    } else {
+        "no changes".to_string()
+    });
+    for d in &plan.destroyed {
+        reporter.warn("terraform plan", None, &format!("destroys {d}"));
+    }
+    if args.dry_run {
+        return Ok((current, plan, images));
+    }
+    if plan.destroy > 0 {
+        confirm_destroy(&plan, args.yes)?;
+    }
+    let outputs = if plan.changes {
+        let phase = reporter.phase("terraform apply");
+        // Until the outputs are read back the record would vouch for what may not be there.
+        record::forget(ssm, env).await?;
+        let limit = Duration::from_secs(env.deploy.terraform_timeout);
+        // Ctrl-C reaches terraform too (same process group), which stops cleanly and keeps
+        // its state; a timeout drops the apply, which kills it (kill_on_drop).
+        match tokio::time::timeout(limit, tf.apply(PLAN_FILE, line)).await {
+            Ok(applied) => applied?,
+            Err(_) => {
+                return Err(Error::Timeout(format!(
+                    "terraform apply did not finish within {}s (deploy.terraform_timeout); its state in {} holds what was done",
+                    limit.as_secs(),
+                    tf.dir.display()
+                )));
+            }
+        }
+        let outputs = tf.outputs(line).await?;
+        phase.finish("applied");
+        outputs
+    } else {
+        current
+    };
+    let applied = record::Applied {
+        hash: hash.to_string(),
+        at: now_secs(),
+        outputs: outputs.clone(),
+    };
+    record::write(ssm, env, &applied).await?;
+    line.finish("done");
+    Ok((outputs, plan, images))
+}
+
 /// Creates the image repositories on a first deploy, so images can be pushed before the
 /// full plan (which needs their digests).
 async fn create_repositories(
@@ -408,85 +519,20 @@ async fn create_repositories(
 async fn running(
     ecs: &aws_sdk_ecs::Client,
     ready: &preflight::Ready,
+    prefix: &str,
 ) -> Result<BTreeMap<ServiceName, TaskDefinition>> {
     let mut out = BTreeMap::new();
     for svc in ServiceName::ALL {
         let arn = ready
             .services
             .iter()
-            .find(|s| s.name.ends_with(&format!("-{svc}")))
+            .find(|s| s.name == format!("{}-{svc}", prefix))
             .and_then(|s| s.task_definition_arn.clone());
         if let Some(arn) = arn {
             out.insert(svc, crate::aws::ecs::definition(ecs, &arn).await?);
         }
     }
     Ok(out)
-}
-
-/// How a service reaches the task definition Terraform left.
-enum Step {
-    /// Terraform just created the service on it.
-    Started,
-    /// It runs the same tasks already (`family:revision` it runs).
-    Same(String),
-    /// It must be pointed at it.
-    Point,
-}
-
-async fn redeploy_step(
-    ecs: &aws_sdk_ecs::Client,
-    running: &BTreeMap<ServiceName, TaskDefinition>,
-    svc: ServiceName,
-    planned: &str,
-) -> Result<Step> {
-    let Some(now) = running.get(&svc) else {
-        return Ok(Step::Started);
-    };
-    let current = family_revision(now.task_definition_arn().unwrap_or_default());
-    if current == planned {
-        return Ok(Step::Same(current));
-    }
-    let next = crate::aws::ecs::definition(ecs, planned).await?;
-    Ok(if crate::aws::ecs::same_tasks(now, &next) {
-        Step::Same(current)
-    } else {
-        Step::Point
-    })
-}
-
-/// `-var SERVICE_image=REPOSITORY@DIGEST` for what was pushed; a service outside `--only`
-/// keeps the image it runs (rolled back or not), so the plan never moves it.
-fn image_vars(
-    scope: &[ServiceName],
-    pushed: &[ImageReport],
-    current: &Outputs,
-    running: &BTreeMap<ServiceName, TaskDefinition>,
-    dry_run: bool,
-) -> Result<Vec<(String, String)>> {
-    let mut vars = Vec::new();
-    for svc in ServiceName::ALL {
-        let fresh = pushed.iter().find(|r| r.service == svc).and_then(|r| {
-            Some(format!(
-                "{}@{}",
-                r.repository.as_ref()?,
-                r.push.as_ref()?.digest
-            ))
-        });
-        let image = fresh
-            .or_else(|| running.get(&svc).and_then(crate::aws::ecs::first_image))
-            .or_else(|| current.services.get(&svc).map(|o| o.image.clone()));
-        match image {
-            Some(i) => vars.push((format!("{svc}_image"), i)),
-            None if scope.contains(&svc) || dry_run => {}
-            None => {
-                return Err(Error::Preflight {
-                    what: format!("{svc} has never been deployed, so --only cannot leave it out"),
-                    hint: "deploy both services once (without --only)".into(),
-                });
-            }
-        }
-    }
-    Ok(vars)
 }
 
 /// A plan that destroys needs a yes: asked on a terminal, `--yes` anywhere else.

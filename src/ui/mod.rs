@@ -36,7 +36,12 @@ pub fn utc_now() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    aws_smithy_types::DateTime::from_secs(i64::try_from(secs).unwrap_or(0))
+    utc(i64::try_from(secs).unwrap_or(0))
+}
+
+/// Seconds since the epoch as `2026-11-30T21:00:00Z`.
+pub fn utc(secs: i64) -> String {
+    aws_smithy_types::DateTime::from_secs(secs)
         .fmt(aws_smithy_types::date_time::Format::DateTime)
         .unwrap_or_default()
 }
