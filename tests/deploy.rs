@@ -702,6 +702,11 @@ async fn deploy_applies_the_stack_rolls_out_verifies_and_status_reads_it_back() 
     let status = p.cli(&["status", "local", "-o", "json"]).run();
     assert_eq!(status.code, 0, "{}", status.stderr);
     let status = json(&status);
+    assert!(
+        status["last_apply"].is_i64(),
+        "status says Terraform applied, so the next code-only deploy is fast: {}",
+        status["last_apply"]
+    );
     for svc in status["services"].as_array().expect("services") {
         let name = svc["service"].as_str().expect("service");
         let primary = svc["state"]["deployments"]

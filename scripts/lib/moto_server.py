@@ -10,7 +10,9 @@ import sys
 
 from moto.core.responses import EmptyResult
 from moto.core.utils import utcnow
+from moto.ec2.models import security_groups as ec2_security_groups
 from moto.ecs import models as ecs
+from moto.ecs import responses as ecs_responses
 from moto.efs import models as efs
 from moto.efs import responses as efs_responses
 from moto.elasticache import exceptions as elasticache_errors
@@ -157,6 +159,33 @@ def modify_db_instance(self, db_instance_identifier, db_kwargs):
     return _performance_insights(_modify_db_instance(self, db_instance_identifier, db_kwargs), db_kwargs)
 
 
+_create_service_response = ecs_responses.EC2ContainerServiceResponse.create_service
+
+
+def create_service_response(self):
+    """CreateService keeps the health-check grace period and the AZ rebalancing setting, as
+    AWS does; moto drops both (only UpdateService keeps them), so every plan right after a
+    stack's first apply wanted to change both services."""
+    result = _create_service_response(self)
+    service = self.ecs_backend._get_service(
+        self._get_param("cluster", "default"), self._get_param("serviceName")
+    )
+    for param, attr in (
+        ("healthCheckGracePeriodSeconds", "health_check_grace_period_seconds"),
+        ("availabilityZoneRebalancing", "availability_zone_rebalancing"),
+    ):
+        value = self._get_param(param)
+        if value is not None:
+            setattr(service, attr, value)
+    return result
+
+
+def rule_description(self):
+    """A rule that names a security group keeps its description there (UserIdGroupPairs),
+    and AWS describes it; moto reads only a CIDR range's, so such rules lost theirs."""
+    return self.ip_range.get("Description") or self.source_group.get("Description")
+
+
 def bucket_permission(self, action, resource):
     """A bucket policy's `Deny … when aws:SecureTransport is false` never matches a request
     over TLS, which is how every AWS client reaches S3. moto ignores conditions, so it denies
@@ -182,6 +211,8 @@ def bucket_permission(self, action, resource):
 
 ecs.EC2ContainerServiceBackend.update_service = update_service
 s3.FakeBucket.get_permission = bucket_permission
+ecs_responses.EC2ContainerServiceResponse.create_service = create_service_response
+ec2_security_groups.SecurityGroupRule.description = property(rule_description)
 rds.RDSBackend.create_db_instance = create_db_instance
 rds.RDSBackend.modify_db_instance = modify_db_instance
 elasticache.ElastiCacheBackend.create_replication_group = create_replication_group

@@ -35,6 +35,9 @@ pub struct Status {
     pub load_balancer: Option<String>,
     pub services: Vec<ServiceReport>,
     pub secrets: Vec<Required>,
+    /// When Terraform last applied (seconds since the epoch): a deploy that renders the same
+    /// infrastructure takes the fast path. None: the next deploy runs Terraform.
+    pub last_apply: Option<i64>,
 }
 
 pub fn run(args: &StatusArgs, ctx: &Ctx) -> Result<i32> {
@@ -79,11 +82,12 @@ pub async fn collect(env: &Environment) -> Result<Status> {
             .iter()
             .map(|svc| latest_pushed(env, &ecr, &http, format!("{prefix}-{svc}"))),
     );
-    let (services, lb, params, latest) = tokio::join!(
+    let (services, lb, params, latest, applied) = tokio::join!(
         crate::aws::ecs::services(&ecs, &cluster, &names),
         crate::aws::elbv2::load_balancer(&elb, &alb),
         crate::aws::ssm::list(&ssm, &ssm_prefix),
         latest,
+        crate::deploy::record::read(&ssm, env),
     );
     let (services, lb, params) = (services?, lb?, params?);
     let images = futures_util::future::join_all(services.iter().map(|s| {
@@ -139,6 +143,7 @@ pub async fn collect(env: &Environment) -> Result<Status> {
         load_balancer: lb.map(|l| l.dns_name),
         services: reports,
         secrets,
+        last_apply: applied.ok().flatten().map(|a| a.at),
     })
 }
 
@@ -159,6 +164,13 @@ fn human(s: &Status) -> String {
         s.cluster,
         s.load_balancer.as_deref().unwrap_or("(none)")
     );
+    out.push_str(&match s.last_apply {
+        Some(at) => format!(
+            "last terraform apply {} (a deploy of the same infrastructure skips Terraform)\n",
+            crate::ui::utc(at)
+        ),
+        None => "no record of a terraform apply: the next deploy runs Terraform\n".into(),
+    });
     for r in &s.services {
         out.push_str(&format!("\n{} ({})\n", r.service, r.ecs_name));
         let Some(st) = &r.state else {
