@@ -440,7 +440,7 @@ mod tests {
     fn generated_passwords_pass_rds_rules() {
         let p = password(32).expect("password");
         assert_eq!(p.len(), 32);
-        assert_eq!(crate::commands::secrets::rds_password_problem(&p), None);
+        assert_eq!(crate::secrets::rds_password_problem(&p), None);
         assert_ne!(p, password(32).expect("another"));
     }
 }

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::config::Diagnostics;
+use crate::diagnostic::{Diagnostics, Finding};
 
 /// Exit codes are part of the CLI contract: CI scripts branch on them.
 pub mod exit {
@@ -53,7 +53,7 @@ pub enum Error {
         "the rendered files would expose secrets in plain text; nothing was written:\n{}",
         .0.iter().map(|f| format!("    {f}")).collect::<Vec<_>>().join("\n")
     )]
-    SecretExposed(Vec<crate::render::Finding>),
+    SecretExposed(Vec<Finding>),
 
     #[error("{what}\n    hint: {hint}")]
     Preflight { what: String, hint: String },

@@ -7,13 +7,16 @@ pub mod commands;
 pub mod config;
 pub mod deploy;
 pub mod destroy;
+pub mod diagnostic;
 pub mod docker;
 pub mod error;
 pub mod git;
+pub mod images;
 pub mod local;
 pub mod registry;
 pub mod render;
 pub mod rollback;
+pub mod secrets;
 pub mod terraform;
 pub mod ui;
 

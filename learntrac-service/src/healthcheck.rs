@@ -18,11 +18,12 @@ pub fn probe(port: u16, timeout: Duration) -> Result<(), String> {
     stream
         .set_write_timeout(Some(timeout))
         .map_err(|e| e.to_string())?;
-    write!(
-        stream,
-        "GET {PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| format!("send: {e}"))?;
+    // One write: a request split over several segments can meet a server that answers
+    // after the first and closes, which resets the connection before the answer is read.
+    let request = format!("GET {PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| format!("send: {e}"))?;
     let mut head = [0u8; 12];
     stream
         .read_exact(&mut head)
@@ -43,8 +44,13 @@ mod tests {
         let port = listener.local_addr().expect("local addr").port();
         std::thread::spawn(move || {
             if let Ok((mut s, _)) = listener.accept() {
-                let mut buf = [0u8; 512];
-                let _ = s.read(&mut buf);
+                // The whole request head, so closing leaves nothing unread (which would
+                // reset the connection under the client).
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && matches!(s.read(&mut byte), Ok(1)) {
+                    head.push(byte[0]);
+                }
                 let _ = write!(s, "HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n");
             }
         });

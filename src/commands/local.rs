@@ -213,8 +213,7 @@ async fn build_image(
     progress: &crate::ui::progress::Progress,
 ) -> Result<String> {
     let built =
-        crate::commands::images::images(root, env, files, Some(service), false, false, progress)
-            .await?;
+        crate::images::images(root, env, files, Some(service), false, false, progress).await?;
     built
         .first()
         .map(|r| r.local.clone())

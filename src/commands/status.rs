@@ -9,9 +9,9 @@ use crate::Ctx;
 use crate::aws::ecs::ServiceState;
 use crate::aws::elbv2::{LoadBalancer, TargetGroup};
 use crate::cli::StatusArgs;
-use crate::commands::secrets::{Required, required};
 use crate::config::{self, Environment, ServiceName};
 use crate::error::{Error, Result, exit};
+use crate::secrets::{Required, required};
 
 #[derive(Debug, Serialize)]
 pub struct ServiceReport {

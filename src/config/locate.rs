@@ -6,21 +6,13 @@ use std::collections::HashMap;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::Marker;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Position {
-    pub line: usize,
-    pub col: usize,
-}
+pub use crate::diagnostic::Position;
 
-impl Position {
-    pub const START: Position = Position { line: 1, col: 1 };
-
-    fn from_marker(m: Marker) -> Self {
-        // yaml-rust2 counts lines from 1 and columns from 0.
-        Position {
-            line: m.line(),
-            col: m.col() + 1,
-        }
+fn from_marker(m: Marker) -> Position {
+    // yaml-rust2 counts lines from 1 and columns from 0.
+    Position {
+        line: m.line(),
+        col: m.col() + 1,
     }
 }
 
@@ -121,7 +113,7 @@ impl Builder {
 
 impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, ev: Event, mark: Marker) {
-        let at = Position::from_marker(mark);
+        let at = from_marker(mark);
         match ev {
             Event::Scalar(text, ..) => {
                 self.node(Some(&text), at);

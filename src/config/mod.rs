@@ -1,7 +1,6 @@
 //! Loading environment files: YAML → typed [`Environment`], with every problem of a file
 //! reported at once and located at `file:line:col`.
 
-mod diagnostic;
 mod locate;
 mod model;
 pub mod routing;
@@ -13,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_path_to_error::Segment;
 use serde_yaml::Value;
 
-pub use diagnostic::{Diagnostic, Diagnostics};
+pub use crate::diagnostic::{Diagnostic, Diagnostics};
 pub use locate::{Locations, Position};
 pub use model::*;
 pub use validate::{WIRED_VARIABLES, has_url_credentials, looks_secret, ssm_path_problem};

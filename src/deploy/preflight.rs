@@ -159,7 +159,7 @@ pub async fn run(checks: Checks<'_>) -> Result<Ready> {
             Ok(params) => {
                 // One problem per parameter, naming every service that reads it.
                 let mut missing: Vec<(String, Vec<String>)> = Vec::new();
-                for r in crate::commands::secrets::required(env, &params)
+                for r in crate::secrets::required(env, &params)
                     .into_iter()
                     .filter(|r| !r.present)
                 {

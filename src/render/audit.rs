@@ -5,19 +5,7 @@
 
 use super::Files;
 use crate::config::{has_url_credentials, looks_secret};
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finding {
-    pub file: String,
-    pub line: usize,
-    pub problem: String,
-}
-
-impl std::fmt::Display for Finding {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}: {}", self.file, self.line, self.problem)
-    }
-}
+pub use crate::diagnostic::Finding;
 
 /// Every place in `files` where a secret could end up in plain text.
 pub fn audit(files: &Files) -> Vec<Finding> {

@@ -1,9 +1,35 @@
+//! Problems located in files — environment files and rendered ones — as errors carry them.
+//! A leaf: the modules that find problems and the error type that reports them both use it.
+
 use std::fmt;
 use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::locate::Position;
+/// Where in a file: line and column, both from 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub line: usize,
+    pub col: usize,
+}
+
+impl Position {
+    pub const START: Position = Position { line: 1, col: 1 };
+}
+
+/// A secret found in a rendered file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub file: String,
+    pub line: usize,
+    pub problem: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.file, self.line, self.problem)
+    }
+}
 
 /// One problem in an environment file, located precisely enough to jump to it.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -1,0 +1,352 @@
+//! The image pipeline shared by `build`, `push` and `deploy`: both images built concurrently
+//! through the Engine API, tagged with what was built, then pushed concurrently.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use bollard::Docker;
+use bollard::auth::DockerCredentials;
+use futures_util::future::join_all;
+use serde::Serialize;
+
+use crate::config::{Environment, ServiceName};
+use crate::docker::build::{BuildRequest, Built};
+use crate::docker::push::{PushRequest, Pushed};
+use crate::docker::{self, context};
+use crate::error::{Error, Result};
+use crate::git::{self, Revision};
+use crate::render;
+use crate::ui::progress::Progress;
+
+#[derive(Debug, Serialize)]
+pub struct ImageReport {
+    pub service: ServiceName,
+    /// Local `name:tag`.
+    pub local: String,
+    pub image_id: String,
+    pub tags: Vec<String>,
+    pub build: Option<Built>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub push: Option<Pushed>,
+}
+
+pub fn local_name(env: &Environment, service: ServiceName) -> String {
+    format!("{}-{service}", env.name_prefix())
+}
+
+/// Builds (unless `skip_build`) the images of `only` or both services from the rendered
+/// Dockerfiles in `files`, and pushes them when `push`.
+pub async fn images(
+    root: &Path,
+    env: &Environment,
+    files: &render::Files,
+    only: Option<ServiceName>,
+    skip_build: bool,
+    push: bool,
+    progress: &Progress,
+) -> Result<Vec<ImageReport>> {
+    let services: Vec<ServiceName> = match only {
+        Some(s) => vec![s],
+        None => ServiceName::ALL.to_vec(),
+    };
+    let docker = docker::connect().await?;
+    let rev = git::revision(root);
+    let tags = vec![rev.tag(), env.environment.clone()];
+    // Credentials first: nothing is built for a push that cannot happen.
+    let target = if push {
+        Some(registry(env, &services).await?)
+    } else {
+        None
+    };
+
+    let mut reports: Vec<ImageReport> = Vec::new();
+    if skip_build {
+        for s in &services {
+            let local = format!("{}:{}", local_name(env, *s), rev.tag());
+            let inspect = docker
+                .inspect_image(&local)
+                .await
+                .map_err(|_| Error::Image {
+                    image: s.to_string(),
+                    message: format!(
+                        "--skip-build, but {local} was never built here; run `learntrac build {}`",
+                        env.environment
+                    ),
+                })?;
+            reports.push(ImageReport {
+                service: *s,
+                local,
+                image_id: inspect.id.unwrap_or_default(),
+                tags: tags.clone(),
+                build: None,
+                repository: None,
+                push: None,
+            });
+        }
+    } else {
+        let builds = services.iter().map(|s| {
+            let line = progress.line(s.as_str());
+            build_one(&docker, root, env, files, &rev, *s, line)
+        });
+        let results = join_all(builds).await;
+        // A failed build stops everything before any push.
+        let errors: Vec<String> = results
+            .iter()
+            .filter_map(|r| r.as_ref().err().map(ToString::to_string))
+            .collect();
+        if !errors.is_empty() {
+            return Err(Error::Image {
+                image: "build".into(),
+                message: errors.join("\n"),
+            });
+        }
+        for (s, r) in services.iter().zip(results) {
+            let (local, built) = r?;
+            // The environment tag locally too, so `docker run NAME:ENV` works.
+            tag_local(&docker, &local, &local_name(env, *s), &env.environment).await?;
+            reports.push(ImageReport {
+                service: *s,
+                local,
+                image_id: built.image_id.clone(),
+                tags: tags.clone(),
+                build: Some(built),
+                repository: None,
+                push: None,
+            });
+        }
+    }
+
+    if let Some((host, credentials)) = target {
+        let pushes = reports.iter().map(|r| {
+            let repository = format!("{host}/{}", local_name(env, r.service));
+            let line = progress.line(r.service.as_str());
+            let local = r.local.clone();
+            let credentials = credentials.clone();
+            let tags = tags.clone();
+            let docker = docker.clone();
+            let image = r.service.to_string();
+            async move {
+                let req = PushRequest {
+                    image: &image,
+                    local: &local,
+                    repository: &repository,
+                    tags: &tags,
+                    credentials,
+                };
+                let pushed = docker::push::push(&docker, req, &line).await;
+                if let Ok(p) = &pushed {
+                    line.finish(&format!(
+                        "{} {repository}@{}",
+                        if p.skipped { "up to date" } else { "pushed" },
+                        p.digest
+                    ));
+                }
+                pushed.map(|p| (repository, p))
+            }
+        });
+        let pushed_all = join_all(pushes).await;
+        for (r, pushed) in reports.iter_mut().zip(pushed_all) {
+            let (repository, p) = pushed?;
+            r.repository = Some(repository);
+            r.push = Some(p);
+        }
+    }
+    Ok(reports)
+}
+
+async fn build_one(
+    docker: &Docker,
+    root: &Path,
+    env: &Environment,
+    files: &render::Files,
+    rev: &Revision,
+    service: ServiceName,
+    line: crate::ui::progress::Line,
+) -> Result<(String, Built)> {
+    let spec = env.services.get(service);
+    let dockerfile = files
+        .get(&format!("docker/{service}.Dockerfile"))
+        .ok_or_else(|| Error::Image {
+            image: service.to_string(),
+            message: format!("no docker/{service}.Dockerfile among the rendered templates"),
+        })?;
+    let dir = root.join(&spec.context);
+    let local = format!("{}:{}", local_name(env, service), rev.tag());
+    let mut labels = BTreeMap::new();
+    labels.insert("org.opencontainers.image.revision", rev.tag());
+    labels.insert("org.opencontainers.image.title", local_name(env, service));
+    if let Some(source) = git::remote(root) {
+        labels.insert("org.opencontainers.image.source", source);
+    }
+    // The commit's time, not now: an unchanged tree must rebuild to the same image.
+    if let Some(created) = git::commit_time(root) {
+        labels.insert("org.opencontainers.image.created", created);
+    }
+    line.message(&format!("packing the build context {}", dir.display()));
+    let (tar, count, context_hash, skipped) = {
+        let dir = dir.clone();
+        let dockerfile = dockerfile.clone();
+        tokio::task::spawn_blocking(move || {
+            // Packed once; the hash of context + Dockerfile becomes a label itself.
+            let packed = context::pack(&dir)?;
+            let hash = packed.sha256(&dockerfile);
+            labels.insert(CONTEXT_LABEL, hash.clone());
+            let labelled = format!(
+                "{}\n{}\n",
+                dockerfile.trim_end(),
+                label_instruction(&labels)
+            );
+            let count = packed.files;
+            let skipped = packed.skipped.clone();
+            Ok::<_, Error>((packed.finish(&labelled)?, count, hash, skipped))
+        })
+        .await
+        .map_err(|e| Error::Image {
+            image: service.to_string(),
+            message: e.to_string(),
+        })??
+    };
+    if !skipped.is_empty() {
+        // As docker build does: a socket cannot travel in a tar.
+        line.warn(&format!(
+            "sockets left out of the build context: {}",
+            skipped.join(", ")
+        ));
+    }
+    // Same commit, same context, same Dockerfile: the engine would only replay its cache.
+    if let Ok(existing) = docker.inspect_image(&local).await
+        && existing
+            .config
+            .as_ref()
+            .and_then(|c| c.labels.as_ref())
+            .and_then(|l| l.get(CONTEXT_LABEL))
+            == Some(&context_hash)
+    {
+        let image_id = existing.id.unwrap_or_default();
+        line.finish(&format!("up to date {image_id} (context unchanged)"));
+        return Ok((
+            local,
+            Built {
+                image_id,
+                cached: true,
+                steps: 0,
+                seconds: 0.0,
+            },
+        ));
+    }
+    line.message(&format!("sending {count} files ({} kB)", tar.len() / 1024));
+    let req = BuildRequest {
+        image: service.as_str(),
+        tag: &local,
+        context: tar,
+        platform: &env.images.platform,
+    };
+    let built = docker::build::build(docker, req, &line).await?;
+    line.finish(&format!(
+        "built {} {}",
+        &built.image_id,
+        if built.cached { "(cached)" } else { "" }
+    ));
+    Ok((local, built))
+}
+
+/// Label holding the hash of the build context and Dockerfile an image was built from.
+const CONTEXT_LABEL: &str = "dev.learntrac.context-sha256";
+
+/// All labels in one instruction: the classic builder commits one layer per LABEL.
+fn label_instruction(labels: &BTreeMap<&str, String>) -> String {
+    let quoted: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                serde_json::Value::from(*k),
+                serde_json::Value::from(v.as_str())
+            )
+        })
+        .collect();
+    format!("LABEL {}", quoted.join(" "))
+}
+
+async fn tag_local(docker: &Docker, local: &str, name: &str, tag: &str) -> Result<()> {
+    let options = bollard::query_parameters::TagImageOptionsBuilder::default()
+        .repo(name)
+        .tag(tag)
+        .build();
+    docker
+        .tag_image(local, Some(options))
+        .await
+        .map_err(|e| Error::Image {
+            image: name.to_string(),
+            message: format!("cannot tag {local} as {name}:{tag}: {e}"),
+        })
+}
+
+/// Where pushes go and with which credentials. ECR is always asked for a token (and
+/// whether the repositories exist); a `registry:` override then receives the pushes
+/// with credentials from the Docker config file, if it has any for that registry.
+async fn registry(
+    env: &Environment,
+    services: &[ServiceName],
+) -> Result<(String, Option<DockerCredentials>)> {
+    let config = crate::aws::sdk_config(env).await;
+    let ecr = aws_sdk_ecr::Client::new(&config);
+    // An ECR failure is a failed push (exit 4), not a generic one.
+    let as_push = |e: Error| match e {
+        Error::Aws { what, which, cause } => Error::Image {
+            image: which,
+            message: format!("failed to {what}: {cause}"),
+        },
+        other => other,
+    };
+    let login = crate::aws::ecr::login(&ecr).await.map_err(as_push)?;
+    if let Some(host) = &env.registry {
+        return Ok((host.clone(), docker_config_credentials(host)));
+    }
+    let names: Vec<String> = services.iter().map(|s| local_name(env, *s)).collect();
+    let missing = crate::aws::ecr::missing_repositories(&ecr, &names)
+        .await
+        .map_err(as_push)?;
+    if !missing.is_empty() {
+        return Err(Error::Image {
+            image: missing.join(", "),
+            message: format!(
+                "no such ECR repository in {}; `learntrac deploy {}` creates them with Terraform (or run terraform apply in .learntrac/{}/terraform)",
+                env.aws.region, env.environment, env.environment
+            ),
+        });
+    }
+    let credentials = DockerCredentials {
+        username: Some(login.username),
+        password: Some(login.password),
+        serveraddress: Some(login.host.clone()),
+        ..Default::default()
+    };
+    Ok((login.host, Some(credentials)))
+}
+
+/// `auths.<host>.auth` of `$DOCKER_CONFIG/config.json` (default `~/.docker`).
+fn docker_config_credentials(host: &str) -> Option<DockerCredentials> {
+    use base64::Engine;
+    let dir = std::env::var_os("DOCKER_CONFIG")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".docker")))?;
+    let text = std::fs::read_to_string(dir.join("config.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let auth = v["auths"][host]["auth"].as_str()?;
+    let decoded = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(auth)
+            .ok()?,
+    )
+    .ok()?;
+    let (user, pass) = decoded.split_once(':')?;
+    Some(DockerCredentials {
+        username: Some(user.to_string()),
+        password: Some(pass.to_string()),
+        serveraddress: Some(host.to_string()),
+        ..Default::default()
+    })
+}
