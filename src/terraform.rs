@@ -104,7 +104,8 @@ pub struct PlanSummary {
     pub destroyed: Vec<String>,
     /// Addresses changed in place.
     pub changed: Vec<String>,
-    /// Services whose task definition gets a new revision (their rollout starts on apply).
+    /// Services whose template task definition gets a new revision (deploy then registers
+    /// the service's own revision from it).
     pub new_task_definitions: Vec<ServiceName>,
 }
 

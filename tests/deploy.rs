@@ -160,6 +160,29 @@ impl DeployProject {
         self.dir.path()
     }
 
+    /// `deploy --dry-run --full` plans no change; on failure, each planned attribute change.
+    fn assert_plans_nothing(&self, when: &str) {
+        let plan = self
+            .cli(&[
+                "deploy",
+                "local",
+                "--templates",
+                "tmpl",
+                "--dry-run",
+                "--full",
+                "-o",
+                "json",
+            ])
+            .run();
+        assert_eq!(plan.code, 0, "{}", plan.stderr);
+        let planned = json(&plan)["plan"].clone();
+        assert!(
+            planned["changes"] == false,
+            "a plan {when}: {planned}\n{}",
+            planned_differences(self)
+        );
+    }
+
     /// Terraform's state as the S3 backend keeps it; None before the first apply.
     async fn state(&self) -> Option<Vec<u8>> {
         let got = common::s3_client(&self.moto)
@@ -784,25 +807,7 @@ async fn deploy_applies_the_stack_rolls_out_verifies_and_status_reads_it_back() 
     );
 
     // After a fast deploy Terraform has nothing to do: the images never pass through it.
-    let plan = p
-        .cli(&[
-            "deploy",
-            "local",
-            "--templates",
-            "tmpl",
-            "--dry-run",
-            "--full",
-            "-o",
-            "json",
-        ])
-        .run();
-    assert_eq!(plan.code, 0, "{}", plan.stderr);
-    let planned = json(&plan)["plan"].clone();
-    assert!(
-        planned["changes"] == false,
-        "a plan after a fast deploy: {planned}\n{}",
-        planned_differences(&p)
-    );
+    p.assert_plans_nothing("after a fast deploy");
 
     // 5b. rollback: never unconfirmed; the revision before, through the same wait and
     //     verify; a deploy of the other service leaves it where it was put; --to a commit.
@@ -915,25 +920,7 @@ async fn deploy_applies_the_stack_rolls_out_verifies_and_status_reads_it_back() 
         "only trac redeployed: {services}"
     );
     assert_eq!(running(1).0, learntrac_td(1), "the rollback stays");
-    let plan = p
-        .cli(&[
-            "deploy",
-            "local",
-            "--templates",
-            "tmpl",
-            "--dry-run",
-            "--full",
-            "-o",
-            "json",
-        ])
-        .run();
-    assert_eq!(plan.code, 0, "{}", plan.stderr);
-    let planned = json(&plan)["plan"].clone();
-    assert!(
-        planned["changes"] == false,
-        "nothing planned after a rollback and a deploy: {planned}\n{}",
-        planned_differences(&p)
-    );
+    p.assert_plans_nothing("after a rollback and a deploy of the other service");
 
     // --to a commit: the newest revision that runs its images.
     let head = String::from_utf8(

@@ -1,5 +1,7 @@
 //! `learntrac deploy ENV`: preflight, render, build and push, terraform, redeploy, wait,
-//! verify — each phase timed and reported, every failure with its own exit code.
+//! verify — each phase timed and reported, every failure with its own exit code. When the
+//! rendered Terraform is what the last apply recorded (`record`), Terraform is skipped: the
+//! fast path, since images never pass through it.
 
 pub mod network;
 pub mod preflight;
