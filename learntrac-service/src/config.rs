@@ -37,6 +37,8 @@ pub struct Config {
     pub body_limit: usize,
     pub db_max_connections: u32,
     pub db_acquire_timeout: Duration,
+    /// The chat tutor; None when CHAT_BASE_URL and CHAT_MODEL are not set.
+    pub chat: Option<crate::tutor::ChatSettings>,
 }
 
 impl std::fmt::Debug for Config {
@@ -49,6 +51,7 @@ impl std::fmt::Debug for Config {
             .field("token_secret", &self.token_secret.as_ref().map(|_| "<set>"))
             .field("cache_ttl", &self.cache_ttl)
             .field("request_timeout", &self.request_timeout)
+            .field("chat", &self.chat)
             .finish_non_exhaustive()
     }
 }
@@ -194,7 +197,9 @@ impl Config {
                 problem: "too short: use at least 32 random characters".into(),
             });
         }
+        let chat = chat(vars)?;
         Ok(Config {
+            chat,
             database_url,
             redis_url,
             port: parse(vars, "PORT", 8001)?,
@@ -213,6 +218,45 @@ impl Config {
             )?),
         })
     }
+}
+
+/// The chat tutor's settings: both CHAT_BASE_URL and CHAT_MODEL, or neither.
+fn chat(vars: &HashMap<String, String>) -> Result<Option<crate::tutor::ChatSettings>, ConfigError> {
+    let get = |k: &str| vars.get(k).filter(|v| !v.is_empty()).cloned();
+    let (base_url, model) = match (get("CHAT_BASE_URL"), get("CHAT_MODEL")) {
+        (None, None) => return Ok(None),
+        (Some(b), Some(m)) => (b, m),
+        (Some(_), None) => {
+            return Err(ConfigError {
+                var: "CHAT_MODEL",
+                problem: "not set, but CHAT_BASE_URL is: name the model the endpoint serves".into(),
+            });
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError {
+                var: "CHAT_BASE_URL",
+                problem: "not set, but CHAT_MODEL is: the OpenAI-compatible endpoint, e.g. https://api.openai.com/v1".into(),
+            });
+        }
+    };
+    if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
+        return Err(ConfigError {
+            var: "CHAT_BASE_URL",
+            problem: format!("`{}` is not an http(s):// URL", redact(&base_url)),
+        });
+    }
+    Ok(Some(crate::tutor::ChatSettings {
+        model: crate::tutor::model::ModelConfig {
+            base_url,
+            model,
+            api_key: get("CHAT_API_KEY"),
+            timeout: Duration::from_secs(parse(vars, "CHAT_TIMEOUT_SECONDS", 120)?),
+            stall: Duration::from_secs(parse(vars, "CHAT_STALL_SECONDS", 20)?),
+            max_tokens: parse(vars, "CHAT_MAX_TOKENS", 600)?,
+        },
+        daily_requests: parse(vars, "CHAT_DAILY_REQUESTS", 200)?,
+        daily_tokens: parse(vars, "CHAT_DAILY_TOKENS", 200_000)?,
+    }))
 }
 
 fn parse<T: std::str::FromStr>(

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use sqlx::AnyPool;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Connection};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -47,6 +47,9 @@ pub fn tls_hint(url: &str, error: &str) -> String {
     }
 }
 
+/// How long a pooled connection may sit idle before it is checked on its way out.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
+
 impl Db {
     /// Opens a lazy pool: start-up never waits for the database, and requests that find
     /// it down fail within `acquire_timeout` instead of hanging.
@@ -69,6 +72,18 @@ impl Db {
             })
             .min_connections(0)
             .acquire_timeout(acquire_timeout)
+            // sqlx pings every connection it hands out: a round trip per acquire, as costly as
+            // the query itself under load. Only a connection that sat idle long enough for the
+            // server, a failover or a NAT to have dropped it is checked; a busy one is not.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= IDLE_BEFORE_PING {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .idle_timeout(Some(Duration::from_secs(300)))
             .connect_lazy(url)?;
         Ok(Db { pool, backend })

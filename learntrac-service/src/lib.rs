@@ -16,6 +16,7 @@ pub mod sessions;
 pub mod state;
 pub mod telemetry;
 pub mod trac;
+pub mod tutor;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -49,6 +50,8 @@ pub enum StartupError {
     },
     #[error("cache: {0}")]
     Cache(#[from] redis::RedisError),
+    #[error("chat tutor: {0}")]
+    Chat(String),
 }
 
 /// Connects (lazily), creates LearnTrac's tables and assembles the shared state.
@@ -80,6 +83,12 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
             config.session_ttl,
             SESSIONS_REMEMBERED,
         )),
+        tutor: match &config.chat {
+            Some(chat) => Some(Arc::new(
+                tutor::Tutor::new(chat.clone()).map_err(|e| StartupError::Chat(e.to_string()))?,
+            )),
+            None => None,
+        },
         token_key: config
             .token_secret
             .as_ref()
@@ -108,7 +117,7 @@ impl From<&Config> for Limits {
 
 /// Every route, with request ids, logging, a timeout and a body limit.
 pub fn router(state: AppState, limits: Limits) -> Router {
-    use routes::{concepts, health, milestones, students};
+    use routes::{chat, concepts, health, milestones, students};
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .route("/health", get(health::deep))
@@ -121,6 +130,9 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .route("/api/LearnTrac/students/{id}/progress", get(students::progress))
         .route("/api/LearnTrac/milestones/{name}/progress", get(milestones::progress))
         .route("/api/analytics/milestones/{name}", get(milestones::analytics))
+        .route("/api/chat/concepts/{id}/messages", post(chat::ask))
+        .route("/api/chat/concepts/{id}/conversation", get(chat::latest))
+        .route("/api/chat/conversations/{id}", get(chat::conversation))
         .fallback(routes::not_found)
         .layer(
             ServiceBuilder::new()

@@ -12,6 +12,8 @@ pub struct AppState {
     pub cache: Arc<Cache>,
     /// Trac login cookies checked in the last few seconds.
     pub sessions: Arc<crate::sessions::Sessions>,
+    /// The chat tutor, when configured.
+    pub tutor: Option<Arc<crate::tutor::Tutor>>,
     /// Verifies bearer tokens; None when no token secret is configured.
     pub token_key: Option<Arc<DecodingKey>>,
 }

@@ -1,6 +1,7 @@
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
+use sqlx::Connection;
 
 use super::{ApiJson, ConceptId};
 use crate::auth::Caller;
@@ -91,8 +92,11 @@ pub async fn practice(
             req.score
         )));
     }
+    // One connection for the whole request: each acquire from the pool is work, and the
+    // read and the write then follow each other on one session.
+    let mut conn = state.db.pool.acquire().await?;
     // Fresh from the database, not the cache: the status decides whether to transition.
-    let concept = trac::concept(&state.db, id)
+    let concept = trac::concept_on(&mut *conn, id)
         .await?
         .ok_or_else(|| absent_concept(id))?;
     // Someone else's concept: absent to a student, refused (it exists) to an admin.
@@ -110,7 +114,7 @@ pub async fn practice(
         )));
     }
     let now = trac::now_micros();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = conn.begin().await?;
     let m = learning::record_attempt(
         &mut tx,
         state.db.backend,
@@ -149,6 +153,9 @@ pub async fn practice(
         }
     }
     tx.commit().await?;
+    // Back to the pool before the cache round trip: the pool, not the database, is what
+    // runs out first under load.
+    drop(conn);
     state.cache.invalidate(&state.cache.concept_key(id)).await;
     if status_changed {
         tracing::info!(concept = id, student = %caller.user, mastery = m.mastery, "concept mastered");

@@ -54,7 +54,7 @@ pub async fn deep(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
 
 /// Shallow check for the load balancer: the process serves HTTP. Never touches the
 /// database, so a database blip does not take every task out of the target group.
-pub async fn shallow() -> Json<Value> {
+pub async fn shallow(State(state): State<AppState>) -> Json<Value> {
     Json(json!({
         "status": "healthy",
         "service": "learntrac",
@@ -62,7 +62,7 @@ pub async fn shallow() -> Json<Value> {
         "features": {
             "learning": "enabled",
             "analytics": "enabled",
-            "chat": "disabled",
+            "chat": if state.tutor.is_some() { "enabled" } else { "disabled" },
             "voice": "disabled",
         },
     }))

@@ -1,5 +1,6 @@
 //! HTTP routes. Every error is JSON; extractors' own rejections are mapped too.
 
+pub mod chat;
 pub mod concepts;
 pub mod health;
 pub mod milestones;

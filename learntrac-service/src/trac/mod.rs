@@ -178,6 +178,15 @@ struct TicketWithCustom {
 /// Concept from ticket `id`, or None when there is no such ticket. One round trip: the
 /// ticket joined with its custom fields, one row per field.
 pub async fn concept(db: &Db, id: i64) -> Result<Option<Concept>, sqlx::Error> {
+    concept_on(&db.pool, id).await
+}
+
+/// [`concept`] on a given connection (or pool), so a request that goes on to write holds
+/// one connection throughout.
+pub async fn concept_on<'e>(
+    exec: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    id: i64,
+) -> Result<Option<Concept>, sqlx::Error> {
     let sql = format!(
         "SELECT {}, c.name AS custom_name, c.value AS custom_value \
          FROM ticket t LEFT JOIN ticket_custom c ON c.ticket = t.id WHERE t.id = $1",
@@ -185,7 +194,7 @@ pub async fn concept(db: &Db, id: i64) -> Result<Option<Concept>, sqlx::Error> {
     );
     let rows = sqlx::query_as::<_, TicketWithCustom>(AssertSqlSafe(sql))
         .bind(id)
-        .fetch_all(&db.pool)
+        .fetch_all(exec)
         .await?;
     let mut custom = BTreeMap::new();
     let mut ticket = None;

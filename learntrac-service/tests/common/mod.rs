@@ -3,6 +3,8 @@
 //! and the service on port 0 in-process.
 #![allow(dead_code)]
 
+pub mod fake_model;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -185,6 +187,8 @@ pub struct AppOptions {
     pub request_timeout_s: u64,
     pub max_connections: Option<u32>,
     pub session_cache_ms: u64,
+    /// More variables, e.g. CHAT_*.
+    pub extra: Vec<(&'static str, String)>,
 }
 
 impl Default for AppOptions {
@@ -195,6 +199,7 @@ impl Default for AppOptions {
             request_timeout_s: 10,
             max_connections: None,
             session_cache_ms: 5000,
+            extra: Vec::new(),
         }
     }
 }
@@ -221,6 +226,7 @@ impl App {
         if let Some(r) = o.redis {
             vars.push(("REDIS_URL", r));
         }
+        vars.extend(o.extra);
         if let Some(n) = o.max_connections {
             vars.push(("DATABASE_MAX_CONNECTIONS", n.to_string()));
         }

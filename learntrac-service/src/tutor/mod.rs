@@ -1,0 +1,168 @@
+//! The chat tutor: a model behind an OpenAI-compatible endpoint, grounded in Trac's data
+//! (prompt.rs), its conversations and each student's daily use kept in LearnTrac's tables
+//! (store.rs). An answer runs to its end in its own task, so a client that goes away does
+//! not lose it: the conversation is saved either way and can be read back.
+
+pub mod model;
+pub mod prompt;
+pub mod store;
+
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use crate::db::Db;
+use model::{Message, Model, ModelConfig, ModelError, Piece};
+
+/// The tutor's settings (CHAT_* variables).
+#[derive(Debug, Clone)]
+pub struct ChatSettings {
+    pub model: ModelConfig,
+    /// Chat requests a student may make per UTC day.
+    pub daily_requests: i64,
+    /// Model tokens (prompt + answer) a student may use per UTC day.
+    pub daily_tokens: i64,
+}
+
+pub struct Tutor {
+    pub model: Model,
+    pub settings: ChatSettings,
+}
+
+impl Tutor {
+    pub fn new(settings: ChatSettings) -> Result<Self, reqwest::Error> {
+        Ok(Tutor {
+            model: Model::new(settings.model.clone())?,
+            settings,
+        })
+    }
+}
+
+/// The earlier turns sent with a question: enough to follow a conversation, bounded so a
+/// long one does not grow every prompt without end.
+pub const HISTORY: usize = 20;
+
+/// One Server-Sent Event for the student's browser: its name and JSON data.
+pub type ClientEvent = (&'static str, serde_json::Value);
+
+/// What to answer, and where to keep it.
+pub struct Turn {
+    pub conversation_id: i64,
+    pub student: String,
+    pub day: i64,
+    pub messages: Vec<Message>,
+}
+
+/// Streams the model's answer to `client` as `delta` events and saves it, complete or as far
+/// as it got; the last event is `done` or `error`. Runs to the end even when the client has
+/// gone (sends to a closed channel are ignored).
+pub async fn answer(
+    db: Db,
+    tutor: std::sync::Arc<Tutor>,
+    turn: Turn,
+    client: mpsc::Sender<ClientEvent>,
+) {
+    let (pieces_tx, mut pieces) = mpsc::channel::<Piece>(64);
+    let model = tutor.model.clone();
+    let messages = turn.messages;
+    let prompt_chars: usize = messages.iter().map(|m| m.content.len()).sum();
+    let asking = tokio::spawn(async move { model.answer(&messages, &pieces_tx).await });
+    let mut text = String::new();
+    let mut counted = None;
+    while let Some(piece) = pieces.recv().await {
+        match piece {
+            Piece::Text(t) => {
+                let _ = client.send(("delta", json!({ "text": t }))).await;
+                text.push_str(&t);
+            }
+            Piece::Usage(n) => counted = Some(n),
+        }
+    }
+    let outcome = match asking.await {
+        Ok(r) => r,
+        Err(e) => Err(ModelError::Malformed(format!(
+            "the answer's task failed: {e}"
+        ))),
+    };
+    // Servers that send no usage: about four characters a token.
+    let tokens = counted
+        .unwrap_or_else(|| i64::try_from((prompt_chars + text.len()) / 4).unwrap_or(i64::MAX));
+    let status = if outcome.is_ok() {
+        "complete"
+    } else {
+        "incomplete"
+    };
+    let saved = if text.is_empty() && outcome.is_err() {
+        Ok(None)
+    } else {
+        store::add_message(
+            &db,
+            turn.conversation_id,
+            "assistant",
+            &text,
+            status,
+            crate::trac::now_micros(),
+        )
+        .await
+        .map(Some)
+    };
+    if let Err(e) = store::count_tokens(&db, &turn.student, turn.day, tokens).await {
+        tracing::warn!(error = %e, "cannot count the tutor's tokens");
+    }
+    let message_id = match saved {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::error!(error = %e, conversation = turn.conversation_id, "cannot save the tutor's answer");
+            let _ = client
+                .send(("error", json!({"code": "not_saved", "message": "the answer could not be saved; ask again"})))
+                .await;
+            return;
+        }
+    };
+    match outcome {
+        Ok(()) => {
+            tracing::info!(
+                conversation = turn.conversation_id,
+                tokens,
+                "tutor answered"
+            );
+            let _ = client
+                .send(("done", json!({"message_id": message_id, "tokens": tokens})))
+                .await;
+        }
+        Err(e) => {
+            // The error's text names no key and no content; the student's words are never logged.
+            tracing::warn!(conversation = turn.conversation_id, error = %e, "tutor answer stopped");
+            let retry_after = match e {
+                ModelError::RateLimited { retry_after } => Some(retry_after),
+                _ => None,
+            };
+            let _ = client
+                .send((
+                    "error",
+                    json!({
+                        "code": e.code(),
+                        "message": format!("{e}; what arrived so far is saved"),
+                        "retry_after": retry_after,
+                        "message_id": message_id,
+                    }),
+                ))
+                .await;
+        }
+    }
+}
+
+/// Seconds until the next UTC day, when a student's daily limits start again.
+pub fn seconds_to_midnight(now_secs: u64) -> u64 {
+    86_400 - now_secs % 86_400
+}
+
+/// The day (since the epoch, UTC) a time in seconds falls on.
+pub fn day_of(now_secs: u64) -> i64 {
+    i64::try_from(now_secs / 86_400).unwrap_or(i64::MAX)
+}
+
+/// How long an idle SSE stream waits before a keep-alive comment, below every idle
+/// timeout between the browser and the service (the ALB's is 60 s by default).
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
