@@ -424,6 +424,11 @@ fn routing_that_hides_paths_is_warned_about_and_trac_needs_no_rule() {
         "    service: learntrac\n    paths: [\"/api/chat/*\"",
         "    service: trac\n    paths: [\"/api/chat/*\"",
     );
+    p.edit(
+        "dev",
+        "    service: learntrac\n    paths: [\"/learn\"",
+        "    service: trac\n    paths: [\"/learn\"",
+    );
     let run = validate(&p, "dev");
     assert_eq!(run.code, 2);
     assert!(

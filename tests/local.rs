@@ -1,6 +1,8 @@
 //! `learntrac local` with the embedded runtime, on a machine state with no Docker socket.
 
 mod common;
+#[path = "../learntrac-service/tests/common/fake_model.rs"]
+mod fake_model;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -282,6 +284,8 @@ fn screenshot(url: &str, name: &str) -> std::path::PathBuf {
             "--disable-gpu",
             "--hide-scrollbars",
             "--window-size=1280,900",
+            // Let the page's scripts and requests settle (virtual time skips idle waits).
+            "--virtual-time-budget=15000",
         ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg(format!("--screenshot={}", file.display()))
@@ -547,4 +551,165 @@ async fn a_half_created_database_is_repaired_and_a_foreign_one_refused() {
     let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
     assert_eq!(mode(&data), 0o700, "the data folder is private");
     assert_eq!(mode(&data.join("token-secret")), 0o600);
+}
+
+/// Runs the page in headless Chromium until its scripts and requests settle, and returns the
+/// DOM as the student's browser holds it.
+fn rendered_dom(url: &str) -> String {
+    let chromium = std::env::var("CHROMIUM").expect("CHROMIUM (scripts/test installs it)");
+    let profile = tempfile::tempdir().expect("profile");
+    let out = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--virtual-time-budget=15000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(url)
+        .output()
+        .expect("run chromium");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_student_page_practises_and_streams_the_tutor_through_the_router() {
+    let model = fake_model::FakeModel::start().await;
+    let project = Project::new();
+    project.edit(
+        "local",
+        "      CACHE_TTL_SECONDS: \"30\"\n",
+        &format!(
+            "      CACHE_TTL_SECONDS: \"30\"\n      CHAT_BASE_URL: {}\n      CHAT_MODEL: tutor-model\n",
+            model.base_url
+        ),
+    );
+    let home = tempfile::tempdir().expect("home");
+    let port = free_port();
+    let data = project.path().join(".learntrac/local/embedded");
+    let child = up(project.path(), home.path(), port, true);
+    let secret = std::fs::read_to_string(data.join("token-secret")).expect("token secret");
+    let alice = learntrac_service::auth::issue_token(secret.trim(), "alice", 600).expect("token");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+
+    let (s, health) = get(&format!("{base}/api/LearnTrac/health"), None).await;
+    assert_eq!(s, 200);
+    let health: Value = serde_json::from_str(&health).expect("json");
+    assert_eq!(health["features"]["chat"], "enabled", "{health}");
+
+    // The page through the router's rule: the service's, not Trac's.
+    let resp = client
+        .get(format!("{base}/learn"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(resp.status().as_u16(), 308);
+    assert_eq!(resp.headers()["location"], "/learn/");
+    let resp = client
+        .get(format!("{base}/learn/"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(resp.status().as_u16(), 200);
+    let csp = resp.headers()["content-security-policy"]
+        .to_str()
+        .expect("csp")
+        .to_string();
+    assert!(csp.contains("default-src 'self'"), "{csp}");
+    assert!(
+        resp.text()
+            .await
+            .expect("body")
+            .contains("<script src=\"/learn/app.js\"")
+    );
+    let (s, _) = get(&format!("{base}/learn/app.js"), None).await;
+    assert_eq!(s, 200);
+
+    // Server-Sent Events through the router arrive as they are sent, not when the answer ends.
+    let started = std::time::Instant::now();
+    let mut resp = client
+        .post(format!("{base}/api/chat/concepts/2/messages"))
+        .bearer_auth(&alice)
+        .json(&serde_json::json!({"message": "[slow] what is a linear equation?"}))
+        .send()
+        .await
+        .expect("ask");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap_or("")
+            .starts_with("text/event-stream")
+    );
+    let mut body = String::new();
+    let mut first_delta = None;
+    while let Some(chunk) = resp.chunk().await.expect("chunk") {
+        body.push_str(&String::from_utf8_lossy(&chunk));
+        if first_delta.is_none() && body.contains("event: delta") {
+            first_delta = Some(started.elapsed());
+        }
+    }
+    let total = started.elapsed();
+    let first_delta = first_delta.expect("a delta event");
+    assert!(
+        total - first_delta > Duration::from_millis(500),
+        "the first piece came at {first_delta:?}, the end at {total:?}: the router held the stream"
+    );
+    let events = fake_model::sse_events(&body);
+    assert_eq!(events.last().map(|e| e.0.as_str()), Some("done"), "{body}");
+
+    // The page, as a student's browser runs it: signed in by the demo token in the link,
+    // concept #2 opened, the question asked through the link, the answer streamed in.
+    let question = "How do I start?";
+    let url = format!(
+        "{base}/learn/?concept=2&ask={}#token={alice}",
+        question.replace(' ', "%20").replace('?', "%3F")
+    );
+    // Chromium's virtual-time budget may dump the page while a streamed answer is still
+    // arriving (a streaming fetch does not hold virtual time back): render again, at most
+    // three times, until the page shows the answer finished.
+    let mut dom = String::new();
+    for _ in 0..3 {
+        dom = rendered_dom(&url);
+        if dom.contains("data-done=\"true\"") {
+            break;
+        }
+    }
+    assert!(dom.contains("signed in as alice"), "{dom}");
+    assert!(
+        dom.contains("Variables and expressions"),
+        "alice's concepts listed: {dom}"
+    );
+    assert!(
+        dom.contains("#2 Linear equations"),
+        "the concept opened: {dom}"
+    );
+    assert!(dom.contains(question), "the question in the chat: {dom}");
+    let answer = fake_model::answer_words("Linear equations").concat();
+    assert!(
+        dom.contains(answer.trim()),
+        "the tutor's answer streamed into the page: {dom}"
+    );
+    assert!(
+        dom.contains("data-done=\"true\""),
+        "the answer finished: {dom}"
+    );
+    screenshot(&url, "learn-page-tutor.png");
+
+    let down = learntrac(project.path(), home.path())
+        .args(["local", "down"])
+        .output()
+        .expect("down");
+    assert!(down.status.success());
+    let out = child.wait_with_output().expect("up exits");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("/learn/#token="),
+        "up prints the student's link: {stdout}"
+    );
 }

@@ -117,12 +117,13 @@ impl From<&Config> for Limits {
 
 /// Every route, with request ids, logging, a timeout and a body limit.
 pub fn router(state: AppState, limits: Limits) -> Router {
-    use routes::{chat, concepts, health, milestones, students};
+    use routes::{chat, concepts, health, learn, milestones, students};
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .route("/health", get(health::deep))
         .route("/api/LearnTrac/health", get(health::shallow))
         .route("/api/LearnTrac/openapi.json", get(routes::openapi))
+        .route("/api/LearnTrac/me", get(students::me))
         .route("/api/LearnTrac/concepts/{id}", get(concepts::get))
         .route("/api/LearnTrac/concepts/{id}/practice", post(concepts::practice))
         .route("/api/LearnTrac/concepts/{id}/prerequisites", get(concepts::prerequisites))
@@ -133,6 +134,10 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .route("/api/chat/concepts/{id}/messages", post(chat::ask))
         .route("/api/chat/concepts/{id}/conversation", get(chat::latest))
         .route("/api/chat/conversations/{id}", get(chat::conversation))
+        .route("/learn", get(learn::bare))
+        .route("/learn/", get(learn::index))
+        .route("/learn/app.js", get(learn::script))
+        .route("/learn/style.css", get(learn::style))
         .fallback(routes::not_found)
         .layer(
             ServiceBuilder::new()

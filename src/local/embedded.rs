@@ -109,10 +109,21 @@ pub async fn service_on(
     if let Some(url) = redis_url {
         vars.push(("REDIS_URL", url.to_string()));
     }
-    let config = learntrac_service::Config::from_vars(
-        &vars.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
-    )
-    .map_err(|e| Error::Local {
+    // The task's own environment from the YAML first (CHAT_BASE_URL, CHAT_MODEL, …), then
+    // what the local stack decides; the model's key comes from the operator's shell, as
+    // it would from SSM.
+    let mut all: std::collections::HashMap<String, String> = env
+        .services
+        .learntrac
+        .environment
+        .clone()
+        .into_iter()
+        .collect();
+    if let Ok(key) = std::env::var("CHAT_API_KEY") {
+        all.insert("CHAT_API_KEY".into(), key);
+    }
+    all.extend(vars.into_iter().map(|(k, v)| (k.to_string(), v)));
+    let config = learntrac_service::Config::from_vars(&all).map_err(|e| Error::Local {
         component: "learntrac".into(),
         message: e.to_string(),
     })?;

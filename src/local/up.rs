@@ -405,6 +405,7 @@ async fn serve(
         format!("LearnTrac is up ({runtime} runtime) at {base}"),
         format!("  API health   {base}/api/LearnTrac/health"),
         format!("  OpenAPI      {base}/api/LearnTrac/openapi.json"),
+        format!("  student page {base}/learn/"),
     ];
     lines.extend(notes);
     if args.seed_demo {
@@ -414,6 +415,9 @@ async fn serve(
                 message: e.to_string(),
             }
         })?;
+        lines.push(format!(
+            "  learn        {base}/learn/#token={token}  (alice's page)"
+        ));
         lines.push(format!("  try          curl -H 'Authorization: Bearer {token}' {base}/api/LearnTrac/students/alice/progress"));
     }
     lines.push(

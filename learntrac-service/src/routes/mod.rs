@@ -3,6 +3,7 @@
 pub mod chat;
 pub mod concepts;
 pub mod health;
+pub mod learn;
 pub mod milestones;
 pub mod students;
 

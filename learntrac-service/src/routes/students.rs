@@ -147,3 +147,8 @@ pub async fn progress(
         by_milestone,
     }))
 }
+
+/// Who the request is signed in as.
+pub async fn me(caller: Caller) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "user": caller.user }))
+}

@@ -5,6 +5,7 @@
 //! a fault: `[429]` (with Retry-After), `[500]`, `[stall]` (two chunks, then silence), `[slow]`
 //! (a chunk every 100 ms). Otherwise it answers from the system message's concept line, so
 //! a test sees the grounding reach the model.
+#![allow(dead_code)]
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
