@@ -137,6 +137,11 @@ impl FromRequestParts<AppState> for Caller {
             let user = verify(token, key).ok_or(ApiError::InvalidToken)?;
             return Ok(Caller { user });
         }
+        if let Some(token) = websocket_bearer(parts) {
+            let key = state.token_key.as_ref().ok_or(ApiError::Unauthenticated)?;
+            let user = verify(&token, key).ok_or(ApiError::InvalidToken)?;
+            return Ok(Caller { user });
+        }
         if let Some(value) = cookie(parts, "trac_auth").filter(|v| !v.is_empty()) {
             if let Some(user) = state.sessions.get(value) {
                 return Ok(Caller { user });
@@ -148,4 +153,24 @@ impl FromRequestParts<AppState> for Caller {
         }
         Err(ApiError::Unauthenticated)
     }
+}
+
+/// A bearer token offered as the WebSocket subprotocol `bearer.<token>` (a browser cannot
+/// set Authorization on a WebSocket, and a token in the URL would land in access logs).
+fn websocket_bearer(parts: &Parts) -> Option<String> {
+    let upgrade = parts
+        .headers
+        .get(axum::http::header::UPGRADE)?
+        .to_str()
+        .ok()?;
+    if !upgrade.eq_ignore_ascii_case("websocket") {
+        return None;
+    }
+    parts
+        .headers
+        .get_all(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| p.trim().strip_prefix("bearer.").map(str::to_string))
 }

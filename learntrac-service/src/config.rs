@@ -39,6 +39,19 @@ pub struct Config {
     pub db_acquire_timeout: Duration,
     /// The chat tutor; None when CHAT_BASE_URL and CHAT_MODEL are not set.
     pub chat: Option<crate::tutor::ChatSettings>,
+    /// VOICE_ENGINE: which speech engines the voice tutor uses.
+    pub voice: VoiceEngine,
+    /// The recogniser's pronunciation dictionary (VOICE_DICTIONARY).
+    pub voice_dictionary: std::path::PathBuf,
+}
+
+/// VOICE_ENGINE: `none` (the default), `local` (espeak-ng and PocketSphinx on this machine;
+/// start-up fails without them) or `auto` (local when they are here, else none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VoiceEngine {
+    None,
+    Local,
+    Auto,
 }
 
 impl std::fmt::Debug for Config {
@@ -198,8 +211,23 @@ impl Config {
             });
         }
         let chat = chat(vars)?;
+        let voice = match get("VOICE_ENGINE").as_deref() {
+            None | Some("none") => VoiceEngine::None,
+            Some("local") => VoiceEngine::Local,
+            Some("auto") => VoiceEngine::Auto,
+            Some(other) => {
+                return Err(ConfigError {
+                    var: "VOICE_ENGINE",
+                    problem: format!("`{other}` is not none, local or auto"),
+                });
+            }
+        };
         Ok(Config {
             chat,
+            voice,
+            voice_dictionary: get("VOICE_DICTIONARY")
+                .unwrap_or_else(|| crate::voice::local::DEBIAN_DICTIONARY.into())
+                .into(),
             database_url,
             redis_url,
             port: parse(vars, "PORT", 8001)?,

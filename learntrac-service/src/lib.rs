@@ -17,6 +17,7 @@ pub mod state;
 pub mod telemetry;
 pub mod trac;
 pub mod tutor;
+pub mod voice;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -52,6 +53,8 @@ pub enum StartupError {
     Cache(#[from] redis::RedisError),
     #[error("chat tutor: {0}")]
     Chat(String),
+    #[error("voice tutor (VOICE_ENGINE=local): {0}")]
+    Voice(String),
 }
 
 /// Connects (lazily), creates LearnTrac's tables and assembles the shared state.
@@ -89,11 +92,38 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
             )),
             None => None,
         },
+        voice: speech_engines(config)?,
         token_key: config
             .token_secret
             .as_ref()
             .map(|s| Arc::new(DecodingKey::from_secret(s.as_bytes()))),
     })
+}
+
+/// The speech engines VOICE_ENGINE asks for.
+fn speech_engines(config: &Config) -> Result<Option<Arc<voice::Voice>>, StartupError> {
+    use config::VoiceEngine;
+    let local = || -> Result<voice::Voice, String> {
+        Ok(voice::Voice {
+            recognizer: Box::new(voice::local::Pocketsphinx::locate(
+                &config.voice_dictionary,
+            )?),
+            synthesizer: Box::new(voice::local::EspeakNg::locate()?),
+        })
+    };
+    match config.voice {
+        VoiceEngine::None => Ok(None),
+        VoiceEngine::Local => local()
+            .map(|v| Some(Arc::new(v)))
+            .map_err(StartupError::Voice),
+        VoiceEngine::Auto => match local() {
+            Ok(v) => Ok(Some(Arc::new(v))),
+            Err(why) => {
+                tracing::info!(%why, "voice tutor off");
+                Ok(None)
+            }
+        },
+    }
 }
 
 /// Trac login cookies remembered at once (about 100 bytes each).
@@ -117,7 +147,7 @@ impl From<&Config> for Limits {
 
 /// Every route, with request ids, logging, a timeout and a body limit.
 pub fn router(state: AppState, limits: Limits) -> Router {
-    use routes::{chat, concepts, health, learn, milestones, students};
+    use routes::{chat, concepts, health, learn, milestones, students, voice};
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .route("/health", get(health::deep))
@@ -134,6 +164,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .route("/api/chat/concepts/{id}/messages", post(chat::ask))
         .route("/api/chat/concepts/{id}/conversation", get(chat::latest))
         .route("/api/chat/conversations/{id}", get(chat::conversation))
+        .route("/api/voice/ws", get(voice::session))
         .route("/learn", get(learn::bare))
         .route("/learn/", get(learn::index))
         .route("/learn/app.js", get(learn::script))

@@ -14,6 +14,8 @@ pub struct AppState {
     pub sessions: Arc<crate::sessions::Sessions>,
     /// The chat tutor, when configured.
     pub tutor: Option<Arc<crate::tutor::Tutor>>,
+    /// The voice tutor's speech engines, when configured.
+    pub voice: Option<Arc<crate::voice::Voice>>,
     /// Verifies bearer tokens; None when no token secret is configured.
     pub token_key: Option<Arc<DecodingKey>>,
 }

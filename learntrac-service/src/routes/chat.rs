@@ -35,7 +35,7 @@ pub struct Question {
     pub conversation_id: Option<i64>,
 }
 
-fn tutor(state: &AppState) -> ApiResult<Arc<Tutor>> {
+pub fn tutor(state: &AppState) -> ApiResult<Arc<Tutor>> {
     state.tutor.clone().ok_or_else(|| {
         ApiError::NotConfigured(
             "the chat tutor is not configured: set CHAT_BASE_URL and CHAT_MODEL (an OpenAI-compatible endpoint) \
@@ -46,7 +46,7 @@ fn tutor(state: &AppState) -> ApiResult<Arc<Tutor>> {
 }
 
 /// The caller's own concept (as practice: a student talks about their own concepts).
-async fn own_concept(state: &AppState, caller: &Caller, id: i64) -> ApiResult<Concept> {
+pub async fn own_concept(state: &AppState, caller: &Caller, id: i64) -> ApiResult<Concept> {
     let absent = || ApiError::NotFound(format!("no concept (ticket) #{id}"));
     let concept = load(state, id).await?;
     caller.may_read(state, &concept.owner, absent).await?;
@@ -76,17 +76,53 @@ pub async fn ask(
     ApiJson(q): ApiJson<Question>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let tutor = tutor(&state)?;
-    let question = q.message.trim();
+    let concept = own_concept(&state, &caller, id).await?;
+    let (turn, question_id) = prepare(
+        &state,
+        &tutor,
+        &caller.user,
+        &concept,
+        q.conversation_id,
+        &q.message,
+    )
+    .await?;
+    let (tx, rx) = mpsc::channel(64);
+    let _ = tx
+        .send((
+            "conversation",
+            json!({"conversation_id": turn.conversation_id, "question_id": question_id}),
+        ))
+        .await;
+    tokio::spawn(tutor::answer(state.db.clone(), tutor, turn, tx));
+    let events = futures_util::stream::unfold(rx, |mut rx| async move {
+        let (name, data) = rx.recv().await?;
+        Some((Ok(Event::default().event(name).data(data.to_string())), rx))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+}
+
+/// Checks the question and the student's daily limits, finds or starts the conversation,
+/// saves the question and assembles what the model is sent: the grounding, the recent
+/// history, the question. Returns the turn and the saved question's id.
+pub async fn prepare(
+    state: &AppState,
+    tutor: &Tutor,
+    student: &str,
+    concept: &Concept,
+    conversation_id: Option<i64>,
+    question: &str,
+) -> ApiResult<(Turn, i64)> {
+    let id = concept.id;
+    let question = question.trim();
     let n = question.chars().count();
     if n == 0 || n > MAX_QUESTION {
         return Err(ApiError::Unprocessable(format!(
             "a question is 1 to {MAX_QUESTION} characters, this one has {n}"
         )));
     }
-    let concept = own_concept(&state, &caller, id).await?;
     let now = now_secs();
     let day = tutor::day_of(now);
-    let usage = store::count_request(&state.db, &caller.user, day).await?;
+    let usage = store::count_request(&state.db, student, day).await?;
     let over = if usage.requests > tutor.settings.daily_requests {
         Some(format!("{} questions", tutor.settings.daily_requests))
     } else if usage.tokens >= tutor.settings.daily_tokens {
@@ -100,9 +136,9 @@ pub async fn ask(
             retry_after: tutor::seconds_to_midnight(now),
         });
     }
-    let (conversation_id, history) = match q.conversation_id {
+    let (conversation_id, history) = match conversation_id {
         Some(cid) => {
-            let c = store::conversation(&state.db, cid, &caller.user)
+            let c = store::conversation(&state.db, cid, student)
                 .await?
                 .filter(|c| c.concept_id == id)
                 .ok_or_else(|| {
@@ -113,14 +149,14 @@ pub async fn ask(
             (c.id, c.messages)
         }
         None => (
-            store::start(&state.db, id, &caller.user, trac::now_micros()).await?,
+            store::start(&state.db, id, student, trac::now_micros()).await?,
             Vec::new(),
         ),
     };
-    let mastery = learning::student_mastery(&state.db, &caller.user).await?;
-    let prerequisites = trac::prerequisites(&state.db, &concept).await?;
+    let mastery = learning::student_mastery(&state.db, student).await?;
+    let prerequisites = trac::prerequisites(&state.db, concept).await?;
     let mut messages = vec![tutor::prompt::system(
-        &concept,
+        concept,
         mastery.get(&id),
         &prerequisites,
         &|p| mastery.get(&p).map(|m| m.mastery),
@@ -153,30 +189,15 @@ pub async fn ask(
         trac::now_micros(),
     )
     .await?;
-
-    let (tx, rx) = mpsc::channel(64);
-    let _ = tx
-        .send((
-            "conversation",
-            json!({"conversation_id": conversation_id, "question_id": question_id}),
-        ))
-        .await;
-    tokio::spawn(tutor::answer(
-        state.db.clone(),
-        tutor,
+    Ok((
         Turn {
             conversation_id,
-            student: caller.user,
+            student: student.to_string(),
             day,
             messages,
         },
-        tx,
-    ));
-    let events = futures_util::stream::unfold(rx, |mut rx| async move {
-        let (name, data) = rx.recv().await?;
-        Some((Ok(Event::default().event(name).data(data.to_string())), rx))
-    });
-    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+        question_id,
+    ))
 }
 
 /// The student's newest conversation about a concept (to pick up where they left off).

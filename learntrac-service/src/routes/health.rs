@@ -63,7 +63,8 @@ pub async fn shallow(State(state): State<AppState>) -> Json<Value> {
             "learning": "enabled",
             "analytics": "enabled",
             "chat": if state.tutor.is_some() { "enabled" } else { "disabled" },
-            "voice": "disabled",
+            // Voice asks the chat tutor, so it needs both.
+            "voice": if state.voice.is_some() && state.tutor.is_some() { "enabled" } else { "disabled" },
         },
     }))
 }

@@ -6,6 +6,7 @@ pub mod health;
 pub mod learn;
 pub mod milestones;
 pub mod students;
+pub mod voice;
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts};

@@ -1,0 +1,192 @@
+//! Engines that run beside the service: PocketSphinx (`pocketsphinx_continuous`, with
+//! Debian's `pocketsphinx-en-us` model) and espeak-ng. Each call is one process, bounded
+//! in time and killed if the request goes away.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+use super::{Recognizer, SAMPLE_RATE, SpeechError, Synthesizer, grammar, wav};
+
+/// Where Debian's `pocketsphinx-en-us` puts the pronunciation dictionary.
+pub const DEBIAN_DICTIONARY: &str = "/usr/share/pocketsphinx/model/en-us/cmudict-en-us.dict";
+
+const ENGINE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The first of `names` on PATH.
+pub fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+pub struct Pocketsphinx {
+    bin: PathBuf,
+    dictionary: HashSet<String>,
+}
+
+impl Pocketsphinx {
+    /// Finds the program and reads the dictionary's words (`word` and `word(2)` lines).
+    pub fn locate(dictionary: &Path) -> Result<Self, String> {
+        let bin = on_path("pocketsphinx_continuous")
+            .ok_or("pocketsphinx_continuous is not on PATH (Debian: apt-get install pocketsphinx pocketsphinx-en-us)")?;
+        let text = std::fs::read_to_string(dictionary)
+            .map_err(|e| format!("cannot read the dictionary {}: {e}", dictionary.display()))?;
+        let words: HashSet<String> = text
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|w| !w.contains('('))
+            .map(str::to_string)
+            .collect();
+        if let Some(missing) = grammar::fixed_words().find(|w| !words.contains(*w)) {
+            return Err(format!(
+                "the dictionary {} lacks `{missing}`",
+                dictionary.display()
+            ));
+        }
+        Ok(Pocketsphinx {
+            bin,
+            dictionary: words,
+        })
+    }
+}
+
+/// A file in the temporary folder, removed when dropped.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(ext: &str) -> Self {
+        static N: AtomicU64 = AtomicU64::new(0);
+        TempFile(std::env::temp_dir().join(format!(
+            "learntrac-voice-{}-{}.{ext}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        )))
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn engine_error(engine: &'static str, e: impl std::fmt::Display) -> SpeechError {
+    SpeechError::Engine {
+        engine,
+        message: e.to_string(),
+    }
+}
+
+impl Recognizer for Pocketsphinx {
+    fn transcribe<'a>(
+        &'a self,
+        pcm: &'a [i16],
+        topics: &'a [String],
+    ) -> BoxFuture<'a, Result<String, SpeechError>> {
+        Box::pin(async move {
+            const ENGINE: &str = "pocketsphinx";
+            let audio = TempFile::new("wav");
+            let gram = TempFile::new("gram");
+            tokio::fs::write(&audio.0, wav::encode(pcm, SAMPLE_RATE))
+                .await
+                .map_err(|e| engine_error(ENGINE, e))?;
+            let topics = grammar::topics(topics, &self.dictionary);
+            tokio::fs::write(&gram.0, grammar::jsgf(&topics))
+                .await
+                .map_err(|e| engine_error(ENGINE, e))?;
+            let run = Command::new(&self.bin)
+                .arg("-infile")
+                .arg(&audio.0)
+                .arg("-jsgf")
+                .arg(&gram.0)
+                .args(["-logfn", "/dev/null"])
+                .stdin(Stdio::null())
+                .kill_on_drop(true)
+                .output();
+            let out = tokio::time::timeout(ENGINE_TIMEOUT, run)
+                .await
+                .map_err(|_| SpeechError::TimedOut(ENGINE))?
+                .map_err(|e| engine_error(ENGINE, e))?;
+            if !out.status.success() {
+                return Err(engine_error(ENGINE, format!("exit {}", out.status)));
+            }
+            // One line per utterance it heard; a pause can split a question in two.
+            let text = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+            Ok(text)
+        })
+    }
+}
+
+pub struct EspeakNg {
+    bin: PathBuf,
+}
+
+impl EspeakNg {
+    pub fn locate() -> Result<Self, String> {
+        on_path("espeak-ng")
+            .map(|bin| EspeakNg { bin })
+            .ok_or_else(|| "espeak-ng is not on PATH (Debian: apt-get install espeak-ng)".into())
+    }
+}
+
+/// The most text spoken at once (the answer's start; the page shows all of it).
+const MAX_SPOKEN: usize = 1500;
+
+impl Synthesizer for EspeakNg {
+    fn speak<'a>(&'a self, text: &'a str) -> BoxFuture<'a, Result<Vec<u8>, SpeechError>> {
+        Box::pin(async move {
+            const ENGINE: &str = "espeak-ng";
+            let text: String = text.chars().take(MAX_SPOKEN).collect();
+            // The text goes on stdin, never as an argument: it cannot become an option.
+            let mut child = Command::new(&self.bin)
+                .args(["-v", "en-us", "-s", "165", "--stdout"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .map_err(|e| engine_error(ENGINE, e))?;
+            let mut stdin = child
+                .stdin
+                .take()
+                .ok_or_else(|| engine_error(ENGINE, "no stdin"))?;
+            let feed = async move {
+                stdin.write_all(text.as_bytes()).await?;
+                stdin.shutdown().await
+            };
+            let (fed, out) = tokio::time::timeout(ENGINE_TIMEOUT, async {
+                tokio::join!(feed, child.wait_with_output())
+            })
+            .await
+            .map_err(|_| SpeechError::TimedOut(ENGINE))?;
+            fed.map_err(|e| engine_error(ENGINE, e))?;
+            let out = out.map_err(|e| engine_error(ENGINE, e))?;
+            let mut wav = out.stdout;
+            if !out.status.success() || !wav.starts_with(b"RIFF") {
+                return Err(engine_error(ENGINE, format!("exit {}, no WAV", out.status)));
+            }
+            // Writing to a pipe, espeak-ng cannot go back to fill in the sizes; fill them in.
+            if wav.len() >= 44 && &wav[36..40] == b"data" {
+                let total = u32::try_from(wav.len() - 8).unwrap_or(u32::MAX);
+                wav[4..8].copy_from_slice(&total.to_le_bytes());
+                let data = u32::try_from(wav.len() - 44).unwrap_or(u32::MAX);
+                wav[40..44].copy_from_slice(&data.to_le_bytes());
+            }
+            Ok(wav)
+        })
+    }
+}
