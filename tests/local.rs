@@ -3,6 +3,8 @@
 mod common;
 #[path = "../learntrac-service/tests/common/fake_model.rs"]
 mod fake_model;
+#[path = "../learntrac-service/tests/common/speech.rs"]
+mod speech;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -712,4 +714,225 @@ async fn the_student_page_practises_and_streams_the_tutor_through_the_router() {
         stdout.contains("/learn/#token="),
         "up prints the student's link: {stdout}"
     );
+}
+
+/// Headless Chromium driven over the DevTools protocol, in real time (a page that listens
+/// to a microphone cannot run on virtual time), with a fake microphone playing `wav` once.
+struct Browser {
+    child: std::process::Child,
+    _profile: tempfile::TempDir,
+    devtools: speech::Socket,
+    next_id: u64,
+}
+
+impl Browser {
+    async fn open(url: &str, wav: &Path) -> Self {
+        let chromium = std::env::var("CHROMIUM").expect("CHROMIUM (scripts/test installs it)");
+        let profile = tempfile::tempdir().expect("profile");
+        let child = Command::new(chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--window-size=1280,900",
+                "--remote-debugging-port=0",
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                "--autoplay-policy=no-user-gesture-required",
+            ])
+            .arg(format!(
+                "--use-file-for-fake-audio-capture={}%noloop",
+                wav.display()
+            ))
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg(url)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run chromium");
+        // Chromium writes the port it chose into the profile.
+        let port_file = profile.path().join("DevToolsActivePort");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let port = loop {
+            let port = std::fs::read_to_string(&port_file)
+                .ok()
+                .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<u16>().ok()));
+            if let Some(p) = port {
+                break p;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "Chromium wrote no DevTools port"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let list: Value = reqwest::get(format!("http://127.0.0.1:{port}/json/list"))
+            .await
+            .expect("DevTools targets")
+            .json()
+            .await
+            .expect("JSON");
+        let page = list
+            .as_array()
+            .and_then(|l| l.iter().find(|t| t["type"] == "page"))
+            .and_then(|t| t["webSocketDebuggerUrl"].as_str())
+            .expect("the page's DevTools socket")
+            .to_string();
+        let (devtools, _) = tokio_tungstenite::connect_async(page.as_str())
+            .await
+            .expect("DevTools");
+        Browser {
+            child,
+            _profile: profile,
+            devtools,
+            next_id: 0,
+        }
+    }
+
+    async fn call(&mut self, method: &str, params: Value) -> Value {
+        use futures_util::{SinkExt, StreamExt};
+        self.next_id += 1;
+        let id = self.next_id;
+        let msg = serde_json::json!({"id": id, "method": method, "params": params});
+        self.devtools
+            .send(tokio_tungstenite::tungstenite::Message::Text(
+                msg.to_string().into(),
+            ))
+            .await
+            .expect("send to DevTools");
+        while let Some(m) = self.devtools.next().await {
+            if let Ok(tokio_tungstenite::tungstenite::Message::Text(t)) = m {
+                let v: Value = serde_json::from_str(&t).unwrap_or(Value::Null);
+                if v["id"] == id {
+                    return v["result"].clone();
+                }
+            }
+        }
+        panic!("DevTools closed")
+    }
+
+    async fn eval(&mut self, expression: &str) -> Value {
+        let r = self
+            .call(
+                "Runtime.evaluate",
+                serde_json::json!({"expression": expression, "returnByValue": true}),
+            )
+            .await;
+        r["result"]["value"].clone()
+    }
+
+    async fn screenshot(&mut self, name: &str) {
+        use base64::Engine;
+        let r = self
+            .call(
+                "Page.captureScreenshot",
+                serde_json::json!({"format": "png"}),
+            )
+            .await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(r["data"].as_str().expect("PNG data"))
+            .expect("base64");
+        let dir = common::repo_root().join("target/test-artifacts");
+        std::fs::create_dir_all(&dir).expect("artifacts");
+        std::fs::write(dir.join(name), &png).expect("write screenshot");
+        assert!(png.len() > 10_000, "a screenshot of the page");
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_student_asks_by_voice_in_the_browser_and_hears_the_answer() {
+    let model = fake_model::FakeModel::start().await;
+    let project = Project::new();
+    project.edit(
+        "local",
+        "      CACHE_TTL_SECONDS: \"30\"\n",
+        &format!(
+            "      CACHE_TTL_SECONDS: \"30\"\n      CHAT_BASE_URL: {}\n      CHAT_MODEL: tutor-model\n      VOICE_ENGINE: local\n",
+            model.base_url
+        ),
+    );
+    let home = tempfile::tempdir().expect("home");
+    let port = free_port();
+    let data = project.path().join(".learntrac/local/embedded");
+    let child = up(project.path(), home.path(), port, true);
+    let secret = std::fs::read_to_string(data.join("token-secret")).expect("token secret");
+    let alice = learntrac_service::auth::issue_token(secret.trim(), "alice", 600).expect("token");
+    let base = format!("http://127.0.0.1:{port}");
+    let (_, health) = get(&format!("{base}/api/LearnTrac/health"), None).await;
+    assert!(health.contains("\"voice\":\"enabled\""), "{health}");
+
+    // The WebSocket through the router, as a client speaks it.
+    let dir = tempfile::tempdir().expect("dir");
+    let wav = dir.path().join("question.wav");
+    speech::say("how do i solve a linear equation", &wav, 1.0);
+    let ws = format!("ws://127.0.0.1:{port}/api/voice/ws?concept=2");
+    let mut socket = speech::connect(&ws, Some(&alice))
+        .await
+        .expect("connect through the router");
+    let reply = speech::ask(&mut socket, &speech::pcm_of(&wav)).await;
+    let transcript = reply
+        .of("transcript")
+        .unwrap_or_else(|| panic!("{:?}", reply.events));
+    assert_eq!(transcript["text"], "how do i solve a linear equation");
+    assert!(
+        reply.audio.as_ref().is_some_and(|a| a.starts_with(b"RIFF")),
+        "{:?}",
+        reply.events
+    );
+    drop(socket);
+
+    // The page in a browser whose microphone plays the question once: it listens for four
+    // seconds, shows what it heard and the tutor's answer, and plays the answer's audio.
+    let url = format!("{base}/learn/?concept=2&listen=4#token={alice}");
+    let mut browser = Browser::open(&url, &wav).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut states = Vec::new();
+    let last = loop {
+        let state = browser.eval("document.body.dataset.voice || ''").await;
+        let state = state.as_str().unwrap_or("").to_string();
+        if states.last() != Some(&state) {
+            states.push(state.clone());
+        }
+        if state == "ended" || state.starts_with("error") || std::time::Instant::now() > deadline {
+            break state;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let chat = browser
+        .eval("document.getElementById('chat').innerText")
+        .await;
+    let error = browser
+        .eval("document.getElementById('chat-error').innerText")
+        .await;
+    browser.screenshot("learn-page-voice.png").await;
+    assert_eq!(
+        last, "ended",
+        "the page went {states:?}; chat: {chat}; error: {error}"
+    );
+    assert!(
+        states.contains(&"speaking".to_string()),
+        "the answer played: {states:?}"
+    );
+    let chat = chat.as_str().unwrap_or("");
+    assert!(
+        chat.contains("how do i solve a linear equation"),
+        "the transcript shown: {chat}"
+    );
+    let answer = fake_model::answer_words("Linear equations").concat();
+    assert!(chat.contains(answer.trim()), "the answer shown: {chat}");
+    drop(browser);
+
+    let down = learntrac(project.path(), home.path())
+        .args(["local", "down"])
+        .output()
+        .expect("down");
+    assert!(down.status.success());
+    let _ = child.wait_with_output();
 }

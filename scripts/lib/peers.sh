@@ -304,6 +304,18 @@ ensure_chromium() {
     echo "$("$CHROMIUM" --version 2>/dev/null | tail -n 1)" >&2
 }
 
+# The voice tutor's local speech engines (Debian): espeak-ng speaks, PocketSphinx with its
+# US English model recognises; sox makes test audio what a browser streams (16 kHz PCM).
+ensure_speech() {
+    local missing=()
+    command -v espeak-ng >/dev/null || missing+=(espeak-ng)
+    command -v pocketsphinx_continuous >/dev/null || missing+=(pocketsphinx)
+    [[ -f /usr/share/pocketsphinx/model/en-us/cmudict-en-us.dict ]] || missing+=(pocketsphinx-en-us)
+    command -v sox >/dev/null || missing+=(sox)
+    if (( ${#missing[@]} )); then apt_install "${missing[@]}"; fi
+    echo "espeak-ng $(espeak-ng --version 2>/dev/null | awk '{print $4}'), pocketsphinx (Debian), sox" >&2
+}
+
 # The embedded runtime's Trac (learntrac manages a virtual environment for it): tests share
 # one, kept between runs like the other caches. -> LEARNTRAC_TRAC_VENV
 use_trac_venv_cache() {

@@ -76,7 +76,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Each connection watches `stopping`; each holds a clone of `open`, so when every clone
+    // is gone, every connection has finished. (hyper-util's GracefulShutdown cannot watch a
+    // connection that may upgrade to a WebSocket.)
+    let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
+    let (open, mut all_closed) = tokio::sync::mpsc::channel::<()>(1);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -94,13 +98,22 @@ pub async fn serve(
                     req.extensions_mut().insert(ClientAddr(addr));
                     app.clone().oneshot(req.map(Body::new))
                 });
+                // with_upgrades: a WebSocket (101) takes the connection over, as at the ALB.
                 let conn = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
                     .header_read_timeout(idle)
                     .max_buf_size(MAX_HEADERS + MAX_REQUEST_LINE + 1024)
-                    .serve_connection(TokioIo::new(stream), svc);
-                let conn = graceful.watch(conn);
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .with_upgrades();
+                let mut stopping = stopping.clone();
+                let open = open.clone();
                 tokio::spawn(async move {
+                    let _open = open;
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        _ = conn.as_mut() => return,
+                        _ = stopping.wait_for(|s| *s) => conn.as_mut().graceful_shutdown(),
+                    }
                     let _ = conn.await;
                 });
             }
@@ -108,7 +121,9 @@ pub async fn serve(
         }
     }
     drop(listener);
-    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+    let _ = stopping_tx.send(true);
+    drop(open);
+    let _ = tokio::time::timeout(Duration::from_secs(10), all_closed.recv()).await;
     Ok(())
 }
 
@@ -124,6 +139,11 @@ async fn proxy(State(stack): State<Arc<Stack>>, mut req: Request<Body>) -> Respo
                 Ok(resp) => resp,
                 Err(never) => match never {},
             },
+            (None, Some(_)) if is_websocket(req.headers()) => (
+                StatusCode::NOT_IMPLEMENTED,
+                "the local router carries WebSockets to the in-process service only; run `local up` without --service container\n",
+            )
+                .into_response(),
             (None, Some(base)) => forward(&stack, base, req).await,
             (None, None) => StatusCode::BAD_GATEWAY.into_response(),
         },
@@ -186,7 +206,13 @@ fn alb_error(status: StatusCode, why: &str) -> Response {
 
 /// What the ALB does to a request's headers before a target sees them.
 fn prepare_request(headers: &mut HeaderMap, client: Option<SocketAddr>, port: u16) {
+    // A WebSocket handshake keeps its Upgrade and Connection: the ALB passes WebSockets on.
+    let websocket = is_websocket(headers);
     strip_hop_by_hop(headers);
+    if websocket {
+        headers.insert("connection", HeaderValue::from_static("upgrade"));
+        headers.insert("upgrade", HeaderValue::from_static("websocket"));
+    }
     // drop_invalid_header_fields: names of letters, digits and hyphens only.
     let invalid: Vec<HeaderName> = headers
         .keys()
@@ -215,6 +241,22 @@ fn prepare_request(headers: &mut HeaderMap, client: Option<SocketAddr>, port: u1
     }
     headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
     headers.insert("x-forwarded-port", HeaderValue::from(port));
+}
+
+/// Whether a request asks to become a WebSocket (RFC 6455 §4.1: `Upgrade: websocket`
+/// and `Connection` naming `upgrade`).
+fn is_websocket(headers: &HeaderMap) -> bool {
+    let upgrade = headers
+        .get("upgrade")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let connection = headers
+        .get_all("connection")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    upgrade && connection
 }
 
 /// Removes the headers that describe one connection: the fixed hop-by-hop set and every

@@ -96,6 +96,14 @@ async function openConcept(id) {
   } catch (e) {
     if (e.status === 503) $("chat-error").textContent = e.message;
   }
+  // `&listen=SECONDS`: start the microphone at once and stop after that long (a link for
+  // hands-free use, and how the browser test speaks).
+  const listen = Number(params.get("listen"));
+  if (listen && Number(params.get("concept")) === id && !$("voice").disabled) {
+    params.delete("listen");
+    await startVoice();
+    setTimeout(stopVoice, listen * 1000);
+  }
   const ask = params.get("ask");
   if (ask && Number(params.get("concept")) === id) {
     params.delete("ask");
@@ -168,6 +176,92 @@ async function send() {
   }
 }
 
+// Voice: the microphone at 16 kHz, streamed as 16-bit PCM over /api/voice/ws while the
+// button is on; the answer comes back as text (shown as it streams) and a WAV (played).
+// The token, if any, travels as a WebSocket subprotocol, never in the URL.
+let voice = null;
+
+function voiceState(s) {
+  document.body.dataset.voice = s;
+  $("voice").textContent = s === "listening" ? "Stop" : "Voice";
+}
+
+async function startVoice() {
+  if (!current || voice) return;
+  $("chat-error").textContent = "";
+  const url = new URL("/api/voice/ws", location.href);
+  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  url.searchParams.set("concept", current.id);
+  if (conversation) url.searchParams.set("conversation_id", conversation);
+  const ws = new WebSocket(url, token ? ["learntrac", "bearer." + token] : ["learntrac"]);
+  ws.binaryType = "arraybuffer";
+  const v = (voice = { ws, answer: null, expectAudio: false });
+  ws.onmessage = (m) => onVoiceMessage(v, m);
+  ws.onclose = () => {
+    if (voice === v) voice = null;
+    if (v.stream) v.stream.getTracks().forEach((t) => t.stop());
+    if (document.body.dataset.voice === "listening") voiceState("closed");
+  };
+  await new Promise((ok, fail) => { ws.onopen = ok; ws.onerror = () => fail(new Error("the voice connection failed")); });
+  v.stream = await navigator.mediaDevices.getUserMedia({
+    audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false },
+  });
+  v.ctx = new AudioContext({ sampleRate: 16000 });
+  const source = v.ctx.createMediaStreamSource(v.stream);
+  const proc = v.ctx.createScriptProcessor(4096, 1, 1);
+  proc.onaudioprocess = (e) => {
+    if (ws.readyState !== WebSocket.OPEN || !v.listening) return;
+    const f = e.inputBuffer.getChannelData(0);
+    const pcm = new Int16Array(f.length);
+    for (let i = 0; i < f.length; i++) pcm[i] = Math.max(-1, Math.min(1, f[i])) * 0x7fff;
+    ws.send(pcm.buffer);
+  };
+  source.connect(proc);
+  proc.connect(v.ctx.destination);
+  v.listening = true;
+  voiceState("listening");
+}
+
+function stopVoice() {
+  const v = voice;
+  if (!v || !v.listening) return;
+  v.listening = false;
+  v.stream.getTracks().forEach((t) => t.stop());
+  v.ctx.close();
+  v.ws.send(JSON.stringify({ type: "end" }));
+  voiceState("thinking");
+}
+
+function onVoiceMessage(v, m) {
+  if (typeof m.data !== "string") {
+    if (!v.expectAudio) return;
+    const audio = new Audio(URL.createObjectURL(new Blob([m.data], { type: "audio/wav" })));
+    audio.addEventListener("playing", () => voiceState("speaking"));
+    audio.addEventListener("ended", () => { voiceState("ended"); v.ws.close(); });
+    audio.play().catch((e) => { voiceState("error:playback"); $("chat-error").textContent = e.message; });
+    return;
+  }
+  const d = JSON.parse(m.data);
+  if (d.type === "transcript") {
+    bubble("user", d.text);
+    v.answer = bubble("assistant", "");
+  } else if (d.type === "conversation") conversation = d.conversation_id;
+  else if (d.type === "delta" && v.answer) v.answer.textContent += d.text;
+  else if (d.type === "done" && v.answer) v.answer.dataset.done = "true";
+  else if (d.type === "audio") v.expectAudio = true;
+  else if (d.type === "error") {
+    if (v.answer) v.answer.classList.add("incomplete");
+    $("chat-error").textContent = d.message;
+    voiceState("error:" + d.code);
+    v.ws.close();
+  }
+}
+
+$("voice").addEventListener("click", () => {
+  if (voice && voice.listening) stopVoice();
+  else startVoice().catch((e) => { $("chat-error").textContent = e.message; voiceState("error:microphone"); });
+});
+
 $("ask-form").addEventListener("submit", (e) => {
   e.preventDefault();
   send();
@@ -194,10 +288,11 @@ $("token-form").addEventListener("submit", (e) => {
   signIn();
 });
 
+// Voice is offered when the deployment has it; sign-in waits for that answer so a
+// `listen` link finds the button ready.
 api("/api/LearnTrac/health").then((h) => {
   if (h.features && h.features.voice === "enabled") {
     $("voice").disabled = false;
-    $("voice").title = "";
+    $("voice").title = "ask by voice: click, speak, click again";
   }
-}).catch(() => {});
-signIn();
+}).catch(() => {}).finally(signIn);
