@@ -852,9 +852,9 @@ async fn a_student_asks_by_voice_in_the_browser_and_hears_the_answer() {
     let project = Project::new();
     project.edit(
         "local",
-        "      CACHE_TTL_SECONDS: \"30\"\n",
+        "      VOICE_ENGINE: auto\n",
         &format!(
-            "      CACHE_TTL_SECONDS: \"30\"\n      CHAT_BASE_URL: {}\n      CHAT_MODEL: tutor-model\n      VOICE_ENGINE: local\n",
+            "      CHAT_BASE_URL: {}\n      CHAT_MODEL: tutor-model\n      VOICE_ENGINE: local\n",
             model.base_url
         ),
     );
