@@ -125,3 +125,109 @@ async fn sigterm_drains_in_flight_requests_and_logs_json_with_request_ids() {
     );
     assert!(!logs.contains(TOKEN_SECRET), "no secret in the logs");
 }
+
+/// The tutor's logs say what happened, never the key, the student's words or the audio.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_tutor_logs_no_key_no_question_and_no_audio() {
+    use common::fake_model::FakeModel;
+    let env = TracEnv::postgres().await;
+    standard_seed(&env);
+    let model = FakeModel::start().await;
+    let key = "sk-live-7f3a9c-never-in-a-log";
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_learntrac-service"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", &env.database_url)
+        .env("PORT", port.to_string())
+        .env("LEARNTRAC_TOKEN_SECRET", TOKEN_SECRET)
+        .env("LOG_FORMAT", "json")
+        .env("CHAT_BASE_URL", &model.base_url)
+        .env("CHAT_MODEL", "tutor-model")
+        .env("CHAT_API_KEY", key)
+        .env("VOICE_ENGINE", "local")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the service");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..100 {
+        if client
+            .get(format!("{base}/api/LearnTrac/health"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(up, "the service came up");
+    let token = learntrac_service::auth::issue_token(TOKEN_SECRET, "alice", 600).expect("token");
+    let question = "my quokka-zebra question about equations";
+    let body = client
+        .post(format!("{base}/api/chat/concepts/2/messages"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"message": question}))
+        .send()
+        .await
+        .expect("ask")
+        .text()
+        .await
+        .expect("answer");
+    assert!(body.contains("event: done"), "{body}");
+    let failed = client
+        .post(format!("{base}/api/chat/concepts/2/messages"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"message": "[500] quokka-zebra again"}))
+        .send()
+        .await
+        .expect("ask")
+        .text()
+        .await
+        .expect("answer");
+    assert!(failed.contains("event: error"), "{failed}");
+    // A spoken question, so the voice path has logged too.
+    let dir = tempfile::tempdir().expect("dir");
+    let wav = dir.path().join("q.wav");
+    common::speech::say("how do i solve an equation", &wav, 0.3);
+    let mut socket = common::speech::connect(
+        &format!("ws://127.0.0.1:{port}/api/voice/ws?concept=2"),
+        Some(&token),
+    )
+    .await
+    .expect("connect");
+    let reply = common::speech::ask(&mut socket, &common::speech::pcm_of(&wav)).await;
+    assert!(reply.audio.is_some(), "{:?}", reply.events);
+    drop(socket);
+
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().expect("exit");
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        logs.contains("tutor answered"),
+        "the answer is logged as an event: {logs}"
+    );
+    assert!(
+        logs.contains("tutor answer stopped"),
+        "so is the failure: {logs}"
+    );
+    assert!(!logs.contains(key), "the model's key in the logs: {logs}");
+    assert!(
+        !logs.contains("quokka-zebra"),
+        "the student's words in the logs: {logs}"
+    );
+    assert!(
+        !logs.contains("linear equation") && !logs.contains("solve an equation"),
+        "the transcript in the logs: {logs}"
+    );
+    assert!(
+        !logs.contains("RIFF") && logs.lines().all(|l| l.len() < 4000),
+        "audio in the logs"
+    );
+}
