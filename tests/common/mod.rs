@@ -281,8 +281,11 @@ pub fn remove_images(prefix: &str) {
     ids.sort_unstable();
     ids.dedup();
     if !ids.is_empty() {
+        // --no-prune: the untagged parent layers are the build cache other tests' builds
+        // are using at this moment (removing them failed a concurrent build with "failed
+        // to get digest … no such file").
         let _ = Command::new("docker")
-            .args(["rmi", "-f"])
+            .args(["rmi", "-f", "--no-prune"])
             .args(&ids)
             .output();
     }
