@@ -553,25 +553,64 @@ async fn a_half_created_database_is_repaired_and_a_foreign_one_refused() {
     assert_eq!(mode(&data.join("token-secret")), 0o600);
 }
 
+/// `local up --seed-demo` (embedded runtime) with the chat tutor on the model double and
+/// VOICE_ENGINE as given; alice's token and the router's address.
+struct TutorStack {
+    _model: fake_model::FakeModel,
+    project: Project,
+    home: tempfile::TempDir,
+    child: Child,
+    alice: String,
+    base: String,
+    port: u16,
+}
+
+impl TutorStack {
+    async fn up(voice: &str) -> Self {
+        let model = fake_model::FakeModel::start().await;
+        let project = Project::new();
+        project.edit(
+            "local",
+            "      VOICE_ENGINE: auto\n",
+            &format!(
+                "      CHAT_BASE_URL: {}\n      CHAT_MODEL: tutor-model\n      VOICE_ENGINE: {voice}\n",
+                model.base_url
+            ),
+        );
+        let home = tempfile::tempdir().expect("home");
+        let port = free_port();
+        let child = up(project.path(), home.path(), port, true);
+        let data = project.path().join(".learntrac/local/embedded");
+        let secret = std::fs::read_to_string(data.join("token-secret")).expect("token secret");
+        let alice =
+            learntrac_service::auth::issue_token(secret.trim(), "alice", 600).expect("token");
+        TutorStack {
+            _model: model,
+            project,
+            home,
+            child,
+            alice,
+            base: format!("http://127.0.0.1:{port}"),
+            port,
+        }
+    }
+
+    /// `local down`; returns what `up` printed.
+    fn down(self) -> String {
+        let down = learntrac(self.project.path(), self.home.path())
+            .args(["local", "down"])
+            .output()
+            .expect("down");
+        assert!(down.status.success());
+        let out = self.child.wait_with_output().expect("up exits");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_student_page_practises_and_streams_the_tutor_through_the_router() {
-    let model = fake_model::FakeModel::start().await;
-    let project = Project::new();
-    project.edit(
-        "local",
-        "      CACHE_TTL_SECONDS: \"30\"\n",
-        &format!(
-            "      CACHE_TTL_SECONDS: \"30\"\n      CHAT_BASE_URL: {}\n      CHAT_MODEL: tutor-model\n",
-            model.base_url
-        ),
-    );
-    let home = tempfile::tempdir().expect("home");
-    let port = free_port();
-    let data = project.path().join(".learntrac/local/embedded");
-    let child = up(project.path(), home.path(), port, true);
-    let secret = std::fs::read_to_string(data.join("token-secret")).expect("token secret");
-    let alice = learntrac_service::auth::issue_token(secret.trim(), "alice", 600).expect("token");
-    let base = format!("http://127.0.0.1:{port}");
+    let stack = TutorStack::up("auto").await;
+    let (alice, base) = (&stack.alice, &stack.base);
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -614,7 +653,7 @@ async fn the_student_page_practises_and_streams_the_tutor_through_the_router() {
     let started = std::time::Instant::now();
     let mut resp = client
         .post(format!("{base}/api/chat/concepts/2/messages"))
-        .bearer_auth(&alice)
+        .bearer_auth(alice)
         .json(&serde_json::json!({"message": "[slow] what is a linear equation?"}))
         .send()
         .await
@@ -684,13 +723,7 @@ async fn the_student_page_practises_and_streams_the_tutor_through_the_router() {
     );
     drop(browser);
 
-    let down = learntrac(project.path(), home.path())
-        .args(["local", "down"])
-        .output()
-        .expect("down");
-    assert!(down.status.success());
-    let out = child.wait_with_output().expect("up exits");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = stack.down();
     assert!(
         stdout.contains("/learn/#token="),
         "up prints the student's link: {stdout}"
@@ -831,23 +864,8 @@ impl Drop for Browser {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_student_asks_by_voice_in_the_browser_and_hears_the_answer() {
-    let model = fake_model::FakeModel::start().await;
-    let project = Project::new();
-    project.edit(
-        "local",
-        "      VOICE_ENGINE: auto\n",
-        &format!(
-            "      CHAT_BASE_URL: {}\n      CHAT_MODEL: tutor-model\n      VOICE_ENGINE: local\n",
-            model.base_url
-        ),
-    );
-    let home = tempfile::tempdir().expect("home");
-    let port = free_port();
-    let data = project.path().join(".learntrac/local/embedded");
-    let child = up(project.path(), home.path(), port, true);
-    let secret = std::fs::read_to_string(data.join("token-secret")).expect("token secret");
-    let alice = learntrac_service::auth::issue_token(secret.trim(), "alice", 600).expect("token");
-    let base = format!("http://127.0.0.1:{port}");
+    let stack = TutorStack::up("local").await;
+    let (alice, base, port) = (&stack.alice, &stack.base, stack.port);
     let (_, health) = get(&format!("{base}/api/LearnTrac/health"), None).await;
     assert!(health.contains("\"voice\":\"enabled\""), "{health}");
 
@@ -856,7 +874,7 @@ async fn a_student_asks_by_voice_in_the_browser_and_hears_the_answer() {
     let wav = dir.path().join("question.wav");
     speech::say("how do i solve a linear equation", &wav, 1.0);
     let ws = format!("ws://127.0.0.1:{port}/api/voice/ws?concept=2");
-    let mut socket = speech::connect(&ws, Some(&alice))
+    let mut socket = speech::connect(&ws, Some(alice))
         .await
         .expect("connect through the router");
     let reply = speech::ask(&mut socket, &speech::pcm_of(&wav)).await;
@@ -912,10 +930,5 @@ async fn a_student_asks_by_voice_in_the_browser_and_hears_the_answer() {
     assert!(chat.contains(answer.trim()), "the answer shown: {chat}");
     drop(browser);
 
-    let down = learntrac(project.path(), home.path())
-        .args(["local", "down"])
-        .output()
-        .expect("down");
-    assert!(down.status.success());
-    let _ = child.wait_with_output();
+    stack.down();
 }

@@ -14,6 +14,39 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// Starts the binary with exactly `vars` (and PORT), its stderr captured, and waits until
+/// it serves; returns it and its base URL.
+async fn start(vars: &[(&str, &str)]) -> (std::process::Child, String) {
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_learntrac-service"))
+        .env_clear()
+        .envs(vars.iter().copied())
+        .env("PORT", port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the service");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    for _ in 0..100 {
+        if client
+            .get(format!("{base}/api/LearnTrac/health"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return (child, base);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("reap");
+    panic!(
+        "the service did not come up: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn a_bad_setting_stops_start_up_naming_the_variable() {
     let out = Command::new(env!("CARGO_BIN_EXE_learntrac-service"))
@@ -42,35 +75,15 @@ async fn sigterm_drains_in_flight_requests_and_logs_json_with_request_ids() {
     use sqlx::Connection;
     let env = TracEnv::postgres().await;
     standard_seed(&env);
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_learntrac-service"))
-        .env_clear()
-        .env("DATABASE_URL", &env.database_url)
-        .env("PORT", port.to_string())
-        .env("LEARNTRAC_TOKEN_SECRET", TOKEN_SECRET)
-        .env("LOG_FORMAT", "json")
-        .env("DATABASE_MAX_CONNECTIONS", "30")
-        .env("DATABASE_ACQUIRE_TIMEOUT_MS", "20000")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the service");
-    let base = format!("http://127.0.0.1:{port}");
+    let (child, base) = start(&[
+        ("DATABASE_URL", &env.database_url),
+        ("LEARNTRAC_TOKEN_SECRET", TOKEN_SECRET),
+        ("LOG_FORMAT", "json"),
+        ("DATABASE_MAX_CONNECTIONS", "30"),
+        ("DATABASE_ACQUIRE_TIMEOUT_MS", "20000"),
+    ])
+    .await;
     let client = reqwest::Client::new();
-    let mut up = false;
-    for _ in 0..100 {
-        if client
-            .get(format!("{base}/api/LearnTrac/health"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(up, "the service came up");
 
     // Hold every request inside the database while SIGTERM arrives.
     let mut locker = common::sqlx_pg(&env.database_url).await;
@@ -134,38 +147,19 @@ async fn the_tutor_logs_no_key_no_question_and_no_audio() {
     standard_seed(&env);
     let model = FakeModel::start().await;
     let key = "sk-live-7f3a9c-never-in-a-log";
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_learntrac-service"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", &env.database_url)
-        .env("PORT", port.to_string())
-        .env("LEARNTRAC_TOKEN_SECRET", TOKEN_SECRET)
-        .env("LOG_FORMAT", "json")
-        .env("CHAT_BASE_URL", &model.base_url)
-        .env("CHAT_MODEL", "tutor-model")
-        .env("CHAT_API_KEY", key)
-        .env("VOICE_ENGINE", "local")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the service");
-    let base = format!("http://127.0.0.1:{port}");
+    let path = std::env::var("PATH").unwrap_or_default();
+    let (child, base) = start(&[
+        ("PATH", &path),
+        ("DATABASE_URL", &env.database_url),
+        ("LEARNTRAC_TOKEN_SECRET", TOKEN_SECRET),
+        ("LOG_FORMAT", "json"),
+        ("CHAT_BASE_URL", &model.base_url),
+        ("CHAT_MODEL", "tutor-model"),
+        ("CHAT_API_KEY", key),
+        ("VOICE_ENGINE", "local"),
+    ])
+    .await;
     let client = reqwest::Client::new();
-    let mut up = false;
-    for _ in 0..100 {
-        if client
-            .get(format!("{base}/api/LearnTrac/health"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(up, "the service came up");
     let token = learntrac_service::auth::issue_token(TOKEN_SECRET, "alice", 600).expect("token");
     let question = "my quokka-zebra question about equations";
     let body = client
@@ -195,7 +189,10 @@ async fn the_tutor_logs_no_key_no_question_and_no_audio() {
     let wav = dir.path().join("q.wav");
     common::speech::say("how do i solve an equation", &wav, 0.3);
     let mut socket = common::speech::connect(
-        &format!("ws://127.0.0.1:{port}/api/voice/ws?concept=2"),
+        &format!(
+            "{}/api/voice/ws?concept=2",
+            base.replace("http://", "ws://")
+        ),
         Some(&token),
     )
     .await
