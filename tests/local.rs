@@ -334,6 +334,10 @@ async fn embedded_trac_serves_every_page_a_student_follows() {
         pages.insert(path, body);
     }
     let ticket = &pages["/ticket/1"];
+    assert!(
+        pages["/"].contains("<a href=\"/learn/\">Learn</a>"),
+        "the student page in Trac's navigation"
+    );
     for field in ["Learning difficulty", "Mastery threshold", "Prerequisites"] {
         assert!(
             ticket.contains(field),
@@ -380,7 +384,10 @@ async fn embedded_trac_serves_every_page_a_student_follows() {
     for page in ["/", "/ticket/1", "/roadmap"] {
         for link in links(&pages[page]) {
             let (status, by_trac, body) = fetch(&client, &format!("{base}{link}")).await;
-            let api = link.starts_with("/api/LearnTrac/") || link.starts_with("/api/analytics/");
+            // The service's paths: its API and the student page (Trac's "Learn" tab).
+            let api = link.starts_with("/api/LearnTrac/")
+                || link.starts_with("/api/analytics/")
+                || link.starts_with("/learn/");
             assert_eq!(
                 by_trac, !api,
                 "{link} (linked from {page}) → {status}: {body:.200}"
