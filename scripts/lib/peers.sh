@@ -61,8 +61,9 @@ ensure_python_tools() {
 
 # schemathesis, for learntrac-service/tests/schemathesis.rs (its own venv: its pins and
 # checkov's do not mix).
-# hypothesis is pinned too: 6.170.17 (out 2026-12) fails inside Python 3.11.7's ast.parse
-# ("AST constructor recursion depth mismatch") while describing its own filters.
+# hypothesis is pinned too, to the version these runs were measured with (its newer
+# releases parse whole source files to describe filters; see tests/schemathesis.rs for the
+# one-worker rule that goes with Python 3.11's ast).
 ensure_schemathesis() {
     pinned_venv schemathesis-venv "schemathesis==4.32.5 hypothesis==6.170.15" bin/schemathesis
     export SCHEMATHESIS=$LEARNTRAC_TEST_CACHE/schemathesis-venv/bin/schemathesis
