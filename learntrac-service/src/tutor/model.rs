@@ -95,10 +95,6 @@ impl Model {
         Ok(Model { config, http })
     }
 
-    pub fn config(&self) -> &ModelConfig {
-        &self.config
-    }
-
     /// Streams the answer into `out`; returns when the model is done or has failed. Every
     /// piece sent before a failure stands (the caller keeps what arrived).
     pub async fn answer(
