@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::concepts::load;
+use super::concepts::{absent_concept, load, only_their_own};
 use super::{ApiJson, ApiPath, ConceptId};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -47,19 +47,15 @@ pub fn tutor(state: &AppState) -> ApiResult<Arc<Tutor>> {
 
 /// The caller's own concept (as practice: a student talks about their own concepts).
 pub async fn own_concept(state: &AppState, caller: &Caller, id: i64) -> ApiResult<Concept> {
-    let absent = || ApiError::NotFound(format!("no concept (ticket) #{id}"));
     let concept = load(state, id).await?;
-    caller.may_read(state, &concept.owner, absent).await?;
-    if concept.owner != caller.user {
-        return Err(ApiError::Forbidden(format!(
-            "concept #{id} belongs to {}; students talk to the tutor about their own concepts",
-            if concept.owner.is_empty() {
-                "nobody"
-            } else {
-                &concept.owner
-            }
-        )));
-    }
+    caller
+        .may_read(state, &concept.owner, || absent_concept(id))
+        .await?;
+    only_their_own(
+        &concept,
+        caller,
+        "talk to the tutor about their own concepts",
+    )?;
     Ok(concept)
 }
 

@@ -27,7 +27,23 @@ pub async fn load(state: &AppState, id: i64) -> ApiResult<Concept> {
     Ok(concept)
 }
 
-fn absent_concept(id: i64) -> ApiError {
+/// Refuses (403) a concept the caller may see but does not own: students `act_on` their own.
+pub fn only_their_own(concept: &Concept, caller: &Caller, act_on: &str) -> ApiResult<()> {
+    if concept.owner == caller.user {
+        return Ok(());
+    }
+    let owner = if concept.owner.is_empty() {
+        "nobody"
+    } else {
+        &concept.owner
+    };
+    Err(ApiError::Forbidden(format!(
+        "concept #{} belongs to {owner}; students {act_on}",
+        concept.id
+    )))
+}
+
+pub fn absent_concept(id: i64) -> ApiError {
     ApiError::NotFound(format!("no concept (ticket) #{id}"))
 }
 
@@ -103,16 +119,7 @@ pub async fn practice(
     caller
         .may_read(&state, &concept.owner, || absent_concept(id))
         .await?;
-    if concept.owner != caller.user {
-        return Err(ApiError::Forbidden(format!(
-            "concept #{id} belongs to {}; students practise their own concepts",
-            if concept.owner.is_empty() {
-                "nobody"
-            } else {
-                &concept.owner
-            }
-        )));
-    }
+    only_their_own(&concept, &caller, "practise their own concepts")?;
     let now = trac::now_micros();
     let mut tx = conn.begin().await?;
     let m = learning::record_attempt(
