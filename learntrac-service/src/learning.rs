@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use std::sync::LazyLock;
+
 use sqlx::{AnyConnection, AssertSqlSafe};
 
 use crate::db::{Backend, Db};
@@ -38,35 +40,7 @@ pub async fn record_attempt(
         .execute(&mut *conn)
         .await?;
     }
-    // The mean of the recent window, the attempt count, and when mastery was first reached
-    // (kept once set). On PostgreSQL the attempt is inserted by the same statement: one round
-    // trip. A CTE's insert is invisible to its siblings, so the new row joins the window
-    // explicitly and is ordered exactly as a stored one would be.
-    let sql = format!(
-        "{insert}INSERT INTO learntrac_mastery (student, concept_id, mastery, attempts, mastered_at, updated_at) \
-         SELECT $1, $2, AVG(score), 1, CASE WHEN AVG(score) >= $3 THEN $4 ELSE NULL END, $4 \
-         FROM (SELECT score FROM (SELECT id, score, created_at FROM learntrac_practice_attempt \
-               WHERE student = $1 AND concept_id = $2{new_row}) AS every \
-               ORDER BY created_at DESC, id DESC LIMIT $5) AS recent \
-         WHERE true \
-         ON CONFLICT (student, concept_id) DO UPDATE SET mastery = excluded.mastery, \
-         attempts = learntrac_mastery.attempts + 1, \
-         mastered_at = COALESCE(learntrac_mastery.mastered_at, excluded.mastered_at), \
-         updated_at = excluded.updated_at \
-         RETURNING mastery, attempts, mastered_at",
-        insert = if backend == Backend::Postgres {
-            "WITH attempt AS (INSERT INTO learntrac_practice_attempt (concept_id, student, score, created_at) \
-             VALUES ($2, $1, $6, $4) RETURNING id, score, created_at) "
-        } else {
-            ""
-        },
-        new_row = if backend == Backend::Postgres {
-            " UNION ALL SELECT id, score, created_at FROM attempt"
-        } else {
-            ""
-        },
-    );
-    let mut q = sqlx::query_as::<_, (f64, i64, Option<i64>)>(AssertSqlSafe(sql))
+    let mut q = sqlx::query_as::<_, (f64, i64, Option<i64>)>(attempt_sql(backend))
         .bind(attempt.student)
         .bind(attempt.concept_id)
         .bind(attempt.threshold)
@@ -81,6 +55,56 @@ pub async fn record_attempt(
         attempts,
         mastered_at,
     })
+}
+
+/// The statement that records an attempt (PostgreSQL) and updates the mastery: the mean of
+/// the recent window, the attempt count, and when mastery was first reached (kept once set).
+/// On PostgreSQL the attempt is inserted by the same statement: one round trip. A CTE's
+/// insert is invisible to its siblings, so the new row joins the stored window explicitly
+/// and is ordered exactly as a stored one would be. The stored side is cut to the window
+/// before the union (the latest five of all = the latest five of the stored latest five and
+/// the new one), so it is read from the window index in order, not fetched whole and sorted.
+/// Built once: it is the hot path's statement, and the driver's statement cache looks it up
+/// by its text on every call.
+fn attempt_sql(backend: Backend) -> &'static str {
+    const WINDOW: &str = "SELECT id, score, created_at FROM learntrac_practice_attempt \
+        WHERE student = $1 AND concept_id = $2 ORDER BY created_at DESC, id DESC LIMIT $5";
+    fn build(insert_attempt: bool) -> String {
+        format!(
+            "{insert}INSERT INTO learntrac_mastery (student, concept_id, mastery, attempts, mastered_at, updated_at) \
+             SELECT $1, $2, AVG(score), 1, CASE WHEN AVG(score) >= $3 THEN $4 ELSE NULL END, $4 \
+             FROM (SELECT score FROM ({stored}{new_row}) AS every \
+                   ORDER BY created_at DESC, id DESC LIMIT $5) AS recent \
+             WHERE true \
+             ON CONFLICT (student, concept_id) DO UPDATE SET mastery = excluded.mastery, \
+             attempts = learntrac_mastery.attempts + 1, \
+             mastered_at = COALESCE(learntrac_mastery.mastered_at, excluded.mastered_at), \
+             updated_at = excluded.updated_at \
+             RETURNING mastery, attempts, mastered_at",
+            insert = if insert_attempt {
+                "WITH attempt AS (INSERT INTO learntrac_practice_attempt (concept_id, student, score, created_at) \
+                 VALUES ($2, $1, $6, $4) RETURNING id, score, created_at) "
+            } else {
+                ""
+            },
+            stored = if insert_attempt {
+                format!("({WINDOW})")
+            } else {
+                WINDOW.to_string()
+            },
+            new_row = if insert_attempt {
+                " UNION ALL SELECT id, score, created_at FROM attempt"
+            } else {
+                ""
+            },
+        )
+    }
+    static WITH_INSERT: LazyLock<String> = LazyLock::new(|| build(true));
+    static MASTERY_ONLY: LazyLock<String> = LazyLock::new(|| build(false));
+    match backend {
+        Backend::Postgres => &WITH_INSERT,
+        Backend::Sqlite => &MASTERY_ONLY,
+    }
 }
 
 /// One practice attempt to record.
@@ -99,12 +123,16 @@ pub async fn student_mastery(
     db: &Db,
     student: &str,
 ) -> Result<BTreeMap<i64, Mastery>, sqlx::Error> {
-    let rows: Vec<(i64, f64, i64, Option<i64>)> = sqlx::query_as(
-        "SELECT concept_id, mastery, attempts, mastered_at FROM learntrac_mastery WHERE student = $1",
-    )
-    .bind(student)
-    .fetch_all(&db.pool)
-    .await?;
+    let rows: Vec<(i64, f64, i64, Option<i64>)> = db
+        .run(async |c| {
+            sqlx::query_as(
+                "SELECT concept_id, mastery, attempts, mastered_at FROM learntrac_mastery WHERE student = $1",
+            )
+            .bind(student)
+            .fetch_all(c)
+            .await
+        })
+        .await?;
     Ok(rows
         .into_iter()
         .map(|(c, mastery, attempts, mastered_at)| {
@@ -133,12 +161,17 @@ pub async fn mastery_of_concepts(
         "SELECT student, concept_id, mastery, attempts, mastered_at FROM learntrac_mastery WHERE concept_id IN ({})",
         ph.join(", ")
     );
-    let mut q = sqlx::query_as::<_, (String, i64, f64, i64, Option<i64>)>(AssertSqlSafe(sql));
-    for c in concepts {
-        q = q.bind(*c);
-    }
-    Ok(q.fetch_all(&db.pool)
-        .await?
+    let rows = db
+        .run(async |conn| {
+            let mut q =
+                sqlx::query_as::<_, (String, i64, f64, i64, Option<i64>)>(AssertSqlSafe(sql));
+            for c in concepts {
+                q = q.bind(*c);
+            }
+            q.fetch_all(conn).await
+        })
+        .await?;
+    Ok(rows
         .into_iter()
         .map(|(s, c, mastery, attempts, mastered_at)| {
             (

@@ -22,7 +22,8 @@ fn main() -> ExitCode {
             }
         };
     }
-    telemetry::init(config.log_format);
+    // Declared before the runtime so it is dropped after it: the last lines get flushed.
+    let _logs = telemetry::init(config.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

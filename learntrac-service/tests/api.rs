@@ -797,3 +797,81 @@ async fn a_logout_in_trac_reaches_the_api_within_the_session_cache_time() {
     let (status, _) = call(app.get(concept, Who::Cookie("late-cookie"))).await;
     assert_eq!(status, 200);
 }
+
+/// Warm connections (db/warm.rs) are handed back without sqlx's release check, so they must
+/// never carry what a cancelled or failed use left behind: with one connection, a query cut
+/// off mid-flight and a failed transaction are followed by queries that get their own
+/// answers, and a clean use hands the same server session to the next caller.
+#[tokio::test(flavor = "multi_thread")]
+async fn warm_connections_are_reused_only_when_clean() {
+    use learntrac_service::db::Db;
+    use std::time::Duration;
+
+    let env = TracEnv::postgres().await;
+    let db = Db::connect_lazy(&env.database_url, 1, Duration::from_secs(5)).expect("pool");
+    let backend_pid = async || {
+        db.run(async |c| {
+            sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()")
+                .fetch_one(c)
+                .await
+        })
+        .await
+        .expect("pid")
+    };
+    let first = backend_pid().await;
+    assert_eq!(
+        backend_pid().await,
+        first,
+        "a clean use parks the connection"
+    );
+
+    // Cancelled mid-query: its answer must not reach the next caller.
+    let cut = tokio::time::timeout(
+        Duration::from_millis(200),
+        db.run(async |c| {
+            sqlx::query_scalar::<_, i32>("SELECT 7 FROM pg_sleep(1)")
+                .fetch_one(c)
+                .await
+        }),
+    )
+    .await;
+    assert!(cut.is_err(), "the slow query was cut off");
+    let n: i32 = db
+        .run(async |c| sqlx::query_scalar("SELECT 42").fetch_one(c).await)
+        .await
+        .expect("query after a cancelled one");
+    assert_eq!(n, 42);
+
+    // A transaction that fails part-way is rolled back, not left open for the next caller.
+    let failed: Result<(), sqlx::Error> = db
+        .run(async |c| {
+            use sqlx::Connection;
+            let mut tx = c.begin().await?;
+            sqlx::query("CREATE TEMP TABLE warm_probe (x int)")
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("SELECT 1/0").execute(&mut *tx).await?;
+            tx.commit().await
+        })
+        .await;
+    assert!(failed.is_err());
+    let open: String = db
+        .run(async |c| {
+            sqlx::query_scalar(
+                "SELECT CAST(count(*) AS TEXT) FROM pg_class WHERE relname = 'warm_probe'",
+            )
+            .fetch_one(c)
+            .await
+        })
+        .await
+        .expect("query after a failed transaction");
+    assert_eq!(open, "0", "the failed transaction was rolled back");
+    // PostgreSQL refuses a savepoint outside a transaction block (25P01).
+    let savepoint = db
+        .run(async |c| sqlx::query("SAVEPOINT probe").execute(c).await)
+        .await;
+    match savepoint {
+        Err(sqlx::Error::Database(e)) => assert_eq!(e.code().as_deref(), Some("25P01"), "{e}"),
+        other => panic!("a savepoint outside a transaction must fail, got {other:?}"),
+    }
+}

@@ -108,11 +108,8 @@ pub async fn practice(
             req.score
         )));
     }
-    // One connection for the whole request: each acquire from the pool is work, and the
-    // read and the write then follow each other on one session.
-    let mut conn = state.db.pool.acquire().await?;
     // Fresh from the database, not the cache: the status decides whether to transition.
-    let concept = trac::concept_on(&mut *conn, id)
+    let concept = trac::concept(&state.db, id)
         .await?
         .ok_or_else(|| absent_concept(id))?;
     // Someone else's concept: absent to a student, refused (it exists) to an admin.
@@ -121,48 +118,52 @@ pub async fn practice(
         .await?;
     only_their_own(&concept, &caller, "practise their own concepts")?;
     let now = trac::now_micros();
-    let mut tx = conn.begin().await?;
-    let m = learning::record_attempt(
-        &mut tx,
-        state.db.backend,
-        learning::Attempt {
-            concept_id: id,
-            student: &caller.user,
-            score: req.score,
-            threshold: concept.mastery_threshold,
-            now,
-        },
-    )
-    .await?;
+    let backend = state.db.backend;
+    let (m, status, status_changed) = state
+        .db
+        .run(async |conn| -> ApiResult<_> {
+            let mut tx = conn.begin().await?;
+            let m = learning::record_attempt(
+                &mut tx,
+                backend,
+                learning::Attempt {
+                    concept_id: id,
+                    student: &caller.user,
+                    score: req.score,
+                    threshold: concept.mastery_threshold,
+                    now,
+                },
+            )
+            .await?;
+            let mut status = concept.status.clone();
+            let mut status_changed = false;
+            if m.mastery >= concept.mastery_threshold && !concept.is_complete() {
+                let comment = format!(
+                    // `!` keeps Trac's wiki formatting from linking the CamelCase word to a
+                    // page that does not exist.
+                    "!LearnTrac: mastery {:.2} reached the threshold {:.2} after {} practice attempt(s).",
+                    m.mastery, concept.mastery_threshold, m.attempts
+                );
+                let change = LearningChange {
+                    ticket: id,
+                    author: &caller.user,
+                    status: Some(MASTERED),
+                    custom: &[],
+                    comment: &comment,
+                };
+                if trac::update_learning_status(&mut tx, backend, &change)
+                    .await?
+                    .is_some()
+                {
+                    status = MASTERED.to_string();
+                    status_changed = true;
+                }
+            }
+            tx.commit().await?;
+            Ok((m, status, status_changed))
+        })
+        .await?;
     let reached = m.mastery >= concept.mastery_threshold;
-    let mut status = concept.status.clone();
-    let mut status_changed = false;
-    if reached && !concept.is_complete() {
-        let comment = format!(
-            // `!` keeps Trac's wiki formatting from linking the CamelCase word to a
-            // page that does not exist.
-            "!LearnTrac: mastery {:.2} reached the threshold {:.2} after {} practice attempt(s).",
-            m.mastery, concept.mastery_threshold, m.attempts
-        );
-        let change = LearningChange {
-            ticket: id,
-            author: &caller.user,
-            status: Some(MASTERED),
-            custom: &[],
-            comment: &comment,
-        };
-        if trac::update_learning_status(&mut tx, state.db.backend, &change)
-            .await?
-            .is_some()
-        {
-            status = MASTERED.to_string();
-            status_changed = true;
-        }
-    }
-    tx.commit().await?;
-    // Back to the pool before the cache round trip: the pool, not the database, is what
-    // runs out first under load.
-    drop(conn);
     state.cache.invalidate(&state.cache.concept_key(id)).await;
     if status_changed {
         tracing::info!(concept = id, student = %caller.user, mastery = m.mastery, "concept mastered");

@@ -6,6 +6,7 @@
 pub mod permissions;
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::LazyLock;
 
 use serde::{Deserialize, Serialize};
 // Dynamic SQL here only ever adds placeholders and fixed column lists, never values.
@@ -155,11 +156,16 @@ async fn custom_fields(
         "SELECT CAST(ticket AS BIGINT), name, value FROM ticket_custom WHERE ticket IN ({})",
         placeholders.join(", ")
     );
-    let mut q = sqlx::query_as::<_, (i64, String, Option<String>)>(AssertSqlSafe(sql));
-    for id in ids {
-        q = q.bind(*id);
-    }
-    for (ticket, name, value) in q.fetch_all(&db.pool).await? {
+    let rows = db
+        .run(async |c| {
+            let mut q = sqlx::query_as::<_, (i64, String, Option<String>)>(AssertSqlSafe(sql));
+            for id in ids {
+                q = q.bind(*id);
+            }
+            q.fetch_all(c).await
+        })
+        .await?;
+    for (ticket, name, value) in rows {
         out.entry(ticket)
             .or_default()
             .insert(name, value.unwrap_or_default());
@@ -178,21 +184,24 @@ struct TicketWithCustom {
 /// Concept from ticket `id`, or None when there is no such ticket. One round trip: the
 /// ticket joined with its custom fields, one row per field.
 pub async fn concept(db: &Db, id: i64) -> Result<Option<Concept>, sqlx::Error> {
-    concept_on(&db.pool, id).await
+    db.run(async |c| concept_on(c, id).await).await
 }
 
-/// [`concept`] on a given connection (or pool), so a request that goes on to write holds
-/// one connection throughout.
+/// [`concept`] on a given connection, so a request that goes on to write holds one
+/// connection throughout.
 pub async fn concept_on<'e>(
     exec: impl sqlx::Executor<'e, Database = sqlx::Any>,
     id: i64,
 ) -> Result<Option<Concept>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {}, c.name AS custom_name, c.value AS custom_value \
-         FROM ticket t LEFT JOIN ticket_custom c ON c.ticket = t.id WHERE t.id = $1",
-        TICKET_COLUMNS
-    );
-    let rows = sqlx::query_as::<_, TicketWithCustom>(AssertSqlSafe(sql))
+    // Built once: every practice attempt reads its concept with it.
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {TICKET_COLUMNS}, c.name AS custom_name, c.value AS custom_value \
+             FROM ticket t LEFT JOIN ticket_custom c ON c.ticket = t.id WHERE t.id = $1"
+        )
+    });
+    let sql: &'static str = &SQL;
+    let rows = sqlx::query_as::<_, TicketWithCustom>(sql)
         .bind(id)
         .fetch_all(exec)
         .await?;
@@ -219,19 +228,28 @@ pub async fn student_concepts(
         sql.push_str(&format!(" AND t.status IN ({})", ph.join(", ")));
     }
     sql.push_str(" ORDER BY t.id");
-    let mut q = sqlx::query_as::<_, TicketRow>(AssertSqlSafe(sql)).bind(student);
-    for s in statuses {
-        q = q.bind(s);
-    }
-    with_custom_fields(db, q.fetch_all(&db.pool).await?).await
+    let rows = db
+        .run(async |c| {
+            let mut q = sqlx::query_as::<_, TicketRow>(AssertSqlSafe(sql)).bind(student);
+            for s in statuses {
+                q = q.bind(s);
+            }
+            q.fetch_all(c).await
+        })
+        .await?;
+    with_custom_fields(db, rows).await
 }
 
 /// Every ticket of a milestone, with its learning fields.
 pub async fn milestone_concepts(db: &Db, milestone: &str) -> Result<Vec<Concept>, sqlx::Error> {
     let sql = format!("SELECT {TICKET_COLUMNS} FROM ticket t WHERE t.milestone = $1 ORDER BY t.id");
-    let rows = sqlx::query_as::<_, TicketRow>(AssertSqlSafe(sql))
-        .bind(milestone)
-        .fetch_all(&db.pool)
+    let rows = db
+        .run(async |c| {
+            sqlx::query_as::<_, TicketRow>(AssertSqlSafe(sql))
+                .bind(milestone)
+                .fetch_all(c)
+                .await
+        })
         .await?;
     with_custom_fields(db, rows).await
 }
@@ -250,13 +268,15 @@ async fn with_custom_fields(db: &Db, rows: Vec<TicketRow>) -> Result<Vec<Concept
 }
 
 pub async fn milestone_exists(db: &Db, name: &str) -> Result<bool, sqlx::Error> {
-    Ok(
-        sqlx::query_scalar::<_, String>("SELECT name FROM milestone WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&db.pool)
-            .await?
-            .is_some(),
-    )
+    let found = db
+        .run(async |c| {
+            sqlx::query_scalar::<_, String>("SELECT name FROM milestone WHERE name = $1")
+                .bind(name)
+                .fetch_optional(c)
+                .await
+        })
+        .await?;
+    Ok(found.is_some())
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -274,12 +294,16 @@ pub async fn milestone_progress(
     db: &Db,
     milestone: &str,
 ) -> Result<MilestoneProgress, sqlx::Error> {
-    let rows = sqlx::query_as::<_, (Option<String>, i64)>(
-        "SELECT status, COUNT(*) FROM ticket WHERE milestone = $1 GROUP BY status",
-    )
-    .bind(milestone)
-    .fetch_all(&db.pool)
-    .await?;
+    let rows = db
+        .run(async |c| {
+            sqlx::query_as::<_, (Option<String>, i64)>(
+                "SELECT status, COUNT(*) FROM ticket WHERE milestone = $1 GROUP BY status",
+            )
+            .bind(milestone)
+            .fetch_all(c)
+            .await
+        })
+        .await?;
     let status_breakdown: BTreeMap<String, i64> = rows
         .into_iter()
         .map(|(s, n)| (s.unwrap_or_default(), n))

@@ -7,11 +7,14 @@ use crate::db::Db;
 
 /// The user a `trac_auth` cookie belongs to.
 pub async fn user_for_cookie(db: &Db, cookie: &str) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar::<_, String>(
-        "SELECT name FROM auth_cookie WHERE cookie = $1 ORDER BY time DESC",
-    )
-    .bind(cookie)
-    .fetch_optional(&db.pool)
+    db.run(async |c| {
+        sqlx::query_scalar::<_, String>(
+            "SELECT name FROM auth_cookie WHERE cookie = $1 ORDER BY time DESC",
+        )
+        .bind(cookie)
+        .fetch_optional(c)
+        .await
+    })
     .await
 }
 
@@ -19,8 +22,12 @@ pub async fn user_for_cookie(db: &Db, cookie: &str) -> Result<Option<String>, sq
 /// through groups, as Trac's DefaultPermissionStore resolves them: every user is also
 /// `authenticated` and `anonymous`; an action in lower case names a group.
 pub async fn is_ticket_admin(db: &Db, user: &str) -> Result<bool, sqlx::Error> {
-    let rows = sqlx::query_as::<_, (String, String)>("SELECT username, action FROM permission")
-        .fetch_all(&db.pool)
+    let rows = db
+        .run(async |c| {
+            sqlx::query_as::<_, (String, String)>("SELECT username, action FROM permission")
+                .fetch_all(c)
+                .await
+        })
         .await?;
     let mut subjects: HashSet<&str> = HashSet::from([user, "authenticated", "anonymous"]);
     loop {

@@ -30,23 +30,27 @@ pub async fn conversation(
     id: i64,
     student: &str,
 ) -> Result<Option<Conversation>, sqlx::Error> {
-    let head: Option<(i64, i64, String)> = sqlx::query_as(
+    let head: Option<(i64, i64, String)> = db.run(async |c| sqlx::query_as(
         "SELECT id, concept_id, student FROM learntrac_chat_conversation WHERE id = $1 AND student = $2",
     )
     .bind(id)
     .bind(student)
-    .fetch_optional(&db.pool)
-    .await?;
+    .fetch_optional(c)
+    .await).await?;
     let Some((id, concept_id, student)) = head else {
         return Ok(None);
     };
-    let messages = sqlx::query_as::<_, StoredMessage>(
-        "SELECT id, role, content, status, created_at FROM learntrac_chat_message \
+    let messages = db
+        .run(async |c| {
+            sqlx::query_as::<_, StoredMessage>(
+                "SELECT id, role, content, status, created_at FROM learntrac_chat_message \
          WHERE conversation_id = $1 ORDER BY id",
-    )
-    .bind(id)
-    .fetch_all(&db.pool)
-    .await?;
+            )
+            .bind(id)
+            .fetch_all(c)
+            .await
+        })
+        .await?;
     Ok(Some(Conversation {
         id,
         concept_id,
@@ -61,14 +65,18 @@ pub async fn latest(
     concept_id: i64,
     student: &str,
 ) -> Result<Option<Conversation>, sqlx::Error> {
-    let id: Option<(i64,)> = sqlx::query_as(
-        "SELECT id FROM learntrac_chat_conversation WHERE concept_id = $1 AND student = $2 \
+    let id: Option<(i64,)> = db
+        .run(async |c| {
+            sqlx::query_as(
+                "SELECT id FROM learntrac_chat_conversation WHERE concept_id = $1 AND student = $2 \
          ORDER BY id DESC LIMIT 1",
-    )
-    .bind(concept_id)
-    .bind(student)
-    .fetch_optional(&db.pool)
-    .await?;
+            )
+            .bind(concept_id)
+            .bind(student)
+            .fetch_optional(c)
+            .await
+        })
+        .await?;
     match id {
         Some((id,)) => conversation(db, id, student).await,
         None => Ok(None),
@@ -76,14 +84,14 @@ pub async fn latest(
 }
 
 pub async fn start(db: &Db, concept_id: i64, student: &str, now: i64) -> Result<i64, sqlx::Error> {
-    let (id,): (i64,) = sqlx::query_as(
+    let (id,): (i64,) = db.run(async |c| sqlx::query_as(
         "INSERT INTO learntrac_chat_conversation (concept_id, student, created_at) VALUES ($1, $2, $3) RETURNING id",
     )
     .bind(concept_id)
     .bind(student)
     .bind(now)
-    .fetch_one(&db.pool)
-    .await?;
+    .fetch_one(c)
+    .await).await?;
     Ok(id)
 }
 
@@ -95,7 +103,9 @@ pub async fn add_message(
     status: &str,
     now: i64,
 ) -> Result<i64, sqlx::Error> {
-    let (id,): (i64,) = sqlx::query_as(
+    let (id,): (i64,) = db
+        .run(async |c| {
+            sqlx::query_as(
         "INSERT INTO learntrac_chat_message (conversation_id, role, content, status, created_at) \
          VALUES ($1, $2, $3, $4, $5) RETURNING id",
     )
@@ -104,8 +114,10 @@ pub async fn add_message(
     .bind(content)
     .bind(status)
     .bind(now)
-    .fetch_one(&db.pool)
-    .await?;
+    .fetch_one(c)
+    .await
+        })
+        .await?;
     Ok(id)
 }
 
@@ -118,15 +130,19 @@ pub struct Usage {
 /// Counts a request against `day` (days since the epoch) and returns the day's totals.
 pub async fn count_request(db: &Db, student: &str, day: i64) -> Result<Usage, sqlx::Error> {
     // One statement on both backends: the count cannot be lost between two requests.
-    let (requests, tokens): (i64, i64) = sqlx::query_as(
+    let (requests, tokens): (i64, i64) = db
+        .run(async |c| {
+            sqlx::query_as(
         "INSERT INTO learntrac_chat_usage (student, day, requests, tokens) VALUES ($1, $2, 1, 0) \
          ON CONFLICT (student, day) DO UPDATE SET requests = learntrac_chat_usage.requests + 1 \
          RETURNING requests, tokens",
     )
     .bind(student)
     .bind(day)
-    .fetch_one(&db.pool)
-    .await?;
+    .fetch_one(c)
+    .await
+        })
+        .await?;
     Ok(Usage { requests, tokens })
 }
 
@@ -136,13 +152,16 @@ pub async fn count_tokens(
     day: i64,
     tokens: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE learntrac_chat_usage SET tokens = tokens + $3 WHERE student = $1 AND day = $2",
-    )
-    .bind(student)
-    .bind(day)
-    .bind(tokens)
-    .execute(&db.pool)
+    db.run(async |c| {
+        sqlx::query(
+            "UPDATE learntrac_chat_usage SET tokens = tokens + $3 WHERE student = $1 AND day = $2",
+        )
+        .bind(student)
+        .bind(day)
+        .bind(tokens)
+        .execute(c)
+        .await
+    })
     .await?;
     Ok(())
 }

@@ -2,10 +2,15 @@
 //! backend. One pool type for both (sqlx `Any`); the few statements that differ ask
 //! `backend()`.
 
+mod warm;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{AnyPool, Connection};
+use sqlx::{AnyConnection, AnyPool, Connection};
+
+use warm::{MAX_PARKED, Warm};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -15,8 +20,11 @@ pub enum Backend {
 
 #[derive(Clone)]
 pub struct Db {
+    /// sqlx's pool. The service's queries go through [`Db::run`]; this is for migrations
+    /// and tests.
     pub pool: AnyPool,
     pub backend: Backend,
+    warm: Arc<Warm>,
 }
 
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -47,9 +55,6 @@ pub fn tls_hint(url: &str, error: &str) -> String {
     }
 }
 
-/// How long a pooled connection may sit idle before it is checked on its way out.
-const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
-
 impl Db {
     /// Opens a lazy pool: start-up never waits for the database, and requests that find
     /// it down fail within `acquire_timeout` instead of hanging.
@@ -64,12 +69,13 @@ impl Db {
         } else {
             Backend::Postgres
         };
+        let max_connections = if backend == Backend::Sqlite {
+            1
+        } else {
+            max_connections
+        };
         let pool = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite {
-                1
-            } else {
-                max_connections
-            })
+            .max_connections(max_connections)
             .min_connections(0)
             .acquire_timeout(acquire_timeout)
             // sqlx pings every connection it hands out: a round trip per acquire, as costly as
@@ -78,7 +84,7 @@ impl Db {
             .test_before_acquire(false)
             .before_acquire(|conn, meta| {
                 Box::pin(async move {
-                    if meta.idle_for >= IDLE_BEFORE_PING {
+                    if meta.idle_for >= MAX_PARKED {
                         conn.ping().await?;
                     }
                     Ok(true)
@@ -86,7 +92,11 @@ impl Db {
             })
             .idle_timeout(Some(Duration::from_secs(300)))
             .connect_lazy(url)?;
-        Ok(Db { pool, backend })
+        Ok(Db {
+            pool,
+            backend,
+            warm: Arc::new(Warm::new(max_connections, acquire_timeout)),
+        })
     }
 
     /// Creates LearnTrac's own tables (never Trac's).
@@ -97,10 +107,17 @@ impl Db {
         }
     }
 
+    /// Runs `work` on one connection, handed back warm if `work` succeeds (see [`warm`]).
+    /// Queue here rather than on `pool`.
+    pub async fn run<T, E: From<sqlx::Error>>(
+        &self,
+        work: impl AsyncFnOnce(&mut AnyConnection) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.warm.run(&self.pool, work).await
+    }
+
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
+        self.run(async |c| sqlx::query("SELECT 1").execute(c).await.map(|_| ()))
             .await
-            .map(|_| ())
     }
 }
