@@ -13,6 +13,8 @@ use crate::config::LogFormat;
 /// than stalling requests. Keep the guard until exit: dropping it flushes what is queued.
 pub fn init(format: LogFormat) -> WorkerGuard {
     let (writer, guard) = NonBlockingBuilder::default()
+        // The queue is allocated whole: 16k lines is ~0.5 MB (the default, 128k, is 4 MB).
+        .buffered_lines_limit(16 * 1024)
         .thread_name("learntrac-logs")
         .finish(BufWriter::with_capacity(64 * 1024, io::stderr()));
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
