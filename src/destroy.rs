@@ -6,8 +6,6 @@
 //! Terraform (the next deploy adopts them again), the secrets were never Terraform's.
 //! Afterwards it says what remains.
 
-use std::io::IsTerminal;
-
 use serde::Serialize;
 
 use crate::cli::DestroyArgs;
@@ -191,24 +189,21 @@ fn confirm(
         eprint!("{list}");
         return Ok(());
     }
-    if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
-        eprint!(
-            "{list}Type the environment's name ({}) to go on: ",
-            env.environment
-        );
-        let mut answer = String::new();
-        if std::io::stdin().read_line(&mut answer).is_ok() && answer.trim() == env.environment {
-            return Ok(());
-        }
-        return Err(Error::Invalid {
+    let prompt = format!(
+        "{list}Type the environment's name ({}) to go on: ",
+        env.environment
+    );
+    match crate::ui::ask(&prompt, &env.environment) {
+        crate::ui::Answer::Confirmed => Ok(()),
+        crate::ui::Answer::Refused => Err(Error::Invalid {
             what: "not confirmed; nothing was changed".into(),
             hint: format!("type `{}` exactly, or pass --yes", env.environment),
-        });
+        }),
+        crate::ui::Answer::NoTerminal => Err(Error::Invalid {
+            what: format!("{list}not confirmed (no terminal to ask on); nothing was changed"),
+            hint: "pass --yes (in CI) after reading the list above".into(),
+        }),
     }
-    Err(Error::Invalid {
-        what: format!("{list}not confirmed (no terminal to ask on); nothing was changed"),
-        hint: "pass --yes (in CI) after reading the list above".into(),
-    })
 }
 
 /// Terraform's failure, with the fix for the failures a person can lift.

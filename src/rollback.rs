@@ -4,7 +4,6 @@
 //! definition there, and `deploy` starts from what runs (so nothing undoes a rollback but
 //! the next deploy of that service).
 
-use std::io::IsTerminal;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -371,19 +370,15 @@ fn confirm(env: &Environment, moves: &[Move], yes: bool) -> Result<()> {
         eprint!("{list}");
         return Ok(());
     }
-    if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
-        eprint!("{list}Roll back? Type `yes`: ");
-        let mut answer = String::new();
-        if std::io::stdin().read_line(&mut answer).is_ok() && answer.trim() == "yes" {
-            return Ok(());
-        }
-        return Err(Error::Invalid {
+    match crate::ui::ask(&format!("{list}Roll back? Type `yes`: "), "yes") {
+        crate::ui::Answer::Confirmed => Ok(()),
+        crate::ui::Answer::Refused => Err(Error::Invalid {
             what: "not confirmed; nothing was changed".into(),
             hint: "type `yes`, or pass --yes".into(),
-        });
+        }),
+        crate::ui::Answer::NoTerminal => Err(Error::Invalid {
+            what: format!("{list}not confirmed (no terminal to ask on); nothing was changed"),
+            hint: "pass --yes (in CI) after reading the list above".into(),
+        }),
     }
-    Err(Error::Invalid {
-        what: format!("{list}not confirmed (no terminal to ask on); nothing was changed"),
-        hint: "pass --yes (in CI) after reading the list above".into(),
-    })
 }

@@ -11,7 +11,6 @@ pub mod rollout;
 pub mod verify;
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -573,15 +572,12 @@ fn confirm_destroy(plan: &PlanSummary, yes: bool) -> Result<()> {
         .map(|d| format!("    {d}"))
         .collect::<Vec<_>>()
         .join("\n");
-    if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
-        eprint!(
-            "The plan destroys {} resource(s):\n{list}\nApply it? Type `yes`: ",
-            plan.destroy
-        );
-        let mut answer = String::new();
-        if std::io::stdin().read_line(&mut answer).is_ok() && answer.trim() == "yes" {
-            return Ok(());
-        }
+    let prompt = format!(
+        "The plan destroys {} resource(s):\n{list}\nApply it? Type `yes`: ",
+        plan.destroy
+    );
+    if let crate::ui::Answer::Confirmed = crate::ui::ask(&prompt, "yes") {
+        return Ok(());
     }
     Err(Error::Terraform {
         step: "apply".into(),

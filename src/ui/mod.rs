@@ -8,7 +8,6 @@ use serde::Serialize;
 use crate::cli::OutputFormat;
 use crate::error::Error;
 
-/// Now, as `2026-11-26T01:02:03Z`.
 /// Writes to standard output. A reader that went away (`learntrac local ps | head -1`) ends
 /// the program quietly with success, as it ends `cat`, instead of a panic.
 pub fn print(text: &str) {
@@ -18,6 +17,30 @@ pub fn print(text: &str) {
         && e.kind() == std::io::ErrorKind::BrokenPipe
     {
         std::process::exit(0);
+    }
+}
+
+/// What a person answered when asked to type a word before something destructive.
+pub enum Answer {
+    Confirmed,
+    Refused,
+    /// Standard input or error is not a terminal (CI, a pipe): nobody was asked.
+    NoTerminal,
+}
+
+/// Shows `prompt` on standard error and reads one line from standard input; only `expected`,
+/// typed exactly, confirms.
+pub fn ask(prompt: &str, expected: &str) -> Answer {
+    use std::io::IsTerminal;
+    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        return Answer::NoTerminal;
+    }
+    eprint!("{prompt}");
+    let mut answer = String::new();
+    if std::io::stdin().read_line(&mut answer).is_ok() && answer.trim() == expected {
+        Answer::Confirmed
+    } else {
+        Answer::Refused
     }
 }
 
