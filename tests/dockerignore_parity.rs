@@ -671,7 +671,8 @@ fn image_files(image: &str) -> BTreeMap<String, (char, u32, Option<String>, Stri
     rm.args(["rm", &id]);
     run(rm, None);
     let mut rmi = docker();
-    rmi.args(["rmi", image]);
+    // --no-prune: parent layers may be another case's build cache in use right now.
+    rmi.args(["rmi", "--no-prune", image]);
     run(rmi, None);
     let mut archive = tar::Archive::new(tar_bytes.as_slice());
     let mut files = BTreeMap::new();

@@ -82,9 +82,11 @@ impl ImageProject {
 
 impl Drop for ImageProject {
     fn drop(&mut self) {
+        // --no-prune, as common::remove_images: the parents are the build cache that this
+        // file's other tests, building the same Dockerfile at this moment, are reading.
         let _ = Command::new("sh")
             .arg("-c")
-            .arg(format!("docker images --format '{{{{.Repository}}}}:{{{{.Tag}}}}' | grep '{}-test-' | xargs -r docker rmi -f >/dev/null 2>&1", self.project))
+            .arg(format!("docker images --format '{{{{.Repository}}}}:{{{{.Tag}}}}' | grep '{}-test-' | xargs -r docker rmi -f --no-prune >/dev/null 2>&1", self.project))
             .status();
     }
 }

@@ -218,9 +218,15 @@ async fn the_production_trac_image_builds_without_apt_and_serves_trac_1_4_over_v
     let id = text(&docker(&[
         "image", "inspect", &image, "--format", "{{.Id}}",
     ]));
-    cleanup
-        .0
-        .insert(0, vec!["rmi".into(), "-f".into(), id.trim().to_string()]);
+    cleanup.0.insert(
+        0,
+        vec![
+            "rmi".into(),
+            "-f".into(),
+            "--no-prune".into(),
+            id.trim().to_string(),
+        ],
+    );
     assert_eq!(config["User"], "10001:10001", "non-root");
     assert!(config["Healthcheck"]["Test"].is_array(), "{config}");
     let gcc = docker(&[
