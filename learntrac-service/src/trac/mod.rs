@@ -187,12 +187,7 @@ pub async fn concept(db: &Db, id: i64) -> Result<Option<Concept>, sqlx::Error> {
     db.run(async |c| concept_on(c, id).await).await
 }
 
-/// [`concept`] on a given connection, so a request that goes on to write holds one
-/// connection throughout.
-pub async fn concept_on<'e>(
-    exec: impl sqlx::Executor<'e, Database = sqlx::Any>,
-    id: i64,
-) -> Result<Option<Concept>, sqlx::Error> {
+async fn concept_on(conn: &mut AnyConnection, id: i64) -> Result<Option<Concept>, sqlx::Error> {
     // Built once: every practice attempt reads its concept with it.
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
@@ -203,7 +198,7 @@ pub async fn concept_on<'e>(
     let sql: &'static str = &SQL;
     let rows = sqlx::query_as::<_, TicketWithCustom>(sql)
         .bind(id)
-        .fetch_all(exec)
+        .fetch_all(conn)
         .await?;
     let mut custom = BTreeMap::new();
     let mut ticket = None;
