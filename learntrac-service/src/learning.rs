@@ -1,10 +1,9 @@
 //! LearnTrac's own records: practice attempts and each student's mastery of each concept.
 
 use std::collections::BTreeMap;
-
-use serde::Serialize;
 use std::sync::LazyLock;
 
+use serde::Serialize;
 use sqlx::{AnyConnection, AssertSqlSafe};
 
 use crate::db::{Backend, Db};

@@ -92,16 +92,16 @@ impl Warm {
     }
 
     /// The most recently parked connection (the one most likely still warm), if it has not
-    /// sat too long; older ones, parked before it, are handed back to sqlx.
+    /// sat too long; those that have are handed back to sqlx.
     fn unpark(&self) -> Option<Parked> {
-        let mut parked = self.parked.lock().unwrap_or_else(|p| p.into_inner());
-        let newest = parked.pop()?;
-        if newest.since.elapsed() < MAX_PARKED {
-            Some(newest)
-        } else {
-            parked.clear();
-            None
-        }
+        let (newest, stale) = {
+            let mut parked = self.parked.lock().unwrap_or_else(|p| p.into_inner());
+            let stale = take_stale(&mut parked);
+            (parked.pop(), stale)
+        };
+        // Dropped outside the lock: each goes back to sqlx.
+        drop(stale);
+        newest
     }
 
     fn park(&self, p: Parked) {
@@ -119,15 +119,15 @@ async fn sweep(warm: Weak<Warm>) {
     loop {
         tick.tick().await;
         let Some(warm) = warm.upgrade() else { return };
-        let stale: Vec<Parked> = {
-            let mut parked = warm.parked.lock().unwrap_or_else(|p| p.into_inner());
-            let (stale, fresh) = parked
-                .drain(..)
-                .partition(|p| p.since.elapsed() >= MAX_PARKED);
-            *parked = fresh;
-            stale
-        };
+        let stale = take_stale(&mut warm.parked.lock().unwrap_or_else(|p| p.into_inner()));
         // Dropped outside the lock: each goes back to sqlx.
         drop(stale);
     }
+}
+
+/// Removes the connections parked `MAX_PARKED` or longer. Parking pushes and unparking pops
+/// at the end, so the list runs oldest first and the stale ones are a prefix.
+fn take_stale(parked: &mut Vec<Parked>) -> Vec<Parked> {
+    let fresh_from = parked.partition_point(|p| p.since.elapsed() >= MAX_PARKED);
+    parked.drain(..fresh_from).collect()
 }

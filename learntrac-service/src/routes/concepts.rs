@@ -119,7 +119,7 @@ pub async fn practice(
     only_their_own(&concept, &caller, "practise their own concepts")?;
     let now = trac::now_micros();
     let backend = state.db.backend;
-    let (m, status, status_changed) = state
+    let (m, reached, status, status_changed) = state
         .db
         .run(async |conn| -> ApiResult<_> {
             let mut tx = conn.begin().await?;
@@ -137,7 +137,8 @@ pub async fn practice(
             .await?;
             let mut status = concept.status.clone();
             let mut status_changed = false;
-            if m.mastery >= concept.mastery_threshold && !concept.is_complete() {
+            let reached = m.mastery >= concept.mastery_threshold;
+            if reached && !concept.is_complete() {
                 let comment = format!(
                     // `!` keeps Trac's wiki formatting from linking the CamelCase word to a
                     // page that does not exist.
@@ -160,10 +161,9 @@ pub async fn practice(
                 }
             }
             tx.commit().await?;
-            Ok((m, status, status_changed))
+            Ok((m, reached, status, status_changed))
         })
         .await?;
-    let reached = m.mastery >= concept.mastery_threshold;
     state.cache.invalidate(&state.cache.concept_key(id)).await;
     if status_changed {
         tracing::info!(concept = id, student = %caller.user, mastery = m.mastery, "concept mastered");
