@@ -30,35 +30,35 @@ pub async fn conversation(
     id: i64,
     student: &str,
 ) -> Result<Option<Conversation>, sqlx::Error> {
-    let head: Option<(i64, i64, String)> = db.run(async |c| sqlx::query_as(
-        "SELECT id, concept_id, student FROM learntrac_chat_conversation WHERE id = $1 AND student = $2",
-    )
-    .bind(id)
-    .bind(student)
-    .fetch_optional(c)
-    .await).await?;
-    let Some((id, concept_id, student)) = head else {
-        return Ok(None);
-    };
-    let messages = db
-        .run(async |c| {
-            sqlx::query_as::<_, StoredMessage>(
-                "SELECT id, role, content, status, created_at FROM learntrac_chat_message \
-         WHERE conversation_id = $1 ORDER BY id",
-            )
-            .bind(id)
-            .fetch_all(c)
-            .await
-        })
+    // One connection for the head and its messages.
+    db.run(async |c| {
+        let head: Option<(i64, i64, String)> = sqlx::query_as(
+            "SELECT id, concept_id, student FROM learntrac_chat_conversation \
+             WHERE id = $1 AND student = $2",
+        )
+        .bind(id)
+        .bind(student)
+        .fetch_optional(&mut *c)
         .await?;
-    Ok(Some(Conversation {
-        id,
-        concept_id,
-        student,
-        messages,
-    }))
+        let Some((id, concept_id, student)) = head else {
+            return Ok(None);
+        };
+        let messages = sqlx::query_as::<_, StoredMessage>(
+            "SELECT id, role, content, status, created_at FROM learntrac_chat_message \
+             WHERE conversation_id = $1 ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(c)
+        .await?;
+        Ok(Some(Conversation {
+            id,
+            concept_id,
+            student,
+            messages,
+        }))
+    })
+    .await
 }
-
 /// The student's newest conversation about the concept.
 pub async fn latest(
     db: &Db,
@@ -84,14 +84,19 @@ pub async fn latest(
 }
 
 pub async fn start(db: &Db, concept_id: i64, student: &str, now: i64) -> Result<i64, sqlx::Error> {
-    let (id,): (i64,) = db.run(async |c| sqlx::query_as(
-        "INSERT INTO learntrac_chat_conversation (concept_id, student, created_at) VALUES ($1, $2, $3) RETURNING id",
-    )
-    .bind(concept_id)
-    .bind(student)
-    .bind(now)
-    .fetch_one(c)
-    .await).await?;
+    let (id,): (i64,) = db
+        .run(async |c| {
+            sqlx::query_as(
+                "INSERT INTO learntrac_chat_conversation (concept_id, student, created_at) \
+                 VALUES ($1, $2, $3) RETURNING id",
+            )
+            .bind(concept_id)
+            .bind(student)
+            .bind(now)
+            .fetch_one(c)
+            .await
+        })
+        .await?;
     Ok(id)
 }
 
@@ -106,16 +111,16 @@ pub async fn add_message(
     let (id,): (i64,) = db
         .run(async |c| {
             sqlx::query_as(
-        "INSERT INTO learntrac_chat_message (conversation_id, role, content, status, created_at) \
-         VALUES ($1, $2, $3, $4, $5) RETURNING id",
-    )
-    .bind(conversation_id)
-    .bind(role)
-    .bind(content)
-    .bind(status)
-    .bind(now)
-    .fetch_one(c)
-    .await
+                "INSERT INTO learntrac_chat_message (conversation_id, role, content, status, created_at) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(conversation_id)
+            .bind(role)
+            .bind(content)
+            .bind(status)
+            .bind(now)
+            .fetch_one(c)
+            .await
         })
         .await?;
     Ok(id)
@@ -133,14 +138,14 @@ pub async fn count_request(db: &Db, student: &str, day: i64) -> Result<Usage, sq
     let (requests, tokens): (i64, i64) = db
         .run(async |c| {
             sqlx::query_as(
-        "INSERT INTO learntrac_chat_usage (student, day, requests, tokens) VALUES ($1, $2, 1, 0) \
-         ON CONFLICT (student, day) DO UPDATE SET requests = learntrac_chat_usage.requests + 1 \
-         RETURNING requests, tokens",
-    )
-    .bind(student)
-    .bind(day)
-    .fetch_one(c)
-    .await
+                "INSERT INTO learntrac_chat_usage (student, day, requests, tokens) VALUES ($1, $2, 1, 0) \
+                 ON CONFLICT (student, day) DO UPDATE SET requests = learntrac_chat_usage.requests + 1 \
+                 RETURNING requests, tokens",
+            )
+            .bind(student)
+            .bind(day)
+            .fetch_one(c)
+            .await
         })
         .await?;
     Ok(Usage { requests, tokens })
