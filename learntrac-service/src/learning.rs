@@ -1,7 +1,6 @@
 //! LearnTrac's own records: practice attempts and each student's mastery of each concept.
 
 use std::collections::BTreeMap;
-use std::sync::LazyLock;
 
 use serde::Serialize;
 use sqlx::{AnyConnection, AssertSqlSafe};
@@ -21,90 +20,119 @@ pub struct Mastery {
     pub mastered_at: Option<i64>,
 }
 
-/// Records one attempt and returns the student's updated mastery of the concept.
+/// Records one attempt and returns the student's updated mastery of the concept. Part of a
+/// transaction that may go on to move Trac's ticket.
 pub async fn record_attempt(
     conn: &mut AnyConnection,
     backend: Backend,
-    attempt: Attempt<'_>,
+    attempt: &Attempt<'_>,
 ) -> Result<Mastery, sqlx::Error> {
-    if backend == Backend::Sqlite {
-        // SQLite has no data-modifying CTE: the attempt first, then the mastery.
-        sqlx::query(
-            "INSERT INTO learntrac_practice_attempt (concept_id, student, score, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(attempt.concept_id)
-        .bind(attempt.student)
-        .bind(attempt.score)
-        .bind(attempt.now)
-        .execute(&mut *conn)
-        .await?;
+    match backend {
+        Backend::Postgres => Ok(postgres_attempt(conn, attempt, true)
+            .await?
+            .ok_or(sqlx::Error::RowNotFound)?),
+        Backend::Sqlite => {
+            // SQLite has no data-modifying CTE: the attempt first, then the mastery.
+            sqlx::query(
+                "INSERT INTO learntrac_practice_attempt (concept_id, student, score, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(attempt.concept_id)
+            .bind(attempt.student)
+            .bind(attempt.score)
+            .bind(attempt.now)
+            .execute(&mut *conn)
+            .await?;
+            let (mastery, attempts, mastered_at) =
+                sqlx::query_as::<_, (f64, i64, Option<i64>)>(SQLITE_MASTERY)
+                    .bind(attempt.student)
+                    .bind(attempt.concept_id)
+                    .bind(attempt.threshold)
+                    .bind(attempt.now)
+                    .bind(MASTERY_WINDOW)
+                    .fetch_one(&mut *conn)
+                    .await?;
+            Ok(Mastery {
+                mastery,
+                attempts,
+                mastered_at,
+            })
+        }
     }
-    let mut q = sqlx::query_as::<_, (f64, i64, Option<i64>)>(attempt_sql(backend))
+}
+
+/// The common attempt, in one statement that is its own transaction (PostgreSQL): one that
+/// leaves mastery below the threshold, or is at a concept that is already complete, moves
+/// no ticket. An attempt that would master a concept still open writes nothing and gives
+/// `None`: it must be recorded in the same transaction as Trac's change (`record_attempt`).
+pub async fn record_attempt_alone(
+    conn: &mut AnyConnection,
+    attempt: &Attempt<'_>,
+    concept_complete: bool,
+) -> Result<Option<Mastery>, sqlx::Error> {
+    postgres_attempt(conn, attempt, concept_complete).await
+}
+
+async fn postgres_attempt(
+    conn: &mut AnyConnection,
+    attempt: &Attempt<'_>,
+    even_if_it_masters: bool,
+) -> Result<Option<Mastery>, sqlx::Error> {
+    let row = sqlx::query_as::<_, (f64, i64, Option<i64>)>(POSTGRES_ATTEMPT)
         .bind(attempt.student)
         .bind(attempt.concept_id)
         .bind(attempt.threshold)
         .bind(attempt.now)
-        .bind(MASTERY_WINDOW);
-    if backend == Backend::Postgres {
-        q = q.bind(attempt.score);
-    }
-    let (mastery, attempts, mastered_at) = q.fetch_one(&mut *conn).await?;
-    Ok(Mastery {
+        .bind(MASTERY_WINDOW)
+        .bind(attempt.score)
+        .bind(even_if_it_masters)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.map(|(mastery, attempts, mastered_at)| Mastery {
         mastery,
         attempts,
         mastered_at,
-    })
+    }))
 }
 
-/// The statement that records an attempt (PostgreSQL) and updates the mastery: the mean of
-/// the recent window, the attempt count, and when mastery was first reached (kept once set).
-/// On PostgreSQL the attempt is inserted by the same statement: one round trip. A CTE's
-/// insert is invisible to its siblings, so the new row joins the stored window explicitly
-/// and is ordered exactly as a stored one would be. The stored side is cut to the window
-/// before the union (the latest five of all = the latest five of the stored latest five and
-/// the new one), so it is read from the window index in order, not fetched whole and sorted.
-/// Built once: it is the hot path's statement, and the driver's statement cache looks it up
-/// by its text on every call.
-fn attempt_sql(backend: Backend) -> &'static str {
-    const WINDOW: &str = "SELECT id, score, created_at FROM learntrac_practice_attempt \
-        WHERE student = $1 AND concept_id = $2 ORDER BY created_at DESC, id DESC LIMIT $5";
-    fn build(insert_attempt: bool) -> String {
-        format!(
-            "{insert}INSERT INTO learntrac_mastery (student, concept_id, mastery, attempts, mastered_at, updated_at) \
-             SELECT $1, $2, AVG(score), 1, CASE WHEN AVG(score) >= $3 THEN $4 ELSE NULL END, $4 \
-             FROM (SELECT score FROM ({stored}{new_row}) AS every \
-                   ORDER BY created_at DESC, id DESC LIMIT $5) AS recent \
-             WHERE true \
-             ON CONFLICT (student, concept_id) DO UPDATE SET mastery = excluded.mastery, \
-             attempts = learntrac_mastery.attempts + 1, \
-             mastered_at = COALESCE(learntrac_mastery.mastered_at, excluded.mastered_at), \
-             updated_at = excluded.updated_at \
-             RETURNING mastery, attempts, mastered_at",
-            insert = if insert_attempt {
-                "WITH attempt AS (INSERT INTO learntrac_practice_attempt (concept_id, student, score, created_at) \
-                 VALUES ($2, $1, $6, $4) RETURNING id, score, created_at) "
-            } else {
-                ""
-            },
-            stored = if insert_attempt {
-                format!("({WINDOW})")
-            } else {
-                WINDOW.to_string()
-            },
-            new_row = if insert_attempt {
-                " UNION ALL SELECT id, score, created_at FROM attempt"
-            } else {
-                ""
-            },
-        )
-    }
-    static WITH_INSERT: LazyLock<String> = LazyLock::new(|| build(true));
-    static MASTERY_ONLY: LazyLock<String> = LazyLock::new(|| build(false));
-    match backend {
-        Backend::Postgres => &WITH_INSERT,
-        Backend::Sqlite => &MASTERY_ONLY,
-    }
-}
+/// Records an attempt ($6) and updates the mastery in one statement: the mean of the recent
+/// window, the attempt count, and when mastery was first reached (kept once set). The window
+/// is the new attempt and the latest stored ones, cut to five: the stored side is read from
+/// the window index in order, five entries, not the student's whole history. The new row
+/// is not inserted yet when the window is read, so it stands in with a NULL id, which sorts
+/// first among equal times exactly as its id will (every visible row's id is older). Unless
+/// $7, an attempt that brings the mean to the threshold ($3) is not written at all and the
+/// statement returns no row.
+const POSTGRES_ATTEMPT: &str = "WITH recent AS (\
+        SELECT score FROM (\
+            SELECT NULL::bigint AS id, $6::double precision AS score, $4::bigint AS created_at \
+            UNION ALL (SELECT id, score, created_at FROM learntrac_practice_attempt \
+                       WHERE student = $1 AND concept_id = $2 ORDER BY created_at DESC, id DESC LIMIT $5)\
+        ) AS every ORDER BY created_at DESC, id DESC NULLS FIRST LIMIT $5), \
+    window_mean AS (SELECT AVG(score) AS mean FROM recent), \
+    attempt AS (INSERT INTO learntrac_practice_attempt (concept_id, student, score, created_at) \
+        SELECT $2, $1, $6, $4 FROM window_mean WHERE $7 OR mean < $3 RETURNING id) \
+    INSERT INTO learntrac_mastery (student, concept_id, mastery, attempts, mastered_at, updated_at) \
+    SELECT $1, $2, mean, 1, CASE WHEN mean >= $3 THEN $4 ELSE NULL END, $4 \
+    FROM window_mean WHERE EXISTS (SELECT 1 FROM attempt) \
+    ON CONFLICT (student, concept_id) DO UPDATE SET mastery = excluded.mastery, \
+    attempts = learntrac_mastery.attempts + 1, \
+    mastered_at = COALESCE(learntrac_mastery.mastered_at, excluded.mastered_at), \
+    updated_at = excluded.updated_at \
+    RETURNING mastery, attempts, mastered_at";
+
+/// SQLite's mastery update, after the attempt was inserted: as `POSTGRES_ATTEMPT`, reading
+/// the window with the new row in it. (`WHERE true` settles SQLite's upsert-after-SELECT
+/// parsing ambiguity.)
+const SQLITE_MASTERY: &str = "INSERT INTO learntrac_mastery (student, concept_id, mastery, attempts, mastered_at, updated_at) \
+    SELECT $1, $2, AVG(score), 1, CASE WHEN AVG(score) >= $3 THEN $4 ELSE NULL END, $4 \
+    FROM (SELECT score FROM learntrac_practice_attempt WHERE student = $1 AND concept_id = $2 \
+          ORDER BY created_at DESC, id DESC LIMIT $5) AS recent \
+    WHERE true \
+    ON CONFLICT (student, concept_id) DO UPDATE SET mastery = excluded.mastery, \
+    attempts = learntrac_mastery.attempts + 1, \
+    mastered_at = COALESCE(learntrac_mastery.mastered_at, excluded.mastered_at), \
+    updated_at = excluded.updated_at \
+    RETURNING mastery, attempts, mastered_at";
 
 /// One practice attempt to record.
 pub struct Attempt<'a> {

@@ -101,6 +101,66 @@ async fn practice_reaching_the_threshold_moves_the_ticket_to_mastered_as_trac_se
     assert_eq!(c["status"], "mastered");
 }
 
+/// Attempts at once, as a class practising together: each is counted once, and of several
+/// that master the concept at the same moment exactly one moves Trac's ticket (one change,
+/// one comment), the rest see it mastered.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_attempts_are_each_counted_and_master_a_concept_once() {
+    let (env, app) = setup().await;
+    let practise = |concept: i64, score: f64| {
+        call(
+            app.post(
+                &format!("/api/LearnTrac/concepts/{concept}/practice"),
+                Who::Bearer("alice"),
+            )
+            .json(&json!({"score": score})),
+        )
+    };
+    const N: usize = 12;
+    // Below the threshold (concept 1, 0.8): no ticket moves, every attempt counted.
+    let below = futures_util::future::join_all((0..N).map(|_| practise(1, 0.2))).await;
+    let mut counts: Vec<i64> = below
+        .iter()
+        .map(|(status, r)| {
+            assert_eq!(*status, 200, "{r}");
+            assert_eq!(r["status_changed"], false, "{r}");
+            r["attempts"].as_i64().expect("attempts")
+        })
+        .collect();
+    counts.sort_unstable();
+    assert_eq!(
+        counts,
+        (1..=N as i64).collect::<Vec<_>>(),
+        "each counted once"
+    );
+    assert_eq!(env.read_ticket(1)["values"]["status"], "new");
+
+    // Every one of these masters concept 2 (threshold 0.7) on its own.
+    let at_once = futures_util::future::join_all((0..N).map(|_| practise(2, 1.0))).await;
+    for (status, r) in &at_once {
+        assert_eq!(*status, 200, "{r}");
+        assert_eq!(r["mastered"], true, "{r}");
+        assert_eq!(r["status"], "mastered", "{r}");
+    }
+    let changed = at_once
+        .iter()
+        .filter(|(_, r)| r["status_changed"] == true)
+        .count();
+    assert_eq!(changed, 1, "one attempt moves the ticket: {at_once:?}");
+    let t = env.read_ticket(2);
+    assert_eq!(t["values"]["status"], "mastered");
+    let log = t["changelog"].as_array().expect("changelog");
+    assert_eq!(log.len(), 2, "one change: status and its comment: {t:#}");
+    let stored: (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM learntrac_practice_attempt WHERE concept_id = 2), \
+                (SELECT attempts FROM learntrac_mastery WHERE concept_id = 2 AND student = 'alice')",
+    )
+    .fetch_one(&app.state.db.pool)
+    .await
+    .expect("counts");
+    assert_eq!(stored, (N as i64, N as i64));
+}
+
 /// The API shows six decimals.
 fn approx(v: &Value, want: f64) -> bool {
     v.as_f64().is_some_and(|x| (x - want).abs() <= 5e-7)

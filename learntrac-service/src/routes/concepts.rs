@@ -1,10 +1,11 @@
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
-use sqlx::Connection;
+use sqlx::{AnyConnection, Connection};
 
 use super::{ApiJson, ConceptId};
 use crate::auth::Caller;
+use crate::db::Backend;
 use crate::error::{ApiError, ApiResult};
 use crate::learning;
 use crate::state::AppState;
@@ -108,7 +109,7 @@ pub async fn practice(
             req.score
         )));
     }
-    // Fresh from the database, not the cache: the status decides whether to transition.
+    // Fresh from the database, not the cache: who owns it, and whether it is still open.
     let concept = trac::concept(&state.db, id)
         .await?
         .ok_or_else(|| absent_concept(id))?;
@@ -117,53 +118,37 @@ pub async fn practice(
         .may_read(&state, &concept.owner, || absent_concept(id))
         .await?;
     only_their_own(&concept, &caller, "practise their own concepts")?;
-    let now = trac::now_micros();
     let backend = state.db.backend;
-    let (m, reached, status, status_changed) = state
-        .db
-        .run(async |conn| -> ApiResult<_> {
-            let mut tx = conn.begin().await?;
-            let m = learning::record_attempt(
-                &mut tx,
-                backend,
-                learning::Attempt {
-                    concept_id: id,
-                    student: &caller.user,
-                    score: req.score,
-                    threshold: concept.mastery_threshold,
-                    now,
-                },
-            )
-            .await?;
-            let mut status = concept.status.clone();
-            let mut status_changed = false;
-            let reached = m.mastery >= concept.mastery_threshold;
-            if reached && !concept.is_complete() {
-                let comment = format!(
-                    // `!` keeps Trac's wiki formatting from linking the CamelCase word to a
-                    // page that does not exist.
-                    "!LearnTrac: mastery {:.2} reached the threshold {:.2} after {} practice attempt(s).",
-                    m.mastery, concept.mastery_threshold, m.attempts
-                );
-                let change = LearningChange {
-                    ticket: id,
-                    author: &caller.user,
-                    status: Some(MASTERED),
-                    custom: &[],
-                    comment: &comment,
-                };
-                if trac::update_learning_status(&mut tx, backend, &change)
-                    .await?
-                    .is_some()
-                {
-                    status = MASTERED.to_string();
-                    status_changed = true;
-                }
-            }
-            tx.commit().await?;
-            Ok((m, reached, status, status_changed))
-        })
-        .await?;
+    let attempt = learning::Attempt {
+        concept_id: id,
+        student: &caller.user,
+        score: req.score,
+        threshold: concept.mastery_threshold,
+        now: trac::now_micros(),
+    };
+    // Most attempts move no ticket: one statement, its own transaction. One that would
+    // master the concept is recorded with Trac's change, in one transaction.
+    let alone = match backend {
+        Backend::Postgres => {
+            state
+                .db
+                .run(async |conn| {
+                    learning::record_attempt_alone(conn, &attempt, concept.is_complete()).await
+                })
+                .await?
+        }
+        Backend::Sqlite => None,
+    };
+    let (m, status, status_changed) = match alone {
+        Some(m) => (m, concept.status.clone(), false),
+        None => {
+            state
+                .db
+                .run(async |conn| record_with_trac_change(conn, backend, &attempt).await)
+                .await?
+        }
+    };
+    let reached = m.mastery >= concept.mastery_threshold;
     state.cache.invalidate(&state.cache.concept_key(id)).await;
     if status_changed {
         tracing::info!(concept = id, student = %caller.user, mastery = m.mastery, "concept mastered");
@@ -179,4 +164,45 @@ pub async fn practice(
         status,
         status_changed,
     }))
+}
+
+/// Records an attempt and, when it masters a concept still open, moves Trac's ticket to
+/// `mastered` with a comment saying why, all in one transaction. Whether the ticket is open
+/// is read under its row lock: of two attempts that master it at once, one changes it.
+async fn record_with_trac_change(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    attempt: &learning::Attempt<'_>,
+) -> ApiResult<(learning::Mastery, String, bool)> {
+    let mut tx = conn.begin().await?;
+    let m = learning::record_attempt(&mut tx, backend, attempt).await?;
+    // Deleted in Trac since it was read: the transaction, and the attempt, are dropped.
+    let mut status = trac::status_for_update(&mut tx, backend, attempt.concept_id)
+        .await?
+        .ok_or_else(|| absent_concept(attempt.concept_id))?;
+    let mut status_changed = false;
+    if m.mastery >= attempt.threshold && !trac::is_complete(&status) {
+        let comment = format!(
+            // `!` keeps Trac's wiki formatting from linking the CamelCase word to a
+            // page that does not exist.
+            "!LearnTrac: mastery {:.2} reached the threshold {:.2} after {} practice attempt(s).",
+            m.mastery, attempt.threshold, m.attempts
+        );
+        let change = LearningChange {
+            ticket: attempt.concept_id,
+            author: attempt.student,
+            status: Some(MASTERED),
+            custom: &[],
+            comment: &comment,
+        };
+        if trac::update_learning_status(&mut tx, backend, &change)
+            .await?
+            .is_some()
+        {
+            status = MASTERED.to_string();
+            status_changed = true;
+        }
+    }
+    tx.commit().await?;
+    Ok((m, status, status_changed))
 }

@@ -129,8 +129,13 @@ impl Concept {
     }
 
     pub fn is_complete(&self) -> bool {
-        self.status == "closed" || self.status == MASTERED
+        is_complete(&self.status)
     }
+}
+
+/// Closed or mastered: practice no longer moves the ticket.
+pub fn is_complete(status: &str) -> bool {
+    status == "closed" || status == MASTERED
 }
 
 /// `[1, 2]` as the plan specifies; `#1, #2` and `1 2` as people type them in Trac's form.
@@ -306,7 +311,7 @@ pub async fn milestone_progress(
     let total: i64 = status_breakdown.values().sum();
     let completed: i64 = status_breakdown
         .iter()
-        .filter(|(s, _)| s.as_str() == "closed" || s.as_str() == MASTERED)
+        .filter(|(s, _)| is_complete(s))
         .map(|(_, n)| n)
         .sum();
     Ok(MilestoneProgress {
@@ -412,6 +417,31 @@ pub struct ChangeRecord {
     pub fields: Vec<String>,
 }
 
+/// The clause that locks the rows a SELECT reads (PostgreSQL); SQLite's transaction holds
+/// the database's write lock once it has written.
+fn row_lock(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Postgres => " FOR UPDATE",
+        Backend::Sqlite => "",
+    }
+}
+
+/// A ticket's status, its row locked until the transaction ends.
+pub async fn status_for_update(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    ticket: i64,
+) -> Result<Option<String>, sqlx::Error> {
+    let lock = row_lock(backend);
+    let row = sqlx::query_as::<_, (Option<String>,)>(AssertSqlSafe(format!(
+        "SELECT status FROM ticket WHERE id = $1{lock}"
+    )))
+    .bind(ticket)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|(s,)| s.unwrap_or_default()))
+}
+
 /// Updates status and custom fields in one transaction, writing `ticket`,
 /// `ticket_custom` and `ticket_change` exactly as Trac's `save_changes` does. Returns None
 /// when the ticket does not exist or nothing changed.
@@ -421,11 +451,7 @@ pub async fn update_learning_status(
     change: &LearningChange<'_>,
 ) -> Result<Option<ChangeRecord>, sqlx::Error> {
     // Lock the ticket row so concurrent changes get distinct times and comment numbers.
-    let lock = if backend == Backend::Postgres {
-        " FOR UPDATE"
-    } else {
-        ""
-    };
+    let lock = row_lock(backend);
     let current = sqlx::query_as::<_, (Option<String>, Option<i64>)>(AssertSqlSafe(format!(
         "SELECT status, changetime FROM ticket WHERE id = $1{lock}"
     )))
