@@ -164,6 +164,7 @@ HBA
         -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=400 -c ssl=on -c ssl_cert_file=$dir/server.crt -c ssl_key_file=$dir/server.key" start >/dev/null \
         || { cat "$dir/server.log" >&2; die "PostgreSQL did not start"; }
     PEER_CLEANUP+=("as_pg_user pg_ctl -D '$dir/data' -m immediate stop; rm -rf '$dir'")
+    PG_DATA=$dir/data   # its postmaster.pid, for scripts that place the server on cores
     local rootcert
     rootcert=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], ""))' "$LEARNTRAC_TEST_CA")
     export LEARNTRAC_TEST_PG_BASE="postgres://postgres:$password@127.0.0.1:$port"
@@ -183,6 +184,7 @@ start_redis() {
         --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --dir "$dir"
     for _ in $(seq 50); do [[ -s $dir/redis.pid ]] && break; sleep 0.1; done
     PEER_CLEANUP+=("kill \$(cat '$dir/redis.pid'); rm -rf '$dir'")
+    REDIS_PIDFILE=$dir/redis.pid
     export LEARNTRAC_TEST_REDIS="redis://127.0.0.1:$port" REDIS_SERVER
     echo "redis on 127.0.0.1:$port" >&2
 }
