@@ -55,6 +55,7 @@ pub async fn destroy(
     let (identity, binary) =
         tokio::join!(crate::aws::sts::identity(&config), crate::terraform::find());
     let identity = identity?;
+    crate::deploy::preflight::account(env, &identity)?;
     let binary = binary?;
     phase.finish(&format!("account {} as {}", identity.account, identity.arn));
 

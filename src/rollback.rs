@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::aws::cloud::Aws;
 use crate::aws::ecs::{self, family_revision, first_image, revision_number};
 use crate::config::{Environment, ServiceName};
+use crate::deploy::Probe;
 use crate::deploy::report::{PhaseTime, Reporter};
 use crate::deploy::rollout::{self, Expected, RolledOut, WaitOptions};
 use crate::deploy::verify::Verified;
@@ -79,17 +80,7 @@ pub async fn rollback(env: &Environment, req: Request<'_>, reporter: &Reporter) 
         ecs::services(&cloud.ecs, &cluster, &names)
     );
     let identity = identity?;
-    if let Some(want) = &env.aws.account_id
-        && &identity.account != want
-    {
-        return Err(Error::Preflight {
-            what: format!(
-                "the AWS credentials belong to account {}, but {} runs in account {want}",
-                identity.account, env.environment
-            ),
-            hint: format!("use the profile of account {want} (AWS_PROFILE=…)"),
-        });
-    }
+    crate::deploy::preflight::account(env, &identity)?;
     let services = services?;
     phase.finish(&format!("account {}", identity.account));
 
@@ -194,28 +185,6 @@ pub async fn rollback(env: &Environment, req: Request<'_>, reporter: &Reporter) 
         return Ok(finished(summary, reporter));
     }
 
-    let phase = reporter.phase("wait");
-    let options = WaitOptions {
-        timeout: Duration::from_secs(req.timeout.unwrap_or(env.deploy.rollout_timeout)),
-        poll: req.poll,
-        since,
-    };
-    let rolled = crate::deploy::interruptible(rollout::wait_all(
-        &cloud, &cluster, &expected, &options, reporter,
-    ))
-    .await?;
-    phase.finish("every rollout COMPLETED");
-    for r in rolled {
-        if let Some(m) = summary
-            .services
-            .iter_mut()
-            .find(|m| m.ecs_name == r.ecs_name)
-        {
-            m.rollout = Some(r);
-        }
-    }
-
-    let phase = reporter.phase("verify");
     let moved: Vec<ServiceName> = summary
         .services
         .iter()
@@ -243,13 +212,31 @@ pub async fn rollback(env: &Environment, req: Request<'_>, reporter: &Reporter) 
         };
         format!("{scheme}://{}", lb.dns_name)
     });
-    summary.verify = Some(
-        crate::deploy::interruptible(crate::deploy::verify_all(
-            &cloud, env, &groups, &base, req.poll, reporter,
-        ))
-        .await?,
-    );
-    phase.finish("targets healthy, every routed path answers");
+    let options = WaitOptions {
+        timeout: Duration::from_secs(req.timeout.unwrap_or(env.deploy.rollout_timeout)),
+        poll: req.poll,
+        since,
+    };
+    let (rolled, verified) = crate::deploy::wait_and_verify(
+        &cloud,
+        env,
+        &cluster,
+        &expected,
+        &options,
+        &Probe { groups, base },
+        reporter,
+    )
+    .await?;
+    for r in rolled {
+        if let Some(m) = summary
+            .services
+            .iter_mut()
+            .find(|m| m.ecs_name == r.ecs_name)
+        {
+            m.rollout = Some(r);
+        }
+    }
+    summary.verify = Some(verified);
     Ok(finished(summary, reporter))
 }
 

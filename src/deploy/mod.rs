@@ -293,29 +293,6 @@ pub async fn deploy(
         return Ok(summary.finished(reporter));
     }
 
-    let poll = Duration::from_millis(args.poll_ms.max(10));
-    let phase = reporter.phase("wait");
-    let options = WaitOptions {
-        timeout: Duration::from_secs(args.timeout.unwrap_or(env.deploy.rollout_timeout)),
-        poll,
-        since,
-    };
-    let rolled = interruptible(rollout::wait_all(
-        &cloud, &cluster, &expected, &options, reporter,
-    ))
-    .await?;
-    phase.finish("every rollout COMPLETED");
-    for r in rolled {
-        if let Some(s) = summary
-            .services
-            .iter_mut()
-            .find(|s| s.ecs_name == r.ecs_name)
-        {
-            s.rollout = Some(r);
-        }
-    }
-
-    let phase = reporter.phase("verify");
     let base = env
         .deploy
         .public_url
@@ -334,13 +311,71 @@ pub async fn deploy(
                 .map(|o| (s.to_string(), o.target_group_arn.clone()))
         })
         .collect();
-    summary.verify =
-        Some(interruptible(verify_all(&cloud, env, &groups, &base, poll, reporter)).await?);
-    phase.finish("targets healthy, every routed path answers");
+    let options = WaitOptions {
+        timeout: Duration::from_secs(args.timeout.unwrap_or(env.deploy.rollout_timeout)),
+        poll: Duration::from_millis(args.poll_ms.max(10)),
+        since,
+    };
+    let (rolled, verified) = wait_and_verify(
+        &cloud,
+        env,
+        &cluster,
+        &expected,
+        &options,
+        &Probe { groups, base },
+        reporter,
+    )
+    .await?;
+    for r in rolled {
+        if let Some(s) = summary
+            .services
+            .iter_mut()
+            .find(|s| s.ecs_name == r.ecs_name)
+        {
+            s.rollout = Some(r);
+        }
+    }
+    summary.verify = Some(verified);
     Ok(summary.finished(reporter))
 }
 
-pub(crate) async fn verify_all(
+/// What a rollout is verified against: each service's target group (service, ARN) and the
+/// base URL of the routed paths.
+pub(crate) struct Probe {
+    pub groups: Vec<(String, String)>,
+    pub base: String,
+}
+
+/// The end of deploy and of rollback: wait until every new deployment is COMPLETED, then
+/// verify its targets and the routed paths. Ctrl-C stops either wait, not the rollout.
+pub(crate) async fn wait_and_verify(
+    cloud: &dyn Cloud,
+    env: &Environment,
+    cluster: &str,
+    expected: &[Expected],
+    options: &WaitOptions,
+    probe: &Probe,
+    reporter: &Reporter,
+) -> Result<(Vec<RolledOut>, Verified)> {
+    let phase = reporter.phase("wait");
+    let rolled = interruptible(rollout::wait_all(cloud, cluster, expected, options, reporter))
+        .await?;
+    phase.finish("every rollout COMPLETED");
+    let phase = reporter.phase("verify");
+    let verified = interruptible(verify_all(
+        cloud,
+        env,
+        &probe.groups,
+        &probe.base,
+        options.poll,
+        reporter,
+    ))
+    .await?;
+    phase.finish("targets healthy, every routed path answers");
+    Ok((rolled, verified))
+}
+
+async fn verify_all(
     cloud: &dyn Cloud,
     env: &Environment,
     groups: &[(String, String)],

@@ -52,6 +52,25 @@ pub struct Checks<'a> {
     pub services: Vec<String>,
 }
 
+/// Refuses credentials of another account than the environment's `aws.account_id`, before
+/// anything is touched (Terraform's `allowed_account_ids` would, but only once it runs).
+/// Deploy, rollback and destroy all ask.
+pub fn account(env: &Environment, id: &crate::aws::sts::Identity) -> Result<()> {
+    match &env.aws.account_id {
+        Some(want) if &id.account != want => Err(Error::Preflight {
+            what: format!(
+                "the AWS credentials belong to account {} ({}), but {} deploys to account {want}",
+                id.account, id.arn, env.environment
+            ),
+            hint: format!(
+                "use the profile of account {want} (AWS_PROFILE=…), or correct aws.account_id in environments/{}.yaml",
+                env.environment
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
 pub async fn run(checks: Checks<'_>) -> Result<Ready> {
     let env = checks.env;
     let ssm = aws_sdk_ssm::Client::new(checks.config);
@@ -118,19 +137,8 @@ pub async fn run(checks: Checks<'_>) -> Result<Ready> {
     }
     let identity = match identity {
         Ok(id) => {
-            if let Some(want) = &env.aws.account_id
-                && &id.account != want
-            {
-                problems.push(Problem {
-                    what: format!(
-                        "the AWS credentials belong to account {} ({}), but {} deploys to account {want}",
-                        id.account, id.arn, env.environment
-                    ),
-                    fix: format!(
-                        "use the profile of account {want} (AWS_PROFILE=…), or correct aws.account_id in environments/{}.yaml",
-                        env.environment
-                    ),
-                });
+            if let Err(e) = account(env, &id) {
+                problems.push(e.into());
             }
             Some(id)
         }
