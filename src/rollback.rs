@@ -13,7 +13,7 @@ use crate::aws::ecs::{self, family_revision, first_image, revision_number};
 use crate::config::{Environment, ServiceName};
 use crate::deploy::Probe;
 use crate::deploy::report::{PhaseTime, Reporter};
-use crate::deploy::rollout::{self, Expected, RolledOut, WaitOptions};
+use crate::deploy::rollout::{Expected, RolledOut, WaitOptions};
 use crate::deploy::verify::Verified;
 use crate::error::{Error, Result};
 

@@ -1294,6 +1294,22 @@ fn preflight_refuses_credentials_of_another_account() {
         "{}",
         run.stderr
     );
+    // Rollback and destroy ask the same, before they touch anything (destroy before
+    // Terraform, which would refuse only once it runs).
+    for args in [
+        &["rollback", "local", "--yes"][..],
+        &["destroy", "local", "--templates", "tmpl", "--yes"][..],
+    ] {
+        let run = p.cli(args).run();
+        assert_eq!(run.code, 3, "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr
+                .contains("but local deploys to account 999999999999"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("terraform init"), "{}", run.stderr);
+    }
 }
 
 /// A rollout still going (moto: 1 task running of 2 desired) blocks a deploy unless --force.

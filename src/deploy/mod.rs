@@ -358,8 +358,10 @@ pub(crate) async fn wait_and_verify(
     reporter: &Reporter,
 ) -> Result<(Vec<RolledOut>, Verified)> {
     let phase = reporter.phase("wait");
-    let rolled = interruptible(rollout::wait_all(cloud, cluster, expected, options, reporter))
-        .await?;
+    let rolled = interruptible(rollout::wait_all(
+        cloud, cluster, expected, options, reporter,
+    ))
+    .await?;
     phase.finish("every rollout COMPLETED");
     let phase = reporter.phase("verify");
     let verified = interruptible(verify_all(
