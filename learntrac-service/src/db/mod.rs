@@ -21,7 +21,8 @@ pub enum Backend {
 #[derive(Clone)]
 pub struct Db {
     /// sqlx's pool. The service's queries go through [`Db::run`]; this is for migrations
-    /// and tests.
+    /// and tests, before any `run`: connections parked warm are not in it, so once the
+    /// service has served, taking one here can wait for the sweep (up to a second).
     pub pool: AnyPool,
     pub backend: Backend,
     warm: Arc<Warm>,
