@@ -217,7 +217,7 @@ pub async fn rollback(env: &Environment, req: Request<'_>, reporter: &Reporter) 
         poll: req.poll,
         since,
     };
-    let (rolled, verified) = crate::deploy::wait_and_verify(
+    let (mut rolled, verified) = crate::deploy::wait_and_verify(
         &cloud,
         env,
         &cluster,
@@ -227,14 +227,8 @@ pub async fn rollback(env: &Environment, req: Request<'_>, reporter: &Reporter) 
         reporter,
     )
     .await?;
-    for r in rolled {
-        if let Some(m) = summary
-            .services
-            .iter_mut()
-            .find(|m| m.ecs_name == r.ecs_name)
-        {
-            m.rollout = Some(r);
-        }
+    for m in &mut summary.services {
+        m.rollout = rolled.remove(&m.ecs_name);
     }
     summary.verify = Some(verified);
     Ok(finished(summary, reporter))

@@ -316,7 +316,7 @@ pub async fn deploy(
         poll: Duration::from_millis(args.poll_ms.max(10)),
         since,
     };
-    let (rolled, verified) = wait_and_verify(
+    let (mut rolled, verified) = wait_and_verify(
         &cloud,
         env,
         &cluster,
@@ -326,14 +326,8 @@ pub async fn deploy(
         reporter,
     )
     .await?;
-    for r in rolled {
-        if let Some(s) = summary
-            .services
-            .iter_mut()
-            .find(|s| s.ecs_name == r.ecs_name)
-        {
-            s.rollout = Some(r);
-        }
+    for s in &mut summary.services {
+        s.rollout = rolled.remove(&s.ecs_name);
     }
     summary.verify = Some(verified);
     Ok(summary.finished(reporter))
@@ -348,6 +342,7 @@ pub(crate) struct Probe {
 
 /// The end of deploy and of rollback: wait until every new deployment is COMPLETED, then
 /// verify its targets and the routed paths. Ctrl-C stops either wait, not the rollout.
+/// Each rollout comes back under its ECS service's name.
 pub(crate) async fn wait_and_verify(
     cloud: &dyn Cloud,
     env: &Environment,
@@ -356,7 +351,7 @@ pub(crate) async fn wait_and_verify(
     options: &WaitOptions,
     probe: &Probe,
     reporter: &Reporter,
-) -> Result<(Vec<RolledOut>, Verified)> {
+) -> Result<(BTreeMap<String, RolledOut>, Verified)> {
     let phase = reporter.phase("wait");
     let rolled = interruptible(rollout::wait_all(
         cloud, cluster, expected, options, reporter,
@@ -374,6 +369,10 @@ pub(crate) async fn wait_and_verify(
     ))
     .await?;
     phase.finish("targets healthy, every routed path answers");
+    let rolled = rolled
+        .into_iter()
+        .map(|r| (r.ecs_name.clone(), r))
+        .collect();
     Ok((rolled, verified))
 }
 

@@ -59,6 +59,7 @@ pub async fn conversation(
     })
     .await
 }
+
 /// The student's newest conversation about the concept.
 pub async fn latest(
     db: &Db,
