@@ -30,6 +30,26 @@ pub struct ImageReport {
     pub repository: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub push: Option<Pushed>,
+    /// The push of the Dockerfile's cache stage as the repository's `build-cache` tag.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub build_cache: Option<Pushed>,
+}
+
+/// The stage a Dockerfile may name for its dependency tree: built and tagged
+/// `NAME:build-cache` beside the image, and pushed with it, so an engine without layers
+/// can pull it as build cache.
+const CACHE_STAGE: &str = "dependencies";
+const BUILD_CACHE_TAG: &str = "build-cache";
+
+/// Whether `dockerfile` has a stage `FROM … AS dependencies`.
+fn has_cache_stage(dockerfile: &str) -> bool {
+    dockerfile.lines().any(|l| {
+        let words: Vec<&str> = l.split_whitespace().collect();
+        words.len() >= 4
+            && words[0].eq_ignore_ascii_case("FROM")
+            && words[words.len() - 2].eq_ignore_ascii_case("AS")
+            && words[words.len() - 1].eq_ignore_ascii_case(CACHE_STAGE)
+    })
 }
 
 pub fn local_name(env: &Environment, service: ServiceName) -> String {
@@ -83,12 +103,13 @@ pub async fn images(
                 build: None,
                 repository: None,
                 push: None,
+                build_cache: None,
             });
         }
     } else {
         let builds = services.iter().map(|s| {
             let line = progress.line(s.as_str());
-            build_one(&docker, root, env, files, &rev, *s, line)
+            build_one(&docker, root, env, files, &rev, *s, target.as_ref(), line)
         });
         let results = join_all(builds).await;
         // A failed build stops everything before any push.
@@ -114,6 +135,7 @@ pub async fn images(
                 build: Some(built),
                 repository: None,
                 push: None,
+                build_cache: None,
             });
         }
     }
@@ -127,15 +149,38 @@ pub async fn images(
             let tags = tags.clone();
             let docker = docker.clone();
             let image = r.service.to_string();
+            let cache_local = format!("{}:{BUILD_CACHE_TAG}", local_name(env, r.service));
+            let cache_stage = files
+                .get(&format!("docker/{}.Dockerfile", r.service))
+                .is_some_and(|d| has_cache_stage(d));
             async move {
                 let req = PushRequest {
                     image: &image,
                     local: &local,
                     repository: &repository,
                     tags: &tags,
-                    credentials,
+                    credentials: credentials.clone(),
                 };
-                let pushed = docker::push::push(&docker, req, &line).await;
+                let (pushed, build_cache) =
+                    if cache_stage && docker.inspect_image(&cache_local).await.is_ok() {
+                        // The image and its build cache side by side; the cache is skipped
+                        // when the registry has it (a code change leaves it as it was).
+                        let cache_tags = [BUILD_CACHE_TAG.to_string()];
+                        let cache_req = PushRequest {
+                            image: &image,
+                            local: &cache_local,
+                            repository: &repository,
+                            tags: &cache_tags,
+                            credentials,
+                        };
+                        let (p, c) = futures_util::join!(
+                            docker::push::push(&docker, req, &line),
+                            docker::push::push(&docker, cache_req, &line)
+                        );
+                        (p, Some(c))
+                    } else {
+                        (docker::push::push(&docker, req, &line).await, None)
+                    };
                 if let Ok(p) = &pushed {
                     line.finish(&format!(
                         "{} {repository}@{}",
@@ -143,14 +188,15 @@ pub async fn images(
                         p.digest
                     ));
                 }
-                pushed.map(|p| (repository, p))
+                pushed.map(|p| (repository, p, build_cache))
             }
         });
         let pushed_all = join_all(pushes).await;
         for (r, pushed) in reports.iter_mut().zip(pushed_all) {
-            let (repository, p) = pushed?;
+            let (repository, p, build_cache) = pushed?;
             r.repository = Some(repository);
             r.push = Some(p);
+            r.build_cache = build_cache.transpose()?;
         }
     }
     Ok(reports)
@@ -163,6 +209,7 @@ async fn build_one(
     files: &render::Files,
     rev: &Revision,
     service: ServiceName,
+    registry: Option<&(String, Option<DockerCredentials>)>,
     line: crate::ui::progress::Line,
 ) -> Result<(String, Built)> {
     let spec = env.services.get(service);
@@ -172,6 +219,9 @@ async fn build_one(
             image: service.to_string(),
             message: format!("no docker/{service}.Dockerfile among the rendered templates"),
         })?;
+    let dockerfile_ignore = files
+        .get(&format!("docker/{service}.Dockerfile.dockerignore"))
+        .cloned();
     let dir = root.join(&spec.context);
     let local = format!("{}:{}", local_name(env, service), rev.tag());
     let mut labels = BTreeMap::new();
@@ -190,7 +240,7 @@ async fn build_one(
         let dockerfile = dockerfile.clone();
         tokio::task::spawn_blocking(move || {
             // Packed once; the hash of context + Dockerfile becomes a label itself.
-            let packed = context::pack(&dir)?;
+            let packed = context::pack(&dir, dockerfile_ignore.as_deref())?;
             let hash = packed.sha256(&dockerfile);
             labels.insert(CONTEXT_LABEL, hash.clone());
             let labelled = format!(
@@ -232,24 +282,106 @@ async fn build_one(
                 image_id,
                 cached: true,
                 steps: 0,
+                rebuilt: Vec::new(),
                 seconds: 0.0,
             },
         ));
     }
+    let cache_stage = has_cache_stage(dockerfile);
+    let cache_from = match registry {
+        Some((host, credentials)) => {
+            registry_cache(
+                docker,
+                env,
+                service,
+                host,
+                credentials.clone(),
+                cache_stage,
+                &line,
+            )
+            .await
+        }
+        None => Vec::new(),
+    };
     line.message(&format!("sending {count} files ({} kB)", tar.len() / 1024));
+    let cache_stage_context = cache_stage.then(|| tar.clone());
     let req = BuildRequest {
         image: service.as_str(),
         tag: &local,
         context: tar,
         platform: &env.images.platform,
+        cache_from: &cache_from,
+        target: "",
     };
     let built = docker::build::build(docker, req, &line).await?;
+    if let Some(context) = cache_stage_context {
+        // Every step is in this engine's cache now: seconds, and the tag that marks it.
+        let req = BuildRequest {
+            image: service.as_str(),
+            tag: &format!("{}:{BUILD_CACHE_TAG}", local_name(env, service)),
+            context,
+            platform: &env.images.platform,
+            cache_from: &[],
+            target: CACHE_STAGE,
+        };
+        docker::build::build(docker, req, &line).await?;
+    }
     line.finish(&format!(
         "built {} {}",
         &built.image_id,
         if built.cached { "(cached)" } else { "" }
     ));
     Ok((local, built))
+}
+
+/// Images in the registry that can stand in for this engine's build cache, pulled when
+/// the engine has no layers of its own for the service (a fresh CI runner): the cache stage
+/// pushed as `build-cache`, and the environment's last push (its final stage's steps).
+async fn registry_cache(
+    docker: &Docker,
+    env: &Environment,
+    service: ServiceName,
+    host: &str,
+    credentials: Option<DockerCredentials>,
+    cache_stage: bool,
+    line: &crate::ui::progress::Line,
+) -> Vec<String> {
+    use crate::docker::pull::{Pulled, pull};
+    let name = local_name(env, service);
+    let mut tags = vec![env.environment.as_str()];
+    if cache_stage {
+        tags.insert(0, BUILD_CACHE_TAG);
+    }
+    // The engine's own layers are newer than any push: it keeps what it built last.
+    if docker
+        .inspect_image(&format!("{name}:{}", tags[0]))
+        .await
+        .is_ok()
+    {
+        return Vec::new();
+    }
+    let repository = format!("{host}/{name}");
+    let mut pulled = Vec::new();
+    for tag in tags {
+        match pull(docker, &repository, tag, credentials.clone(), line).await {
+            Pulled::Yes => pulled.push(format!("{repository}:{tag}")),
+            Pulled::Absent => {}
+            Pulled::Failed(e) => line.warn(&format!(
+                "cannot pull {repository}:{tag} as build cache ({e}); building without it"
+            )),
+        }
+    }
+    if pulled.is_empty() {
+        line.note(&format!(
+            "no build cache in the registry for {name} yet: building with what this engine has"
+        ));
+    } else {
+        line.note(&format!(
+            "build cache from the registry: {}",
+            pulled.join(", ")
+        ));
+    }
+    pulled
 }
 
 /// Label holding the hash of the build context and Dockerfile an image was built from.

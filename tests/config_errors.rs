@@ -359,6 +359,18 @@ fn show_resolves_defaults_and_lists_secrets_by_name() {
     assert_eq!(v["derived"]["name_prefix"], "learntrac-dev");
     assert_eq!(v["derived"]["serves"], "http");
     assert_eq!(
+        v["derived"]["voice"], "off: the service's VOICE_ENGINE is not local or auto",
+        "dev's tasks have no voice engines"
+    );
+    let local = Cli::new()
+        .args(["config", "show", "local", "-o", "json"])
+        .run();
+    let local: serde_json::Value = serde_json::from_str(&local.stdout).expect("JSON");
+    assert_eq!(
+        local["derived"]["voice"],
+        "local engines (espeak-ng, PocketSphinx) in the service image"
+    );
+    assert_eq!(
         v["services"]["trac"]["health_check"]["interval"], 30,
         "default filled in"
     );

@@ -80,12 +80,10 @@ struct DeployProject {
 
 impl DeployProject {
     fn new(moto: &str, probe_port: u16) -> Self {
-        let base = peer("LEARNTRAC_TEST_BASE_IMAGE", "a locally imported base image");
         let py27 = peer(
             "LEARNTRAC_TEST_PY27_IMAGE",
             "the python:2.7-slim-buster stand-in",
         );
-        let ca_url = peer("LEARNTRAC_TEST_CA_URL", "the test RDS CA served over HTTP");
         let registry = peer("LEARNTRAC_TEST_REGISTRY", "a loopback docker-registry");
         let plugins = peer("LEARNTRAC_TF_PLUGIN_DIR", "the terraform provider mirror");
         let dir = tempfile::tempdir().expect("temp dir");
@@ -98,20 +96,13 @@ impl DeployProject {
         );
         let local = std::fs::read_to_string(repo_root().join("environments/local.yaml"))
             .expect("local.yaml");
-        let yaml = local
+        let yaml = common::with_service_bases(&local)
             .replace("project: learntrac", &format!("project: {project}"))
             .replace(
                 "endpoint: http://127.0.0.1:5000",
                 &format!("endpoint: {moto}"),
             )
-            .replace("context: .\n", "context: svc\n")
             .replace("python:2.7-slim-buster", &py27)
-            .replace(
-                "  backup_retention_days: 0\n",
-                &format!("  backup_retention_days: 0\n  ca_bundle_url: {ca_url}\n"),
-            )
-            .replace("rust:1.95-slim-bookworm", &base)
-            .replace("debian:bookworm-slim", &base)
             .replace("/learntrac/local/", &format!("/{project}/local/"))
             .replace(
                 "terraform:\n  backend: local\n",
@@ -124,14 +115,11 @@ impl DeployProject {
             );
         let w = |rel: &str, text: &str| write(dir.path(), rel, text);
         w("environments/local.yaml", &yaml);
-        // Trac: the production Dockerfile and build context, on the python:2.7 stand-in.
-        // The service: no Rust image can be pulled, so a small Dockerfile on the local base.
-        w(
-            "tmpl/docker/learntrac.Dockerfile.j2",
-            "FROM {{ env.images.service_runtime }}\nCOPY . /srv\n",
-        );
+        // Both images from their production Dockerfiles and build contexts, on stand-ins
+        // for their bases (scripts/test built the service's once; these builds reuse it).
+        std::fs::create_dir_all(dir.path().join("tmpl")).expect("templates folder");
         common::copy_trac_legacy(dir.path());
-        w("svc/data.txt", "version 1\n");
+        common::copy_service_workspace(dir.path());
         w(".gitignore", ".learntrac/\n");
         let tfrc = dir.path().join("terraformrc");
         std::fs::write(
@@ -743,7 +731,11 @@ async fn deploy_applies_the_stack_rolls_out_verifies_and_status_reads_it_back() 
     }
 
     // 5. A change to one service, deployed alone, as JSON lines: only it gets a new revision.
-    std::fs::write(p.path().join("svc/data.txt"), "version 2\n").expect("write");
+    // A one-line change to the service's code: its production Dockerfile recompiles the
+    // service's crate on the dependency layer built before.
+    let lib = p.path().join("learntrac-service/src/lib.rs");
+    let text = std::fs::read_to_string(&lib).expect("lib.rs");
+    std::fs::write(&lib, format!("{text}\n// version 2\n")).expect("write");
     p.commit("second");
     let run = p
         .cli(&[

@@ -509,7 +509,7 @@ fn build_contexts_match_the_docker_cli() {
             .expect("lock")
             .iter()
             .find_map(|c| build_body(&c.lock().expect("lock").0));
-        let ours = context::pack(&ctx).and_then(|p| p.finish(dockerfile));
+        let ours = context::pack(&ctx, None).and_then(|p| p.finish(dockerfile));
         let verdict = match (sent, ours) {
             (None, Err(e)) => format!(
                 "both refuse: docker: {} | learntrac: {e}",
@@ -612,7 +612,7 @@ fn copy_keeps_the_dockerfile_out(ctx: &Path, outside: &Path) {
             "docker build: {}",
             String::from_utf8_lossy(&theirs.stderr)
         );
-        let ours_tar = context::pack(ctx)
+        let ours_tar = context::pack(ctx, None)
             .and_then(|p| p.finish(dockerfile))
             .expect("pack");
         let mut mine = docker();

@@ -1,7 +1,10 @@
 //! `learntrac build` / `push` against this machine's Docker Engine, Debian's
-//! docker-registry on loopback and moto's ECR. The engine cannot pull, so the test
-//! environment substitutes every base image with one imported locally (scripts/test makes
-//! it from Debian's static busybox) and small Dockerfiles through `--templates`.
+//! docker-registry on loopback and moto's ECR. The service's image is its production
+//! Dockerfile on stand-ins for its two bases (the engine cannot pull; scripts/test makes
+//! them and builds the image once, so these builds reuse its layers). Trac's production
+//! Dockerfile is built in tests/trac_image.rs; here Trac's slot holds small Dockerfiles on
+//! a busybox base, through `--templates`, that try the context rules and a failing step in
+//! seconds.
 
 mod common;
 
@@ -23,6 +26,10 @@ struct ImageProject {
 impl ImageProject {
     fn new(trac_dockerfile: &str) -> Self {
         let base = peer("LEARNTRAC_TEST_BASE_IMAGE", "a locally imported base image");
+        let _ = peer(
+            "LEARNTRAC_TEST_SERVICE_IMAGE",
+            "the service's production image, built once by scripts/test (else every test here builds it from nothing at once)",
+        );
         let registry = peer("LEARNTRAC_TEST_REGISTRY", "a loopback docker-registry");
         let moto = peer("LEARNTRAC_TEST_MOTO", "moto (the AWS endpoint)");
         let dir = tempfile::tempdir().expect("temp dir");
@@ -33,30 +40,23 @@ impl ImageProject {
         );
         let local = std::fs::read_to_string(repo_root().join("environments/local.yaml"))
             .expect("local.yaml");
-        let yaml = local
+        let yaml = common::with_service_bases(&local)
             .replace("project: learntrac", &format!("project: {project}"))
             .replace("environment: local", "environment: test")
             .replace(
                 "endpoint: http://127.0.0.1:5000",
                 &format!("endpoint: {moto}"),
             )
-            .replace("context: .\n", "context: svc\n")
             .replace("python:2.7-slim-buster", &base)
-            .replace("rust:1.95-slim-bookworm", &base)
-            .replace("debian:bookworm-slim", &base)
             + &format!("registry: {registry}\n");
         let w = |rel: &str, text: &str| write(dir.path(), rel, text);
         w("environments/test.yaml", &yaml);
         w("tmpl/docker/trac.Dockerfile.j2", trac_dockerfile);
-        w(
-            "tmpl/docker/learntrac.Dockerfile.j2",
-            "FROM {{ env.images.service_runtime }}\nCOPY . /srv\nRUN test -f /srv/data.txt\n",
-        );
+        common::copy_service_workspace(dir.path());
         w("trac-legacy/start.sh", "echo trac\n");
         w("trac-legacy/secret.txt", "not for the image\n");
         w("trac-legacy/notes/draft.md", "also ignored\n");
         w("trac-legacy/.dockerignore", "secret.txt\nnotes\n");
-        w("svc/data.txt", "data\n");
         commit_all(dir.path(), "test");
         ImageProject { dir, project }
     }
@@ -150,6 +150,20 @@ async fn push_builds_both_images_and_pushes_them_with_digests_then_a_rerun_skips
             );
         }
     }
+    // The service's dependency stage went to the registry as its build cache.
+    let service = rows
+        .iter()
+        .find(|r| r["service"] == "learntrac")
+        .expect("the service's row");
+    let cache = service["build_cache"]["digest"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no build cache pushed: {service}"));
+    assert_eq!(
+        registry_digest(&p.repo("learntrac"), "build-cache")
+            .await
+            .as_deref(),
+        Some(cache)
+    );
     // stderr shows progress lines per image (plain lines: not a terminal).
     assert!(first.stderr.contains("[trac] Step 1/"), "{}", first.stderr);
     assert!(
@@ -169,6 +183,113 @@ async fn push_builds_both_images_and_pushes_them_with_digests_then_a_rerun_skips
         2,
         "{}",
         second.stdout
+    );
+}
+
+/// The steps a `build -o json` row says ran rather than came from the cache.
+fn rebuilt(run: &Run) -> Vec<String> {
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report: Value = serde_json::from_str(&run.stdout).expect("JSON report");
+    report[0]["build"]["rebuilt"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{report}"))
+        .iter()
+        .filter_map(|v| v.as_str().map(String::from))
+        .collect()
+}
+
+#[test]
+fn the_service_image_rebuilds_its_own_crate_only_and_nothing_for_files_it_does_not_read() {
+    let p = ImageProject::new(TRAC_OK);
+    let build = || p.run(&["build", "test", "--only", "learntrac", "-o", "json"]);
+    let first = build();
+    assert_eq!(first.code, 0, "{}", first.stderr);
+
+    // The CLI, the docs, the service's tests and Trac's files are not in its context: a
+    // commit touching only them runs no step but the commit's labels.
+    write(p.path(), "src/main.rs", "fn main() {}\n");
+    write(p.path(), "docs/notes.md", "a note\n");
+    write(
+        p.path(),
+        "learntrac-service/tests/extra.rs",
+        "#[test]\nfn t() {}\n",
+    );
+    write(p.path(), "trac-legacy/start.sh", "echo trac 2\n");
+    commit_all(p.path(), "not the service");
+    let steps = rebuilt(&build());
+    assert_eq!(steps.len(), 1, "{steps:#?}");
+    assert!(steps[0].starts_with("LABEL "), "{steps:#?}");
+
+    // A one-line change to the service's code: its crate is compiled again, its
+    // dependency tree comes from the cache.
+    let lib = p.path().join("learntrac-service/src/lib.rs");
+    let text = std::fs::read_to_string(&lib).expect("lib.rs");
+    std::fs::write(&lib, format!("{text}\n// one more line\n")).expect("write lib.rs");
+    commit_all(p.path(), "one line");
+    let steps = rebuilt(&build());
+    assert!(
+        steps
+            .iter()
+            .any(|s| s.starts_with("RUN cargo build --release --locked -p learntrac-service")),
+        "{steps:#?}"
+    );
+    assert!(
+        !steps
+            .iter()
+            .any(|s| s.contains("mkdir learntrac-service/src")),
+        "the dependency stage ran again: {steps:#?}"
+    );
+    assert!(
+        !steps.iter().any(|s| s.contains("apt-get")),
+        "the voice engines' layer ran again: {steps:#?}"
+    );
+}
+
+#[test]
+fn an_engine_without_the_layers_builds_from_the_registry_s_build_cache() {
+    let p = ImageProject::new(TRAC_OK);
+    let push = || p.run(&["push", "test", "--only", "learntrac", "-o", "json"]);
+    let first = push();
+    assert_eq!(first.code, 0, "{}", first.stderr);
+
+    // This engine forgets what it built for the project (a fresh CI runner): with images
+    // to pull as cache, the classic builder takes a step from its own store only when it
+    // is a parent of one of them, so what follows comes from the registry.
+    let registry = peer("LEARNTRAC_TEST_REGISTRY", "a loopback docker-registry");
+    let name = p.repo("learntrac");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "docker images --format '{{{{.Repository}}}}:{{{{.Tag}}}}' | grep -E '^({registry}/)?{name}:' | xargs -r docker rmi -f --no-prune"
+        ))
+        .output()
+        .expect("docker rmi");
+    assert!(out.status.success(), "{out:?}");
+
+    let lib = p.path().join("learntrac-service/src/lib.rs");
+    let text = std::fs::read_to_string(&lib).expect("lib.rs");
+    std::fs::write(&lib, format!("{text}\n// a change on a fresh runner\n")).expect("write");
+    commit_all(p.path(), "one line");
+    let second = push();
+    assert!(
+        second.stderr.contains(&format!(
+            "build cache from the registry: {registry}/{name}:build-cache, {registry}/{name}:test"
+        )),
+        "{}",
+        second.stderr
+    );
+    let steps = rebuilt(&second);
+    assert!(
+        !steps
+            .iter()
+            .any(|s| s.contains("mkdir learntrac-service/src")),
+        "the dependency stage ran again: {steps:#?}"
+    );
+    assert!(
+        steps
+            .iter()
+            .any(|s| s.starts_with("RUN cargo build --release --locked -p learntrac-service")),
+        "{steps:#?}"
     );
 }
 

@@ -51,7 +51,6 @@ impl Stack {
                     &format!("redis_image: {image}"),
                 )
                 .replace("python:2.7-slim-buster", &py27)
-                .replace("debian:bookworm-slim", &image)
                 .replace(
                     "  backup_retention_days: 0\n",
                     &format!("  backup_retention_days: 0\n  ca_bundle_url: {ca_url}\n"),
@@ -84,36 +83,13 @@ impl Stack {
         Cli::new().root(self.path()).args(args)
     }
 
-    /// The service binary of this workspace and a Dockerfile around it.
+    /// The service's files, for its production image (built on stand-ins for its bases;
+    /// scripts/test built it once, so this build reuses its layers).
     fn add_service_image(&self) {
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map_or_else(|| repo_root().join("target"), PathBuf::from);
-        let binary = target.join("debug/learntrac-service");
-        assert!(
-            binary.exists(),
-            "{} is missing: `cargo build -p learntrac-service` (cargo test --workspace builds it)",
-            binary.display()
-        );
-        let dest = self.path().join("svc/learntrac-service");
-        std::fs::create_dir_all(dest.parent().expect("parent")).expect("mkdir");
-        // Stripped when possible: the context is sent to the engine whole.
-        let stripped = Command::new("strip")
-            .arg("-o")
-            .arg(&dest)
-            .arg(&binary)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !stripped {
-            std::fs::copy(&binary, &dest).expect("copy the service binary");
-        }
-        std::fs::write(
-            self.path().join("tmpl/docker/learntrac.Dockerfile.j2"),
-            "FROM {{ env.images.service_runtime }}\nCOPY learntrac-service /usr/local/bin/learntrac-service\nENV PORT={{ env.services.learntrac.port }}\nHEALTHCHECK CMD [\"/usr/local/bin/learntrac-service\", \"healthcheck\"]\nENTRYPOINT [\"/usr/local/bin/learntrac-service\"]\n",
-        )
-        .expect("Dockerfile");
+        common::copy_service_workspace(self.path());
         let yaml = self.path().join("environments/local.yaml");
         let text = std::fs::read_to_string(&yaml).expect("read");
-        std::fs::write(&yaml, text.replace("context: .\n", "context: svc\n")).expect("write");
+        std::fs::write(&yaml, common::with_service_bases(&text)).expect("write");
         self.commit("service image");
     }
 
@@ -416,8 +392,7 @@ fn the_docker_runtime_runs_routes_keeps_what_is_unchanged_and_cleans_up() {
         "the second Trac container serves the attachment"
     );
 
-    // 4. The service as its own container, built from a substitute Dockerfile around the
-    //    service binary this workspace built (no Rust image can be pulled here).
+    // 4. The service as its own container, from its production Dockerfile.
     s.stop();
     s.add_service_image();
     let out = s.up(&["--service", "container"]);

@@ -301,6 +301,99 @@ APT
     export LEARNTRAC_TEST_PY27_IMAGE=$tag
 }
 
+# A CA that stands in for the public roots in the service's images: the test builder's CA
+# bundle carries it (as the official rust image carries Debian's roots), so a model endpoint
+# whose certificate it signed is trusted by the runtime image as a real model's would be.
+# Made once with the builder base and kept beside it. -> LEARNTRAC_TEST_PUBLIC_CA(_KEY)
+PUBLIC_CA_DIR=$LEARNTRAC_TEST_CACHE/public-root-ca
+
+# Stand-ins for the service's bases, which the engine cannot pull; made once (a few minutes),
+# cached by tag:
+# - rust:1.95-slim-bookworm as the official image is laid out: Debian bookworm with
+#   ca-certificates, gcc and libc6-dev, the toolchain (this machine's rustc/cargo 1.95: the
+#   version images.rust_builder names) in /usr/local, CARGO_HOME=/usr/local/cargo on PATH.
+#   Its CA bundle is this machine's (cargo reaches crates.io through it here) plus the
+#   stand-in public root above: the test base's, never the production Dockerfile's.
+# - debian:bookworm-slim: minbase bookworm, apt pointing at Debian as the official image's.
+# -> LEARNTRAC_TEST_RUST_IMAGE, LEARNTRAC_TEST_SLIM_IMAGE
+ensure_service_base_images() {
+    local rust_tag=learntrac-test/rust:1.95-slim-bookworm slim_tag=learntrac-test/debian:bookworm-slim
+    local sysroot
+    sysroot=$(rustc --print sysroot) || die "rustc not found: install Rust with rustup"
+    rustc --version | grep -q '^rustc 1\.95\.' || die "the stand-in for rust:1.95 copies this machine's toolchain, which is $(rustc --version), not 1.95"
+    if ! docker image inspect "$slim_tag" >/dev/null 2>&1; then
+        command -v debootstrap >/dev/null || apt_install debootstrap
+        local dir
+        dir=$(mktemp -d /tmp/learntrac-rootfs.XXXXXX)
+        say "making $slim_tag with debootstrap (about a minute)"
+        debootstrap --variant=minbase bookworm "$dir" http://deb.debian.org/debian >"$dir.log" 2>&1 \
+            || { tail -20 "$dir.log" >&2; die "debootstrap failed"; }
+        printf 'deb http://deb.debian.org/debian bookworm main\ndeb http://deb.debian.org/debian bookworm-updates main\ndeb http://deb.debian.org/debian-security bookworm-security main\n' \
+            > "$dir/etc/apt/sources.list"
+        rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/* "$dir"/usr/share/doc "$dir"/usr/share/man "$dir"/usr/share/locale
+        tar -C "$dir" -c . | docker import \
+            --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+            --change 'CMD ["bash"]' - "$slim_tag" >/dev/null
+        rm -rf "$dir" "$dir.log"
+    fi
+    if ! docker image inspect "$rust_tag" >/dev/null 2>&1 || [[ ! -s $PUBLIC_CA_DIR/ca.key ]]; then
+        command -v debootstrap >/dev/null || apt_install debootstrap
+        rm -rf "$PUBLIC_CA_DIR"
+        mkdir -p "$PUBLIC_CA_DIR"
+        openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=learntrac test public root" \
+            -keyout "$PUBLIC_CA_DIR/ca.key" -out "$PUBLIC_CA_DIR/ca.pem" >/dev/null 2>&1 || die "openssl: cannot make the public root stand-in"
+        local dir
+        dir=$(mktemp -d /tmp/learntrac-rootfs.XXXXXX)
+        say "making $rust_tag with debootstrap and this machine's Rust $(rustc --version | awk '{print $2}') (a few minutes)"
+        debootstrap --variant=minbase --include=ca-certificates,gcc,libc6-dev bookworm "$dir" http://deb.debian.org/debian >"$dir.log" 2>&1 \
+            || { tail -20 "$dir.log" >&2; die "debootstrap failed"; }
+        printf 'deb http://deb.debian.org/debian bookworm main\ndeb http://deb.debian.org/debian bookworm-updates main\ndeb http://deb.debian.org/debian-security bookworm-security main\n' \
+            > "$dir/etc/apt/sources.list"
+        cp -a "$sysroot/bin/cargo" "$sysroot/bin/rustc" "$sysroot/bin/rustdoc" "$dir/usr/local/bin/"
+        cp -a "$sysroot/lib/." "$dir/usr/local/lib/"
+        mkdir -p "$dir/usr/local/cargo/bin" "$dir/usr/local/rustup"
+        cat "${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}" "$PUBLIC_CA_DIR/ca.pem" > "$dir/etc/ssl/certs/ca-certificates.crt"
+        rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/* "$dir"/usr/share/doc "$dir"/usr/share/man "$dir"/usr/share/locale
+        tar -C "$dir" -c . | docker import \
+            --change 'ENV PATH=/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+            --change 'ENV CARGO_HOME=/usr/local/cargo' --change 'ENV RUSTUP_HOME=/usr/local/rustup' \
+            --change 'ENV RUST_VERSION=1.95.0' \
+            --change 'CMD ["bash"]' - "$rust_tag" >/dev/null
+        rm -rf "$dir" "$dir.log"
+    fi
+    export LEARNTRAC_TEST_RUST_IMAGE=$rust_tag LEARNTRAC_TEST_SLIM_IMAGE=$slim_tag
+    export LEARNTRAC_TEST_PUBLIC_CA=$PUBLIC_CA_DIR/ca.pem LEARNTRAC_TEST_PUBLIC_CA_KEY=$PUBLIC_CA_DIR/ca.key
+}
+
+# The service's production image as the tests share it: rendered by learntrac from
+# environments/local.yaml with only the bases (the stand-ins above) and the RDS CA's URL
+# swapped, built through the Engine API from a scratch project holding the service's files.
+# Built once per run: every test that builds the service's image (through learntrac, with
+# its own project name) reuses these layers. Usage: build_service_image LEARNTRAC_BINARY
+# -> LEARNTRAC_TEST_SERVICE_IMAGE (name:tag), LEARNTRAC_TEST_SERVICE_CONFIG (`config show
+# -o json` of that environment: the variables its task definition gives the container)
+build_service_image() {
+    local cli=$1 dir
+    dir=$(mktemp -d /tmp/learntrac-image.XXXXXX)
+    PEER_CLEANUP+=("rm -rf '$dir'")
+    mkdir -p "$dir/environments" "$dir/learntrac-service"
+    cp Cargo.toml Cargo.lock "$dir/"
+    cp -r learntrac-service/Cargo.toml learntrac-service/src learntrac-service/migrations "$dir/learntrac-service/"
+    sed -e "s#rust:1.95-slim-bookworm#$LEARNTRAC_TEST_RUST_IMAGE#" \
+        -e "s#debian:bookworm-slim#$LEARNTRAC_TEST_SLIM_IMAGE#" \
+        -e "s#^  backup_retention_days: 0\$#&\n  ca_bundle_url: $LEARNTRAC_TEST_CA_URL#" \
+        -e "s#^project: learntrac\$#project: learntrac-test#" \
+        environments/local.yaml > "$dir/environments/local.yaml"
+    grep -q "ca_bundle_url: $LEARNTRAC_TEST_CA_URL" "$dir/environments/local.yaml" \
+        || die "build_service_image: environments/local.yaml changed shape (no database backup_retention_days: 0 line)"
+    (cd "$dir" && git init -q && git add -A && git -c user.email=ci@example.edu -c user.name=ci commit -qm image) \
+        || die "build_service_image: git"
+    "$cli" --root "$dir" build local --only learntrac || die "the service's production image did not build"
+    "$cli" --root "$dir" config show local -o json > "$dir/config.json" || die "learntrac config show failed"
+    export LEARNTRAC_TEST_SERVICE_IMAGE=learntrac-test-local-learntrac:local LEARNTRAC_TEST_SERVICE_CONFIG=$dir/config.json
+    docker image inspect "$LEARNTRAC_TEST_SERVICE_IMAGE" >/dev/null || die "no $LEARNTRAC_TEST_SERVICE_IMAGE after the build"
+}
+
 # Headless Chromium (Debian's package) for tests that look at pages as a person does.
 # -> CHROMIUM
 ensure_chromium() {

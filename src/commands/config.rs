@@ -104,6 +104,8 @@ struct Derived {
     ssm_prefix: String,
     production: bool,
     serves: &'static str,
+    /// What the voice tutor runs on in this environment's service tasks.
+    voice: &'static str,
     /// Per service: variables learntrac sets from deployed resources, and every secret.
     wiring: std::collections::BTreeMap<String, Wiring>,
 }
@@ -145,6 +147,11 @@ pub fn show(name: &str, ctx: &Ctx) -> Result<i32> {
                 "https"
             } else {
                 "http"
+            },
+            voice: if env.voice_engines() {
+                "local engines (espeak-ng, PocketSphinx) in the service image"
+            } else {
+                "off: the service's VOICE_ENGINE is not local or auto"
             },
             wiring,
         },

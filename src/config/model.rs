@@ -31,6 +31,19 @@ impl Environment {
         format!("{}-{}", self.project, self.environment)
     }
 
+    /// The service's image carries the voice tutor's local engines (espeak-ng, PocketSphinx):
+    /// its VOICE_ENGINE asks for them (`local`) or uses them when present (`auto`).
+    pub fn voice_engines(&self) -> bool {
+        matches!(
+            self.services
+                .get(ServiceName::Learntrac)
+                .environment
+                .get("VOICE_ENGINE")
+                .map(String::as_str),
+            Some("local" | "auto")
+        )
+    }
+
     /// Production environments must serve TLS, run a multi-AZ database and protect
     /// their load balancer and database from deletion.
     pub fn is_production(&self) -> bool {

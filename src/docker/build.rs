@@ -19,6 +19,10 @@ pub struct BuildRequest<'a> {
     pub tag: &'a str,
     pub context: Vec<u8>,
     pub platform: &'a str,
+    /// Pulled images whose layers may stand in for steps (`docker build --cache-from`).
+    pub cache_from: &'a [String],
+    /// The stage to stop at (`--target`); empty for the whole Dockerfile.
+    pub target: &'a str,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -27,23 +31,33 @@ pub struct Built {
     /// Every step came from the engine's cache.
     pub cached: bool,
     pub steps: usize,
+    /// The steps that ran rather than came from the cache (`RUN cargo build …`), FROM
+    /// steps left out.
+    pub rebuilt: Vec<String>,
     pub seconds: f64,
 }
 
 pub async fn build(docker: &Docker, req: BuildRequest<'_>, line: &Line) -> Result<Built> {
     let started = Instant::now();
-    let options = BuildImageOptionsBuilder::default()
+    let mut options = BuildImageOptionsBuilder::default()
         .dockerfile(super::context::DOCKERFILE)
         .t(req.tag)
         .platform(req.platform)
+        .target(req.target)
         .rm(true)
-        .forcerm(true)
-        .build();
+        .forcerm(true);
+    if !req.cache_from.is_empty() {
+        options = options.cachefrom(&req.cache_from.to_vec());
+    }
+    let options = options.build();
     let mut stream =
         docker.build_image(options, None, Some(bollard::body_full(req.context.into())));
     let mut tail: VecDeque<String> = VecDeque::new();
     let mut step = String::new();
     let (mut steps, mut cached_steps, mut from_steps) = (0usize, 0usize, 0usize);
+    // The step being run, and whether the engine took it from its cache.
+    let mut running: Option<(String, bool)> = None;
+    let mut rebuilt = Vec::new();
     let mut image_id = None;
     while let Some(item) = stream.next().await {
         let info = item.map_err(|e| failure(req.image, &step, &tail, &e.to_string()))?;
@@ -65,9 +79,18 @@ pub async fn build(docker: &Docker, req: BuildRequest<'_>, line: &Line) -> Resul
                 step = l.to_string();
                 steps += 1;
                 // FROM steps never report "Using cache".
-                from_steps += usize::from(l.contains(" : FROM "));
+                let from = l.contains(" : FROM ");
+                from_steps += usize::from(from);
+                if let Some((done, false)) = running.take() {
+                    rebuilt.push(done);
+                }
+                let instruction = l.split_once(" : ").map_or(l, |(_, i)| i);
+                running = (!from).then(|| (instruction.to_string(), false));
             } else if l.trim() == "---> Using cache" {
                 cached_steps += 1;
+                if let Some((_, cached)) = running.as_mut() {
+                    *cached = true;
+                }
             }
             if let Some(id) = l.strip_prefix("Successfully built ") {
                 image_id.get_or_insert_with(|| id.trim().to_string());
@@ -81,10 +104,14 @@ pub async fn build(docker: &Docker, req: BuildRequest<'_>, line: &Line) -> Resul
     }
     let image_id = image_id
         .ok_or_else(|| failure(req.image, &step, &tail, "the engine reported no image id"))?;
+    if let Some((done, false)) = running {
+        rebuilt.push(done);
+    }
     Ok(Built {
         image_id,
         cached: steps > 0 && cached_steps + from_steps >= steps,
         steps,
+        rebuilt,
         seconds: started.elapsed().as_secs_f64(),
     })
 }

@@ -32,8 +32,9 @@ pub struct Packed {
     has_ignore_file: bool,
 }
 
-/// Packs `dir` (minus what its `.dockerignore` excludes) once.
-pub fn pack(dir: &Path) -> Result<Packed> {
+/// Packs `dir` (minus what its `.dockerignore` excludes) once. `dockerfile_ignore`, the
+/// Dockerfile's own `<name>.dockerignore`, is read in place of the context's, as Docker does.
+pub fn pack(dir: &Path, dockerfile_ignore: Option<&str>) -> Result<Packed> {
     let root = dir.canonicalize().map_err(|e| Error::Image {
         image: dir.display().to_string(),
         message: format!("the build context {}: {e}", dir.display()),
@@ -42,15 +43,18 @@ pub fn pack(dir: &Path) -> Result<Packed> {
         image: dir.display().to_string(),
         message,
     };
-    let ignore_text = match std::fs::read(root.join(".dockerignore")) {
-        Ok(t) => Some(t),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => {
-            return Err(Error::io(
-                format!("read {}/.dockerignore", dir.display()),
-                e,
-            ));
-        }
+    let ignore_text = match dockerfile_ignore.map(|t| t.as_bytes().to_vec()) {
+        Some(own) => Some(own),
+        None => match std::fs::read(root.join(".dockerignore")) {
+            Ok(t) => Some(t),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                return Err(Error::io(
+                    format!("read {}/.dockerignore", dir.display()),
+                    e,
+                ));
+            }
+        },
     };
     let mut excludes = ignore::read_all(ignore_text.as_deref().unwrap_or_default());
     PatternMatcher::new(&excludes).map_err(|e| bad(format!(".dockerignore: {e}")))?;

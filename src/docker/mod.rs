@@ -3,6 +3,7 @@
 pub mod build;
 pub mod context;
 pub mod ignore;
+pub mod pull;
 pub mod push;
 
 use std::time::Duration;

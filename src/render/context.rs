@@ -26,6 +26,9 @@ pub struct RenderContext<'a> {
     /// Each service's container health check command as a JSON array (Dockerfile
     /// HEALTHCHECK), the same command the task definition gives ECS.
     pub health_json: std::collections::BTreeMap<ServiceName, String>,
+    /// The service's image carries the voice tutor's local engines: its VOICE_ENGINE is
+    /// `local` or `auto` (see [`Environment::voice_engines`]).
+    pub voice_engines: bool,
 }
 
 /// One `KEY = value` line of an HCL object, with `key` padded the way `terraform fmt`
@@ -297,6 +300,7 @@ impl<'a> RenderContext<'a> {
                     (name, serde_json::to_string(&cmd[1..]).unwrap_or_default())
                 })
                 .collect(),
+            voice_engines: env.voice_engines(),
             services,
             rules,
             backend,

@@ -98,6 +98,16 @@ impl Line {
         }
     }
 
+    /// A fact worth keeping on screen, printed above live lines (not in quiet mode).
+    pub fn note(&self, m: &str) {
+        let text = format!("[{}] {m}", self.prefix);
+        match &self.bar {
+            Some(b) => b.println(text),
+            None if !self.quiet => eprintln!("{text}"),
+            None => {}
+        }
+    }
+
     pub fn finish(&self, m: &str) {
         match &self.bar {
             Some(b) => b.finish_with_message(m.to_string()),

@@ -244,21 +244,61 @@ pub fn ssm_client(endpoint: &str) -> aws_sdk_ssm::Client {
     aws_sdk_ssm::Client::from_conf(conf)
 }
 
-/// The repository's Trac build context (trac-legacy/, modes kept) copied into `dir`.
-pub fn copy_trac_legacy(dir: &Path) {
-    fn copy_tree(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).expect("mkdir");
-        for e in std::fs::read_dir(from).expect("read trac-legacy") {
-            let e = e.expect("entry");
-            let dest = to.join(e.file_name());
-            if e.file_type().expect("file type").is_dir() {
-                copy_tree(&e.path(), &dest);
-            } else {
-                std::fs::copy(e.path(), &dest).expect("copy a trac-legacy file");
-            }
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read a folder of the repository") {
+        let e = e.expect("entry");
+        let dest = to.join(e.file_name());
+        if e.file_type().expect("file type").is_dir() {
+            copy_tree(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), &dest).expect("copy a file of the repository");
         }
     }
+}
+
+/// The repository's Trac build context (trac-legacy/, modes kept) copied into `dir`.
+pub fn copy_trac_legacy(dir: &Path) {
     copy_tree(&repo_root().join("trac-legacy"), &dir.join("trac-legacy"));
+}
+
+/// What the service's production image is built from, copied into `dir` as its workspace:
+/// the manifests, the lock file and the service crate (with its tests, which the image's
+/// own .dockerignore leaves out).
+pub fn copy_service_workspace(dir: &Path) {
+    for f in ["Cargo.toml", "Cargo.lock"] {
+        std::fs::copy(repo_root().join(f), dir.join(f)).expect("copy a workspace file");
+    }
+    copy_tree(
+        &repo_root().join("learntrac-service"),
+        &dir.join("learntrac-service"),
+    );
+}
+
+/// An environment file's text with the service's two bases swapped for the stand-ins
+/// scripts/test makes (the engine cannot pull) and the RDS CA fetched from the test CA's
+/// URL: what it takes to build the production service Dockerfile here.
+pub fn with_service_bases(yaml: &str) -> String {
+    let rust = peer(
+        "LEARNTRAC_TEST_RUST_IMAGE",
+        "the rust:1.95-slim-bookworm stand-in",
+    );
+    let slim = peer(
+        "LEARNTRAC_TEST_SLIM_IMAGE",
+        "the debian:bookworm-slim stand-in",
+    );
+    let ca_url = peer("LEARNTRAC_TEST_CA_URL", "the test RDS CA served over HTTP");
+    let yaml = yaml
+        .replace("rust:1.95-slim-bookworm", &rust)
+        .replace("debian:bookworm-slim", &slim);
+    if yaml.contains("ca_bundle_url:") {
+        return yaml;
+    }
+    assert!(yaml.contains("  backup_retention_days: 0\n"), "{yaml}");
+    yaml.replace(
+        "  backup_retention_days: 0\n",
+        &format!("  backup_retention_days: 0\n  ca_bundle_url: {ca_url}\n"),
+    )
 }
 
 /// Removes the images learntrac built for a stack `PREFIX` (`PROJECT-ENV`): every tag of
