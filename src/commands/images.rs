@@ -50,6 +50,14 @@ fn human(reports: &[ImageReport]) -> String {
                 format!("pushed in {:.1}s", p.seconds)
             };
             s.push_str(&format!("{:<10} {what}  {repo}@{}\n", "", p.digest));
+            if let Some(c) = &r.build_cache {
+                let what = if c.skipped {
+                    "build cache unchanged in the registry".to_string()
+                } else {
+                    format!("build cache pushed in {:.1}s", c.seconds)
+                };
+                s.push_str(&format!("{:<10} {what}  {repo}:build-cache\n", ""));
+            }
         }
     }
     s
