@@ -86,6 +86,13 @@ pub enum Command {
         after_help = "Examples:\n  learntrac push dev\n  learntrac push dev --skip-build -o json\n\nExit codes: 3 Docker or AWS credentials missing, 4 a build or push failed."
     )]
     Push(PushArgs),
+    /// Build (and with --push, push) learntrac as a container image for CI: this binary,
+    /// terraform and the AWS provider the stack's lock file names
+    #[command(
+        name = "cli-image",
+        after_help = "Examples:\n  learntrac cli-image dev --push\n  learntrac cli-image dev --binary target/release/learntrac --plugin-dir /opt/tf-plugins -o json\n\nThe image carries the binary given (by default this one): build it on the image's platform (linux/amd64).\nThe provider comes from a filesystem mirror: --plugin-dir, LEARNTRAC_TF_PLUGIN_DIR, or make one with\n`terraform providers mirror -platform=linux_amd64 DIR` in .learntrac/ENV/terraform.\nIt is pushed to the repository PROJECT-cli (made when missing), tagged with the commit and vVERSION.\nIn CI: docker run -v /var/run/docker.sock:/var/run/docker.sock -v \"$PWD:/work\" IMAGE deploy dev --yes\nExit codes: 3 Docker Engine, terraform or AWS credentials missing, 4 the build or push failed."
+    )]
+    CliImage(CliImageArgs),
     /// Create what a first deploy needs and Terraform cannot: the state bucket, the secrets
     #[command(after_help = BOOTSTRAP_HELP)]
     Bootstrap(BootstrapArgs),
@@ -441,6 +448,28 @@ pub struct ImageArgs {
     pub only: Option<crate::config::ServiceName>,
 
     /// Folder whose files replace the built-in templates (e.g. substitute Dockerfiles)
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CliImageArgs {
+    /// Environment name (environments/NAME.yaml): its registry and base image
+    pub env: String,
+
+    /// The learntrac binary the image carries [default: this one]
+    #[arg(long, value_name = "FILE")]
+    pub binary: Option<PathBuf>,
+
+    /// A filesystem mirror holding the providers of the stack's lock file
+    #[arg(long, value_name = "DIR", env = "LEARNTRAC_TF_PLUGIN_DIR")]
+    pub plugin_dir: Option<PathBuf>,
+
+    /// Push the image to the environment's registry (ECR, or `registry:`)
+    #[arg(long)]
+    pub push: bool,
+
+    /// Folder whose files replace the built-in templates
     #[arg(long, value_name = "DIR")]
     pub templates: Option<PathBuf>,
 }

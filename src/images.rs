@@ -76,7 +76,8 @@ pub async fn images(
     let tags = vec![rev.tag(), env.environment.clone()];
     // Credentials first: nothing is built for a push that cannot happen.
     let target = if push {
-        Some(registry(env, &services).await?)
+        let names: Vec<String> = services.iter().map(|s| local_name(env, *s)).collect();
+        Some(registry(env, &names, false).await?)
     } else {
         None
     };
@@ -107,9 +108,17 @@ pub async fn images(
             });
         }
     } else {
+        let sources = Sources {
+            docker: &docker,
+            root,
+            env,
+            files,
+            rev: &rev,
+            registry: target.as_ref(),
+        };
         let builds = services.iter().map(|s| {
             let line = progress.line(s.as_str());
-            build_one(&docker, root, env, files, &rev, *s, target.as_ref(), line)
+            build_one(&sources, *s, line)
         });
         let results = join_all(builds).await;
         // A failed build stops everything before any push.
@@ -202,16 +211,30 @@ pub async fn images(
     Ok(reports)
 }
 
+/// What the builds of one run share.
+struct Sources<'a> {
+    docker: &'a Docker,
+    root: &'a Path,
+    env: &'a Environment,
+    files: &'a render::Files,
+    rev: &'a Revision,
+    /// The registry pushes go to, when pushing: it may hold build cache.
+    registry: Option<&'a (String, Option<DockerCredentials>)>,
+}
+
 async fn build_one(
-    docker: &Docker,
-    root: &Path,
-    env: &Environment,
-    files: &render::Files,
-    rev: &Revision,
+    sources: &Sources<'_>,
     service: ServiceName,
-    registry: Option<&(String, Option<DockerCredentials>)>,
     line: crate::ui::progress::Line,
 ) -> Result<(String, Built)> {
+    let Sources {
+        docker,
+        root,
+        env,
+        files,
+        rev,
+        registry,
+    } = *sources;
     let spec = env.services.get(service);
     let dockerfile = files
         .get(&format!("docker/{service}.Dockerfile"))
@@ -417,11 +440,13 @@ async fn tag_local(docker: &Docker, local: &str, name: &str, tag: &str) -> Resul
 }
 
 /// Where pushes go and with which credentials. ECR is always asked for a token (and
-/// whether the repositories exist); a `registry:` override then receives the pushes
-/// with credentials from the Docker config file, if it has any for that registry.
-async fn registry(
+/// whether the repositories `names` exist: made when `create`, else an error saying how);
+/// a `registry:` override then receives the pushes with credentials from the Docker config
+/// file, if it has any for that registry.
+pub(crate) async fn registry(
     env: &Environment,
-    services: &[ServiceName],
+    names: &[String],
+    create: bool,
 ) -> Result<(String, Option<DockerCredentials>)> {
     let config = crate::aws::sdk_config(env).await;
     let ecr = aws_sdk_ecr::Client::new(&config);
@@ -437,11 +462,16 @@ async fn registry(
     if let Some(host) = &env.registry {
         return Ok((host.clone(), docker_config_credentials(host)));
     }
-    let names: Vec<String> = services.iter().map(|s| local_name(env, *s)).collect();
-    let missing = crate::aws::ecr::missing_repositories(&ecr, &names)
+    let missing = crate::aws::ecr::missing_repositories(&ecr, names)
         .await
         .map_err(as_push)?;
-    if !missing.is_empty() {
+    if create {
+        for name in &missing {
+            crate::aws::ecr::create_repository(&ecr, name, &env.project)
+                .await
+                .map_err(as_push)?;
+        }
+    } else if !missing.is_empty() {
         return Err(Error::Image {
             image: missing.join(", "),
             message: format!(

@@ -3,6 +3,7 @@
 pub mod aws;
 pub mod bootstrap;
 pub mod cli;
+pub mod cli_image;
 pub mod commands;
 pub mod config;
 pub mod deploy;
@@ -64,6 +65,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Render(args) => commands::render::run(&args, &ctx),
         Command::Build(args) => commands::images::build(&args, &ctx),
         Command::Push(args) => commands::images::push(&args, &ctx),
+        Command::CliImage(args) => commands::images::cli_image(&args, &ctx),
         Command::Deploy(args) => commands::deploy::run(&args, &ctx),
         Command::Rollback(args) => commands::rollback::run(&args, &ctx),
         Command::Local(cmd) => commands::local::run(&cmd, &ctx),

@@ -10,6 +10,7 @@
 
 mod common;
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -946,6 +947,79 @@ async fn deploy_applies_the_stack_rolls_out_verifies_and_status_reads_it_back() 
     assert_eq!(running(1).0, learntrac_td(2), "{}", run.stderr);
     let run = p.cli(&["rollback", "local", "--to", "3", "--yes"]).run();
     assert_eq!(run.code, 2, "a revision needs --only: {}", run.stderr);
+
+    // 5b. CI without compiling the CLI: learntrac's own image (this binary, terraform, the
+    //     provider mirror), pushed to the environment's registry, plans the same stack from
+    //     inside a container — the project mounted, the engine's socket passed in, its own
+    //     terraformrc and mirror (the host's TF_CLI_CONFIG_FILE is not given to it).
+    let stripped = p.path().join("learntrac-for-image");
+    let ok = Command::new("strip")
+        .arg("-o")
+        .arg(&stripped)
+        .arg(env!("CARGO_BIN_EXE_learntrac"))
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        std::fs::copy(env!("CARGO_BIN_EXE_learntrac"), &stripped).expect("copy the binary");
+    }
+    let plugins = peer("LEARNTRAC_TF_PLUGIN_DIR", "the terraform provider mirror");
+    let run = p
+        .cli(&[
+            "cli-image",
+            "local",
+            "--push",
+            "-o",
+            "json",
+            "--plugin-dir",
+            &plugins,
+        ])
+        .args([OsStr::new("--binary"), stripped.as_os_str()])
+        .run();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = json(&run);
+    let image = format!(
+        "{}:{}",
+        report["repository"].as_str().expect("pushed"),
+        report["tags"][0].as_str().expect("a tag")
+    );
+    assert_eq!(
+        report["providers"][0],
+        "registry.terraform.io/hashicorp/aws 5.100.0"
+    );
+    std::fs::remove_file(&stripped).expect("remove the binary copy");
+    let out = Command::new("docker")
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "-v",
+            "/var/run/docker.sock:/var/run/docker.sock",
+            "-v",
+        ])
+        .arg(format!("{}:/work", p.path().display()))
+        .args([
+            "-e",
+            "AWS_ACCESS_KEY_ID=testing",
+            "-e",
+            "AWS_SECRET_ACCESS_KEY=testing",
+        ])
+        .arg(&image)
+        .args(["deploy", "local", "--dry-run", "--full", "-o", "json"])
+        .output()
+        .expect("docker run");
+    let _ = Command::new("docker").args(["rmi", "-f", &image]).output();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let planned: Value = serde_json::from_str(&stdout).expect("the dry run's JSON");
+    assert_eq!(
+        planned["plan"]["changes"], false,
+        "the image's terraform plans what the host's applied: {planned}"
+    );
 
     // 6. A plan that destroys something (a routing rule removed) is not applied unasked.
     let yaml = p.path().join("environments/local.yaml");

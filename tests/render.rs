@@ -81,7 +81,7 @@ fn output_is_deterministic_and_rewrites_nothing_when_unchanged() {
     );
     assert_eq!(
         report["unchanged"].as_array().map(Vec::len),
-        Some(20),
+        Some(22),
         "{report}"
     );
     for (f, bytes) in snapshot {

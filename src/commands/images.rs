@@ -1,7 +1,7 @@
 //! `learntrac build ENV` and `learntrac push ENV`: the CLI side of `crate::images`.
 
 use crate::Ctx;
-use crate::cli::{ImageArgs, PushArgs};
+use crate::cli::{CliImageArgs, ImageArgs, PushArgs};
 use crate::error::{Error, Result, exit};
 use crate::images::{ImageReport, images};
 use crate::render;
@@ -26,6 +26,49 @@ fn run(args: &ImageArgs, ctx: &Ctx, skip_build: bool, push: bool) -> Result<i32>
         &root, &env, &files, args.only, skip_build, push, &progress,
     ))?;
     ctx.out.result(&reports, || human(&reports));
+    Ok(exit::OK)
+}
+
+pub fn cli_image(args: &CliImageArgs, ctx: &Ctx) -> Result<i32> {
+    let root = ctx.root()?;
+    let env = crate::config::load(&root, &args.env)?;
+    let binary = match &args.binary {
+        Some(b) => b.clone(),
+        None => std::env::current_exe().map_err(|e| Error::io("find this learntrac binary", e))?,
+    };
+    let plugin_dir = args.plugin_dir.clone().ok_or_else(|| Error::Preflight {
+        what: "no provider mirror for the image".into(),
+        hint: format!(
+            "pass --plugin-dir DIR (or set LEARNTRAC_TF_PLUGIN_DIR): a folder made by `terraform providers mirror -platform=linux_amd64 DIR` in .learntrac/{}/terraform",
+            args.env
+        ),
+    })?;
+    let runtime =
+        tokio::runtime::Runtime::new().map_err(|e| Error::io("start the async runtime", e))?;
+    let files = render::render(&env, args.templates.as_deref())?;
+    let progress = Progress::new(ctx.out.quiet());
+    let options = crate::cli_image::Options {
+        binary: &binary,
+        plugin_dir: &plugin_dir,
+        push: args.push,
+    };
+    let report = runtime.block_on(crate::cli_image::cli_image(
+        &root, &env, &files, options, &progress,
+    ))?;
+    ctx.out.result(&report, || {
+        let mut s = format!(
+            "cli        built {}  {}  tags {}\n           {}, {}\n",
+            report.local,
+            report.image_id,
+            report.tags.join(", "),
+            report.terraform,
+            report.providers.join(", ")
+        );
+        if let (Some(repo), Some(p)) = (&report.repository, &report.push) {
+            s.push_str(&format!("           pushed  {repo}@{}\n", p.digest));
+        }
+        s
+    });
     Ok(exit::OK)
 }
 

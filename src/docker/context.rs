@@ -254,6 +254,51 @@ impl Walk<'_> {
     }
 }
 
+/// What one entry of a gathered context holds.
+pub enum Content {
+    /// A file, with its mode.
+    File(std::path::PathBuf),
+    /// Bytes, mode 0644.
+    Text(Vec<u8>),
+}
+
+/// A context of entries gathered from anywhere: `(name in the context, content)`, owned by
+/// 0:0, in the order given (the engine makes their folders).
+pub fn gather(entries: &[(String, Content)]) -> Result<Packed> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, content) in entries {
+        let fail = |e| Error::io(format!("add {name} to the build context"), e);
+        let mut h = tar::Header::new_gnu();
+        h.set_uid(0);
+        h.set_gid(0);
+        match content {
+            Content::File(path) => {
+                let file = std::fs::File::open(path)
+                    .map_err(|e| Error::io(format!("read {}", path.display()), e))?;
+                let meta = file.metadata().map_err(fail)?;
+                h.set_mode(meta.mode() & 0o7777);
+                h.set_mtime(u64::try_from(meta.mtime()).unwrap_or(0));
+                h.set_size(meta.len());
+                builder.append_data(&mut h, name, file).map_err(fail)?;
+            }
+            Content::Text(bytes) => {
+                h.set_mode(0o644);
+                h.set_mtime(0);
+                h.set_size(bytes.len() as u64);
+                builder
+                    .append_data(&mut h, name, bytes.as_slice())
+                    .map_err(fail)?;
+            }
+        }
+    }
+    Ok(Packed {
+        builder,
+        files: entries.len(),
+        skipped: Vec::new(),
+        has_ignore_file: false,
+    })
+}
+
 impl Packed {
     /// SHA-256 of the packed files and `dockerfile`: what the image is built from.
     pub fn sha256(&self, dockerfile: &str) -> String {
