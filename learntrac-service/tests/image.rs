@@ -97,7 +97,7 @@ struct Container(String);
 
 impl Drop for Container {
     fn drop(&mut self) {
-        let _ = docker(&["rm", "-f", &self.0]);
+        let _ = docker(&["rm", "-f", "-v", &self.0]);
     }
 }
 
@@ -228,7 +228,11 @@ async fn the_production_image_serves_as_ecs_starts_it_and_reaches_its_model_over
             &container,
             "--network",
             "host",
+            // As the task definition: a read-only root, and /tmp on the task's own
+            // storage (a volume takes the image's /tmp and its mode, as Fargate's does).
             "--read-only",
+            "--mount",
+            "type=volume,dst=/tmp",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -289,6 +293,33 @@ async fn the_production_image_serves_as_ecs_starts_it_and_reaches_its_model_over
     );
     let whoami = docker(&["exec", &container.0, "id", "-u"]);
     assert_eq!(String::from_utf8_lossy(&whoami.stdout).trim(), "10001");
+    // The voice engines are in the image and can write where the service keeps their
+    // files, as its user, with the root read-only.
+    let spoken = docker(&[
+        "exec",
+        &container.0,
+        "espeak-ng",
+        "-w",
+        "/tmp/probe.wav",
+        "start by isolating the variable",
+    ]);
+    assert!(
+        spoken.status.success(),
+        "espeak-ng in the image: {}",
+        String::from_utf8_lossy(&spoken.stderr)
+    );
+    let heard = docker(&[
+        "exec",
+        &container.0,
+        "sh",
+        "-c",
+        "command -v pocketsphinx_continuous && test -f /usr/share/pocketsphinx/model/en-us/cmudict-en-us.dict && awk '$2 == \"/\" {print $4}' /proc/mounts | grep -q '^ro'",
+    ]);
+    assert!(
+        heard.status.success(),
+        "PocketSphinx and its model in the image, the root read-only: {}",
+        String::from_utf8_lossy(&heard.stdout)
+    );
 
     // A student's question reaches the model over HTTPS verified against the image's roots.
     let token = learntrac_service::auth::issue_token(TOKEN_SECRET, "alice", 600).expect("token");

@@ -98,13 +98,12 @@ impl Line {
         }
     }
 
-    /// A fact worth keeping on screen, printed above live lines (not in quiet mode).
+    /// A fact worth keeping on screen: printed above live lines on a terminal, an ordinary
+    /// line in a log.
     pub fn note(&self, m: &str) {
-        let text = format!("[{}] {m}", self.prefix);
         match &self.bar {
-            Some(b) => b.println(text),
-            None if !self.quiet => eprintln!("{text}"),
-            None => {}
+            Some(b) => b.println(format!("[{}] {m}", self.prefix)),
+            None => self.message(m),
         }
     }
 
