@@ -107,7 +107,7 @@ pub async fn destroy(
     }
     if env.is_production() {
         remaining.push(format!(
-            "the database's final snapshot {}-db-final (RDS keeps it until you delete it)",
+            "the database's final snapshot {}-db-final-<when the database was made> (RDS keeps it until you delete it)",
             env.name_prefix()
         ));
     }
@@ -182,7 +182,7 @@ fn confirm(
              (aws rds modify-db-instance --db-instance-identifier {p}-db --no-deletion-protection \
              --apply-immediately; aws elbv2 modify-load-balancer-attributes --load-balancer-arn \
              ARN --attributes Key=deletion_protection.enabled,Value=false), or Terraform stops \
-             there; RDS takes the final snapshot {p}-db-final\n",
+             there; RDS takes the final snapshot {p}-db-final-<when the database was made>\n",
             p = env.name_prefix()
         ));
     }

@@ -289,3 +289,59 @@ fn an_old_lock_table_is_read_with_a_deprecation_note_and_trac_admin_is_asked_for
         "{versions}"
     );
 }
+
+#[test]
+fn a_lock_table_that_does_not_exist_stops_preflight_with_both_fixes() {
+    let a = account(true);
+    let boot = a
+        .cli(&[
+            "bootstrap",
+            "local",
+            "--yes",
+            "--trac-admin",
+            "admin",
+            "--password-stdin",
+        ])
+        .stdin(ADMIN_PASSWORD)
+        .run();
+    assert_eq!(boot.code, 0, "{}\n{}", boot.stdout, boot.stderr);
+    let table = format!("{}-locks", a.name);
+    let dry = a.cli(&["deploy", "local", "--dry-run"]).run();
+    assert_eq!(dry.code, 3, "{}", dry.stderr);
+    assert!(
+        dry.stderr.contains(&format!(
+            "the Terraform lock table {table} (terraform.s3.lock_table) does not exist"
+        )),
+        "{}",
+        dry.stderr
+    );
+    assert!(
+        dry.stderr
+            .contains("remove lock_table from environments/local.yaml")
+            && dry
+                .stderr
+                .contains(&format!("aws dynamodb create-table --table-name {table}")),
+        "{}",
+        dry.stderr
+    );
+
+    // Once the table exists (made here with boto3, as the fix's command would), preflight
+    // no longer names it.
+    let python = peer("LEARNTRAC_TEST_MOTO_PYTHON", "moto's Python (with boto3)");
+    let made = std::process::Command::new(python)
+        .args([
+            "-c",
+            "import sys, boto3; boto3.client('dynamodb', endpoint_url=sys.argv[1], region_name='us-east-2', aws_access_key_id='testing', aws_secret_access_key='testing').create_table(TableName=sys.argv[2], AttributeDefinitions=[{'AttributeName': 'LockID', 'AttributeType': 'S'}], KeySchema=[{'AttributeName': 'LockID', 'KeyType': 'HASH'}], BillingMode='PAY_PER_REQUEST')",
+            &a.moto,
+            &table,
+        ])
+        .output()
+        .expect("boto3");
+    assert!(made.status.success(), "{made:?}");
+    let dry = a.cli(&["deploy", "local", "--dry-run"]).run();
+    assert!(
+        !dry.stderr.contains("lock table"),
+        "the table exists now: {}",
+        dry.stderr
+    );
+}

@@ -115,6 +115,29 @@ fn bad_fargate_cpu_memory_pair() {
 }
 
 #[test]
+fn the_smallest_fargate_size_takes_no_1536_mib() {
+    let p = Project::new();
+    p.edit(
+        "dev",
+        "cpu: 512\n    memory: 1024",
+        "cpu: 256\n    memory: 1536",
+    );
+    let run = validate(&p, "dev");
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("1536 MiB is not a valid Fargate memory size for 256 CPU units"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("expected: 512, 1024 or 2048 MiB"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn duplicate_rule_priority() {
     let p = Project::new();
     p.edit("dev", "priority: 95", "priority: 90");
@@ -260,6 +283,45 @@ fn production_rules() {
     assert!(run.stderr.contains("unknown key `notls`"), "{}", run.stderr);
     assert!(
         run.stderr.contains("production requires TLS"),
+        "{}",
+        run.stderr
+    );
+
+    // Production pinned to its account; a certificate of the region, the account and the
+    // name people use.
+    let p = Project::new();
+    p.edit("prod", "  account_id: \"000000000000\"\n", "");
+    p.edit(
+        "prod",
+        "certificate_arn: arn:aws:acm:us-east-2:000000000000:",
+        "certificate_arn: arn:aws:acm:us-east-1:000000000000:",
+    );
+    p.edit(
+        "prod",
+        "  public_url: https://learntrac.example.edu\n",
+        "  verify_timeout: 60\n",
+    );
+    let run = validate(&p, "prod");
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    for want in [
+        "production requires aws.account_id",
+        "the certificate is in us-east-1, the load balancer in aws.region us-east-2",
+        "TLS needs deploy.public_url",
+    ] {
+        assert!(run.stderr.contains(want), "{want}: {}", run.stderr);
+    }
+    let p = Project::new();
+    p.edit(
+        "prod",
+        "account_id: \"000000000000\"",
+        "account_id: \"111111111111\"",
+    );
+    let run = validate(&p, "prod");
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "the certificate belongs to account 000000000000, not to aws.account_id 111111111111"
+        ),
         "{}",
         run.stderr
     );

@@ -72,8 +72,9 @@ impl Drop for DeployProject {
 
 struct DeployProject {
     dir: tempfile::TempDir,
-    /// Terraform's state bucket (made by `bootstrap`).
+    /// Terraform's state bucket (made by `bootstrap`) and the state's key in it.
     bucket: String,
+    state_key: String,
     prefix: String,
     tfrc: PathBuf,
     moto: String,
@@ -97,6 +98,30 @@ impl DeployProject {
         );
         let local = std::fs::read_to_string(repo_root().join("environments/local.yaml"))
             .expect("local.yaml");
+        // State as the shipped dev environment keeps it (its `terraform:` section verbatim:
+        // the bucket bootstrap makes, S3's lock file); this moto is the test's own.
+        let dev =
+            std::fs::read_to_string(repo_root().join("environments/dev.yaml")).expect("dev.yaml");
+        let shipped_backend: String = dev
+            .split_once("\nterraform:\n")
+            .map(|(_, rest)| {
+                let section: Vec<&str> = rest
+                    .lines()
+                    .take_while(|l| l.starts_with(' ') || l.is_empty())
+                    .collect();
+                format!("terraform:\n{}\n", section.join("\n").trim_end())
+            })
+            .expect("dev.yaml's terraform section");
+        let bucket = shipped_backend
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("bucket: "))
+            .expect("the shipped state bucket")
+            .to_string();
+        let state_key = shipped_backend
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("key: "))
+            .expect("the shipped state key")
+            .to_string();
         let yaml = common::with_service_bases(&local)
             .replace("project: learntrac", &format!("project: {project}"))
             .replace(
@@ -105,12 +130,7 @@ impl DeployProject {
             )
             .replace("python:2.7-slim-buster", &py27)
             .replace("/learntrac/local/", &format!("/{project}/local/"))
-            .replace(
-                "terraform:\n  backend: local\n",
-                &format!(
-                    "terraform:\n  backend: s3\n  s3:\n    bucket: {project}-tfstate\n    key: local/terraform.tfstate\n"
-                ),
-            )
+            .replace("terraform:\n  backend: local\n", &shipped_backend)
             + &format!(
                 "registry: {registry}\ndeploy:\n  public_url: http://127.0.0.1:{probe_port}\n  verify_timeout: 60\n"
             );
@@ -136,7 +156,8 @@ impl DeployProject {
         );
         let p = DeployProject {
             dir,
-            bucket: format!("{project}-tfstate"),
+            bucket,
+            state_key,
             prefix: format!("{project}-local"),
             tfrc,
             moto: moto.to_string(),
@@ -177,7 +198,7 @@ impl DeployProject {
         let got = common::s3_client(&self.moto)
             .get_object()
             .bucket(&self.bucket)
-            .key("local/terraform.tfstate")
+            .key(&self.state_key)
             .send()
             .await
             .ok()?;

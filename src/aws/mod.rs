@@ -2,6 +2,7 @@
 //! and the environment's `aws.endpoint` (moto in tests) when set.
 
 pub mod cloud;
+pub mod dynamodb;
 pub mod ec2;
 pub mod ecr;
 pub mod ecs;

@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::model::*;
 use super::{FileParser, Partial};
 
-/// Fargate's valid task sizes: CPU units → allowed memory (MiB) range and step.
+/// Fargate's valid task sizes: CPU units → allowed memory (MiB) range and step (256 CPU
+/// units allow only 512, 1024 and 2048: see [`fargate_memory`]).
 const FARGATE: &[(u32, u32, u32, u32)] = &[
     (256, 512, 2048, 512),
     (512, 1024, 4096, 1024),
@@ -16,6 +17,17 @@ const FARGATE: &[(u32, u32, u32, u32)] = &[
     (8192, 16384, 61440, 4096),
     (16384, 32768, 122880, 8192),
 ];
+
+/// Whether Fargate runs a task of `cpu` units with `memory` MiB. The smallest size is not a
+/// range: 256 units take 512, 1024 or 2048 MiB, never 1536.
+fn fargate_memory(cpu: u32, memory: u32) -> bool {
+    if cpu == 256 {
+        return matches!(memory, 512 | 1024 | 2048);
+    }
+    FARGATE.iter().any(|&(c, lo, hi, step)| {
+        c == cpu && (lo..=hi).contains(&memory) && (memory - lo).is_multiple_of(step)
+    })
+}
 
 /// CloudWatch Logs accepts only these retention periods.
 const LOG_RETENTION_DAYS: &[u32] = &[
@@ -136,6 +148,7 @@ pub(super) fn check(env: &Partial, file_name: &str, p: &mut FileParser) {
     if let Some(Some(r)) = &env.registry {
         registry(r, p);
     }
+    across_sections(&scope, env, p);
     if let Some(l) = &env.local {
         for (k, v) in [
             ("local.postgres_image", &l.postgres_image),
@@ -153,6 +166,78 @@ pub(super) fn check(env: &Partial, file_name: &str, p: &mut FileParser) {
     {
         p.at_value("deploy.public_url", format!("`{url}` is not a plain URL"))
             .expected = Some("https://HOST[/PATH], e.g. https://learn.school.edu".into());
+    }
+}
+
+/// What one section cannot tell alone: the account production is pinned to, and the
+/// certificate against the region, the account and the name people use.
+fn across_sections(scope: &Scope, env: &Partial, p: &mut FileParser) {
+    if let Some(a) = &env.aws
+        && scope.production
+        && a.account_id.is_none()
+    {
+        p.at_key(
+            "aws",
+            "production requires aws.account_id: without it nothing stops a deploy, rollback \
+             or destroy run with another account's credentials",
+        )
+        .expected = Some(
+            "account_id: \"123456789012\" (your account; every command then refuses any other)"
+                .into(),
+        );
+    }
+    let Some(arn) = env.tls.as_ref().and_then(|t| t.certificate_arn.as_deref()) else {
+        return;
+    };
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    if parts.len() < 6 {
+        return; // tls() reports the ARN's shape
+    }
+    if let Some(a) = &env.aws {
+        if parts[3] != a.region {
+            p.at_value(
+                "tls.certificate_arn",
+                format!(
+                    "the certificate is in {}, the load balancer in aws.region {}: a load \
+                     balancer can only use a certificate of its own region",
+                    parts[3], a.region
+                ),
+            )
+            .expected = Some(format!(
+                "a certificate issued in {} (one made for CloudFront lives in us-east-1)",
+                a.region
+            ));
+        }
+        if let Some(account) = &a.account_id
+            && parts[4] != account
+        {
+            p.at_value(
+                "tls.certificate_arn",
+                format!(
+                    "the certificate belongs to account {}, not to aws.account_id {account}",
+                    parts[4]
+                ),
+            )
+            .expected = Some(format!("a certificate of account {account}"));
+        }
+    }
+    if env
+        .deploy
+        .as_ref()
+        .and_then(|d| d.public_url.as_ref())
+        .is_none()
+    {
+        p.at_key(
+            "tls",
+            "TLS needs deploy.public_url: no certificate can name the load balancer's own \
+             *.elb.amazonaws.com host, so Trac's links, deploy's checks and rollback's would \
+             all meet a certificate error",
+        )
+        .expected = Some(
+            "deploy: { public_url: https://learn.school.edu } — the name on the certificate, \
+             pointed at the load balancer (a CNAME or Route 53 alias)"
+                .into(),
+        );
     }
 }
 
@@ -365,7 +450,7 @@ fn service(scope: &Scope, name: ServiceName, svc: &Service, p: &mut FileParser) 
             .expected = Some(format!("one of {}", cpus.join(", ")));
         }
         Some(&(cpu, lo, hi, step)) => {
-            if svc.memory < lo || svc.memory > hi || !(svc.memory - lo).is_multiple_of(step) {
+            if !fargate_memory(svc.cpu, svc.memory) {
                 p.at_value(
                     &key("memory"),
                     format!(
@@ -373,7 +458,11 @@ fn service(scope: &Scope, name: ServiceName, svc: &Service, p: &mut FileParser) 
                         svc.memory
                     ),
                 )
-                .expected = Some(format!("{lo}-{hi} MiB in steps of {step}"));
+                .expected = Some(if cpu == 256 {
+                    "512, 1024 or 2048 MiB".to_string()
+                } else {
+                    format!("{lo}-{hi} MiB in steps of {step}")
+                });
             }
         }
     }
@@ -927,6 +1016,28 @@ mod tests {
         assert!(has_url_credentials("postgres://u:p@host/db"));
         assert!(!has_url_credentials("postgres://u@host/db"));
         assert!(!has_url_credentials("http://host:8000/x@y"));
+    }
+
+    /// Every CPU size against every memory size in 256 MiB steps, compared with AWS's table
+    /// as the Fargate documentation lists it (written out, not derived from FARGATE).
+    #[test]
+    fn fargate_sizes_match_aws_table() {
+        let aws: Vec<(u32, Vec<u32>)> = vec![
+            (256, vec![512, 1024, 2048]),
+            (512, (1..=4).map(|g| g * 1024).collect()),
+            (1024, (2..=8).map(|g| g * 1024).collect()),
+            (2048, (4..=16).map(|g| g * 1024).collect()),
+            (4096, (8..=30).map(|g| g * 1024).collect()),
+            (8192, (4..=15).map(|g| g * 4096).collect()),
+            (16384, (4..=15).map(|g| g * 8192).collect()),
+        ];
+        for cpu in [128, 256, 512, 1024, 2048, 3072, 4096, 8192, 16384, 32768] {
+            let allowed = aws.iter().find(|(c, _)| *c == cpu).map(|(_, m)| m);
+            for memory in (256..=131_072).step_by(256) {
+                let want = allowed.is_some_and(|m| m.contains(&memory));
+                assert_eq!(fargate_memory(cpu, memory), want, "{cpu} CPU, {memory} MiB");
+            }
+        }
     }
 
     #[test]

@@ -92,16 +92,25 @@ pub async fn run(checks: Checks<'_>) -> Result<Ready> {
         let ec2 = crate::aws::ec2::Ec2::new(checks.config).await?;
         super::network::check(&ec2, env).await
     };
-    // Terraform's `init` would stop on a state bucket that is not there.
+    // Terraform's `init` would stop on a state bucket that is not there, and its first
+    // locking command on a lock table that is not.
     let state_bucket = async {
         match &env.terraform.s3 {
-            None => Ok(None),
+            None => Ok((None, None)),
             Some(s3cfg) => {
                 let region = s3cfg.region.as_deref().unwrap_or(&env.aws.region);
                 let client = crate::aws::s3::client(env, region).await;
-                crate::aws::s3::existence(&client, &s3cfg.bucket)
+                let bucket = crate::aws::s3::existence(&client, &s3cfg.bucket)
                     .await
-                    .map(|e| Some((s3cfg.bucket.clone(), e)))
+                    .map(|e| Some((s3cfg.bucket.clone(), e)))?;
+                let table = match &s3cfg.lock_table {
+                    Some(t) => Some((
+                        t.clone(),
+                        crate::aws::dynamodb::table_exists(checks.config, region, t).await?,
+                    )),
+                    None => None,
+                };
+                Ok((bucket, table))
             }
         }
     };
@@ -115,6 +124,18 @@ pub async fn run(checks: Checks<'_>) -> Result<Ready> {
         state_bucket,
     );
     let mut problems: Vec<Problem> = Vec::new();
+    let bucket = bucket.map(|(bucket, table)| {
+        if let Some((name, false)) = table {
+            problems.push(Problem {
+                what: format!("the Terraform lock table {name} (terraform.s3.lock_table) does not exist"),
+                fix: format!(
+                    "remove lock_table from environments/{}.yaml: Terraform then locks with S3's own lock file (nothing to create; DynamoDB locking is deprecated since Terraform 1.10) — or create the table: aws dynamodb create-table --table-name {name} --attribute-definitions AttributeName=LockID,AttributeType=S --key-schema AttributeName=LockID,KeyType=HASH --billing-mode PAY_PER_REQUEST",
+                    env.environment
+                ),
+            });
+        }
+        bucket
+    });
     match bucket {
         Ok(None | Some((_, crate::aws::s3::Existence::Ours))) => {}
         Ok(Some((name, crate::aws::s3::Existence::Missing))) => problems.push(Problem {

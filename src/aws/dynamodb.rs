@@ -1,0 +1,55 @@
+//! DynamoDB, for one question: does an environment's Terraform lock table exist
+//! (`terraform.s3.lock_table`)? One JSON call, signed as the SDKs sign.
+
+use aws_config::{Region, SdkConfig};
+use serde_json::{Value, json};
+
+use super::signed::Signed;
+use crate::error::{Error, Result};
+
+/// Whether table `name` exists in `region`.
+pub async fn table_exists(config: &SdkConfig, region: &str, name: &str) -> Result<bool> {
+    let config = config
+        .to_builder()
+        .region(Region::new(region.to_string()))
+        .build();
+    let signed = Signed::new(&config, "dynamodb", "AWS_ENDPOINT_URL_DYNAMODB").await?;
+    let (status, text) = signed
+        .post(
+            &[
+                ("content-type", "application/x-amz-json-1.0"),
+                ("x-amz-target", "DynamoDB_20120810.DescribeTable"),
+            ],
+            json!({ "TableName": name }).to_string(),
+        )
+        .await
+        .map_err(|cause| Error::Aws {
+            what: "describe the Terraform lock table".into(),
+            which: name.to_string(),
+            cause,
+        })?;
+    if status.is_success() {
+        return Ok(true);
+    }
+    let doc: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    let kind = doc["__type"].as_str().unwrap_or_default();
+    if kind.ends_with("ResourceNotFoundException") {
+        return Ok(false);
+    }
+    let message = doc["message"]
+        .as_str()
+        .or_else(|| doc["Message"].as_str())
+        .unwrap_or(text.as_str());
+    let cause = format!("{status}: {kind} {message}");
+    if kind.contains("UnrecognizedClient") || kind.contains("InvalidSignature") {
+        return Err(Error::Credentials {
+            what: format!("cannot describe the Terraform lock table {name}"),
+            detail: cause,
+        });
+    }
+    Err(Error::Aws {
+        what: "describe the Terraform lock table".into(),
+        which: name.to_string(),
+        cause,
+    })
+}
