@@ -842,6 +842,24 @@ async fn deploy_applies_the_stack_rolls_out_verifies_and_status_reads_it_back() 
         )
     };
     let learntrac_td = |n: u32| format!("{}-learntrac:{n}", p.prefix);
+    // The fast path's revision carries the template's tags (the provider's default_tags):
+    // read back from ECS, which returns them only when asked.
+    let described = moto_json(
+        &p.moto,
+        "ecs",
+        "AmazonEC2ContainerServiceV20141113.DescribeTaskDefinition",
+        serde_json::json!({"taskDefinition": learntrac_td(2), "include": ["TAGS"]}).to_string(),
+    )
+    .await;
+    let described: Value = serde_json::from_str(&described).expect("ECS's JSON");
+    let tags = described["tags"].as_array().cloned().unwrap_or_default();
+    for (key, value) in [("ManagedBy", "learntrac"), ("Environment", "local")] {
+        assert!(
+            tags.iter().any(|t| t["key"] == key && t["value"] == value),
+            "{} lacks {key}={value}: {described}",
+            learntrac_td(2)
+        );
+    }
     let run = p.cli(&["rollback", "local"]).run();
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(

@@ -260,17 +260,33 @@ pub async fn definition(
     client: &Client,
     task_definition: &str,
 ) -> Result<aws_sdk_ecs::types::TaskDefinition> {
+    Ok(definition_and_tags(client, task_definition).await?.0)
+}
+
+/// A task definition and its tags (ECS returns a revision's tags only when asked).
+pub async fn definition_and_tags(
+    client: &Client,
+    task_definition: &str,
+) -> Result<(
+    aws_sdk_ecs::types::TaskDefinition,
+    Vec<aws_sdk_ecs::types::Tag>,
+)> {
     let out = client
         .describe_task_definition()
         .task_definition(task_definition)
+        .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
         .send()
         .await
         .map_err(|e| super::error("describe the task definition", task_definition, e))?;
-    out.task_definition.ok_or_else(|| crate::error::Error::Aws {
-        what: "describe the task definition".into(),
-        which: task_definition.into(),
-        cause: "the answer holds no task definition".into(),
-    })
+    let tags = out.tags.clone().unwrap_or_default();
+    let td = out
+        .task_definition
+        .ok_or_else(|| crate::error::Error::Aws {
+            what: "describe the task definition".into(),
+            which: task_definition.into(),
+            cause: "the answer holds no task definition".into(),
+        })?;
+    Ok((td, tags))
 }
 
 /// Whether two task definitions would run the same tasks (revision and dates aside).
@@ -314,12 +330,18 @@ pub fn derive(
     td
 }
 
-/// Registers a task definition; returns its `family:revision`.
-pub async fn register(client: &Client, td: &aws_sdk_ecs::types::TaskDefinition) -> Result<String> {
+/// Registers a task definition with `tags` (the template's: its default tags, which an
+/// organisation's policy may require on every registration); returns its `family:revision`.
+pub async fn register(
+    client: &Client,
+    td: &aws_sdk_ecs::types::TaskDefinition,
+    tags: &[aws_sdk_ecs::types::Tag],
+) -> Result<String> {
     let family = td.family().unwrap_or_default();
     let out = client
         .register_task_definition()
         .family(family)
+        .set_tags((!tags.is_empty()).then(|| tags.to_vec()))
         .set_task_role_arn(td.task_role_arn().map(String::from))
         .set_execution_role_arn(td.execution_role_arn().map(String::from))
         .set_network_mode(td.network_mode().cloned())

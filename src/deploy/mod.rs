@@ -233,7 +233,8 @@ pub async fn deploy(
         let Some(image) = pushed.or_else(|| now.and_then(crate::aws::ecs::first_image)) else {
             continue;
         };
-        let template = crate::aws::ecs::definition(&ecs, &out.task_definition_arn).await?;
+        let (template, tags) =
+            crate::aws::ecs::definition_and_tags(&ecs, &out.task_definition_arn).await?;
         let want = crate::aws::ecs::derive(&template, &format!("{prefix}-{svc}"), &image);
         let (task_definition, redeploy, deployment_id) = match now {
             Some(now) if crate::aws::ecs::same_tasks(now, &want) => {
@@ -249,7 +250,7 @@ pub async fn deploy(
                 (current, "forced", id)
             }
             _ => {
-                let registered = crate::aws::ecs::register(&ecs, &want).await?;
+                let registered = crate::aws::ecs::register(&ecs, &want, &tags).await?;
                 let id = crate::aws::ecs::update_task_definition(
                     &ecs,
                     &cluster,
