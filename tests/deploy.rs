@@ -667,7 +667,7 @@ async fn deploy_applies_the_stack_rolls_out_verifies_and_status_reads_it_back() 
     );
     let ecs = aws_sdk_ecs::Client::new(&sdk_config(&p.moto).await);
     for (svc, probe) in [
-        ("trac", "urllib2.urlopen"),
+        ("trac", "socket.create_connection"),
         ("learntrac", "/usr/local/bin/learntrac-service"),
     ] {
         let td = ecs

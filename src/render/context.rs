@@ -138,21 +138,21 @@ pub fn wired_environment(env: &Environment, name: ServiceName) -> Vec<(&'static 
 /// HEALTHCHECK and the task definition's (ECS ignores image health checks). Runtime images
 /// carry no curl: the service probes itself, Trac's Python 2 fetches its health path.
 /// The path is validated as a plain URL path, so it cannot leave the Python literal.
-pub fn health_command(name: ServiceName, svc: &Service) -> Vec<String> {
+pub fn health_command(name: ServiceName) -> Vec<String> {
     match name {
         ServiceName::Learntrac => vec![
             "CMD".into(),
             "/usr/local/bin/learntrac-service".into(),
             "healthcheck".into(),
         ],
+        // Liveness only: tracd accepts connections. The load balancer's check asks Trac for
+        // a rendered page (database included); asking for one here too made a busy tracd
+        // miss this 4 s timeout, and ECS killed healthy tasks under load.
         ServiceName::Trac => vec![
             "CMD".into(),
             "python".into(),
             "-c".into(),
-            format!(
-                "import os, urllib2; urllib2.urlopen('http://127.0.0.1:%s{}' % os.environ['PORT'], timeout=4)",
-                svc.health_check.path
-            ),
+            "import os, socket; socket.create_connection(('127.0.0.1', int(os.environ['PORT'])), 4).close()".into(),
         ],
     }
 }
@@ -209,7 +209,7 @@ impl<'a> RenderContext<'a> {
                     .collect();
                 let health_command_hcl = format!(
                     "[{}]",
-                    health_command(name, spec)
+                    health_command(name)
                         .iter()
                         .map(|a| quote(a))
                         .collect::<Vec<_>>()
@@ -294,8 +294,8 @@ impl<'a> RenderContext<'a> {
             health_json: env
                 .services
                 .iter()
-                .map(|(name, spec)| {
-                    let cmd = health_command(name, spec);
+                .map(|(name, _)| {
+                    let cmd = health_command(name);
                     // Dockerfile exec form: everything after "CMD".
                     (name, serde_json::to_string(&cmd[1..]).unwrap_or_default())
                 })
