@@ -1324,6 +1324,9 @@ async fn preflight_stops_where_tasks_without_public_ips_could_not_pull() {
         &format!("subnet {subnet} of {vpc} route nothing to a NAT gateway"),
         "com.amazonaws.us-east-2.ecr.api, com.amazonaws.us-east-2.ecr.dkr, com.amazonaws.us-east-2.s3, com.amazonaws.us-east-2.logs, com.amazonaws.us-east-2.ssm",
         "fix: route 0.0.0.0/0 of those subnets to a NAT gateway",
+        // A new VPC has DNS hostnames off (as AWS makes it): EFS mounts by name need them.
+        &format!("the VPC {vpc} has enableDnsHostnames off"),
+        &format!("fix: aws ec2 modify-vpc-attribute --vpc-id {vpc} --enable-dns-hostnames"),
         "nothing was changed",
     ] {
         assert!(run.stderr.contains(want), "{want}:\n{}", run.stderr);
@@ -1347,10 +1350,15 @@ async fn preflight_stops_where_tasks_without_public_ips_could_not_pull() {
     ))
     .await;
     assert!(route.contains("<return>true</return>"), "{route}");
+    let dns = ec2(format!(
+        "Action=ModifyVpcAttribute&VpcId={vpc}&EnableDnsHostnames.Value=true"
+    ))
+    .await;
+    assert!(dns.contains("<ModifyVpcAttributeResponse"), "{dns}");
     let run = p.cli(&["deploy", "local", "--templates", "tmpl"]).run();
     assert_eq!(run.code, 3, "the secrets are still missing: {}", run.stderr);
     assert!(
-        !run.stderr.contains("NAT gateway"),
+        !run.stderr.contains("NAT gateway") && !run.stderr.contains("enableDns"),
         "the network is fine now:\n{}",
         run.stderr
     );

@@ -38,22 +38,87 @@ impl Unreachable {
     }
 }
 
+/// A VPC whose DNS the stack cannot do without: Trac's tasks mount EFS by its DNS name and
+/// interface endpoints answer through private DNS, both through the VPC's resolver.
+#[derive(Debug, PartialEq, Eq)]
+pub struct DnsOff {
+    pub vpc: String,
+    /// `enableDnsSupport`, `enableDnsHostnames`: those that are off.
+    pub attributes: Vec<&'static str>,
+}
+
+impl DnsOff {
+    pub fn what(&self) -> String {
+        format!(
+            "the VPC {} has {} off: Trac's tasks could not mount EFS by its name (and interface endpoints would not resolve), so they would never start",
+            self.vpc,
+            self.attributes.join(" and ")
+        )
+    }
+
+    pub fn fix(&self) -> String {
+        self.attributes
+            .iter()
+            .map(|a| {
+                let flag = if *a == "enableDnsSupport" {
+                    "--enable-dns-support"
+                } else {
+                    "--enable-dns-hostnames"
+                };
+                format!(
+                    "aws ec2 modify-vpc-attribute --vpc-id {} {flag} '{{\"Value\":true}}'",
+                    self.vpc
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// The environment's VPC id (the account's default VPC for `network.vpc: default`).
+pub async fn vpc_id(ec2: &Ec2, env: &Environment) -> Result<String> {
+    if !env.network.uses_default_vpc() {
+        return Ok(env.network.vpc.clone());
+    }
+    let doc = ec2
+        .call("DescribeVpcs", &filters(&[("isDefault", "true")]))
+        .await?;
+    Ok(doc
+        .items("vpcSet")
+        .next()
+        .map(|v| v.text_at("vpcId").to_string())
+        .unwrap_or_default())
+}
+
+/// None when the VPC resolves names as the stack needs.
+pub async fn dns(ec2: &Ec2, vpc: &str) -> Result<Option<DnsOff>> {
+    let mut off = Vec::new();
+    for attribute in ["enableDnsSupport", "enableDnsHostnames"] {
+        let doc = ec2
+            .call(
+                "DescribeVpcAttribute",
+                &[
+                    ("VpcId".to_string(), vpc.to_string()),
+                    ("Attribute".to_string(), attribute.to_string()),
+                ],
+            )
+            .await?;
+        if doc.text_at(&format!("{attribute}/value")) == "false" {
+            off.push(attribute);
+        }
+    }
+    Ok((!off.is_empty()).then(|| DnsOff {
+        vpc: vpc.to_string(),
+        attributes: off,
+    }))
+}
+
 /// None when every task subnet can reach what a task start needs (or tasks get public IPs).
-pub async fn check(ec2: &Ec2, env: &Environment) -> Result<Option<Unreachable>> {
+pub async fn check(ec2: &Ec2, env: &Environment, vpc: &str) -> Result<Option<Unreachable>> {
     if env.network.assign_public_ip {
         return Ok(None);
     }
-    let vpc = if env.network.uses_default_vpc() {
-        let doc = ec2
-            .call("DescribeVpcs", &filters(&[("isDefault", "true")]))
-            .await?;
-        doc.items("vpcSet")
-            .next()
-            .map(|v| v.text_at("vpcId").to_string())
-            .unwrap_or_default()
-    } else {
-        env.network.vpc.clone()
-    };
+    let vpc = vpc.to_string();
     let mut subnet_filters: Vec<(String, String)> = vec![("vpc-id".into(), vpc.clone())];
     subnet_filters.extend(
         env.network

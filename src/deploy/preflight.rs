@@ -90,7 +90,10 @@ pub async fn run(checks: Checks<'_>) -> Result<Ready> {
         .collect();
     let network = async {
         let ec2 = crate::aws::ec2::Ec2::new(checks.config).await?;
-        super::network::check(&ec2, env).await
+        let vpc = super::network::vpc_id(&ec2, env).await?;
+        let routes = super::network::check(&ec2, env, &vpc).await?;
+        let dns = super::network::dns(&ec2, &vpc).await?;
+        Ok::<_, Error>((routes, dns))
     };
     // Terraform's `init` would stop on a state bucket that is not there, and its first
     // locking command on a lock table that is not.
@@ -217,11 +220,20 @@ pub async fn run(checks: Checks<'_>) -> Result<Ready> {
             Err(e) => problems.push(e.into()),
         }
         match network {
-            Ok(None) => {}
-            Ok(Some(u)) => problems.push(Problem {
-                what: u.what(),
-                fix: u.fix(),
-            }),
+            Ok((routes, dns)) => {
+                if let Some(u) = routes {
+                    problems.push(Problem {
+                        what: u.what(),
+                        fix: u.fix(),
+                    });
+                }
+                if let Some(d) = dns {
+                    problems.push(Problem {
+                        what: d.what(),
+                        fix: d.fix(),
+                    });
+                }
+            }
             Err(e) => problems.push(e.into()),
         }
         match &services {
