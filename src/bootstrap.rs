@@ -120,12 +120,53 @@ pub async fn run(env: &Environment, opts: &Options) -> Result<Report> {
         );
     }
     secrets(env, opts, &again, &mut report).await?;
+    ecs_service_linked_role(env, opts.apply, &again, &mut report).await?;
     report.notes.push(
         "ECR repositories: Terraform's; the first `learntrac deploy` creates them before it \
          pushes"
             .into(),
     );
     Ok(report)
+}
+
+/// ECS's service-linked role: a new account has none until the console (or this) makes it,
+/// and Terraform's first `CreateService` fails without it. Made here, not in Terraform: an
+/// account that has it would fail Terraform's create, and it belongs to the account, not to
+/// one environment.
+async fn ecs_service_linked_role(
+    env: &Environment,
+    apply: bool,
+    again: &str,
+    report: &mut Report,
+) -> Result<()> {
+    use crate::aws::iam;
+    let config = crate::aws::sdk_config(env).await;
+    let what = format!("ECS service-linked role {}", iam::ECS_SERVICE_LINKED_ROLE);
+    let item = |state: State, detail: &str, fix: Option<String>| Item {
+        item: what.clone(),
+        state,
+        detail: detail.to_string(),
+        fix,
+    };
+    if iam::ecs_service_linked_role_exists(&config).await? {
+        report
+            .items
+            .push(item(State::Present, "the account has it", None));
+    } else if apply {
+        iam::create_ecs_service_linked_role(&config).await?;
+        report.items.push(item(
+            State::Created,
+            "made for ECS (the account keeps it)",
+            None,
+        ));
+    } else {
+        report.items.push(item(
+            State::Missing,
+            "a new account has none: creating the services would fail",
+            Some(again.to_string()),
+        ));
+    }
+    Ok(())
 }
 
 async fn state_bucket(

@@ -19,8 +19,14 @@ struct Account {
 }
 
 fn account(lock_table: bool) -> Account {
+    account_on(
+        lock_table,
+        peer("LEARNTRAC_TEST_MOTO", "moto (the AWS endpoint)"),
+    )
+}
+
+fn account_on(lock_table: bool, moto: String) -> Account {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let moto = peer("LEARNTRAC_TEST_MOTO", "moto (the AWS endpoint)");
     let name = format!(
         "bs{}x{}",
         std::process::id() % 100_000,
@@ -342,6 +348,55 @@ fn a_lock_table_that_does_not_exist_stops_preflight_with_both_fixes() {
     assert!(
         !dry.stderr.contains("lock table"),
         "the table exists now: {}",
+        dry.stderr
+    );
+}
+
+#[test]
+fn a_new_account_gets_ecs_s_service_linked_role_once() {
+    // IAM is the account's: a moto of this test's own is an account nobody else touched.
+    let moto = common::Moto::start();
+    let a = account_on(false, moto.url.clone());
+    let check = a.cli(&["bootstrap", "local", "-o", "json"]).run();
+    let role = "ECS service-linked role AWSServiceRoleForECS";
+    let state_of = |run: &Run| {
+        states(&json(run))
+            .into_iter()
+            .find(|(item, _)| item == role)
+            .map(|(_, state)| state)
+    };
+    let dry = a.cli(&["deploy", "local", "--dry-run"]).run();
+    assert!(
+        dry.stderr
+            .contains("the account has no ECS service-linked role (AWSServiceRoleForECS)")
+            && dry.stderr.contains(
+                "aws iam create-service-linked-role --aws-service-name ecs.amazonaws.com"
+            ),
+        "{}",
+        dry.stderr
+    );
+    assert_eq!(state_of(&check).as_deref(), Some("missing"));
+    let made = a
+        .cli(&[
+            "bootstrap",
+            "local",
+            "--yes",
+            "--trac-admin",
+            "admin",
+            "--password-stdin",
+            "-o",
+            "json",
+        ])
+        .stdin(ADMIN_PASSWORD)
+        .run();
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    assert_eq!(state_of(&made).as_deref(), Some("created"));
+    let again = a.cli(&["bootstrap", "local", "-o", "json"]).run();
+    assert_eq!(state_of(&again).as_deref(), Some("present"));
+    let dry = a.cli(&["deploy", "local", "--dry-run"]).run();
+    assert!(
+        !dry.stderr.contains("service-linked role"),
+        "{}",
         dry.stderr
     );
 }

@@ -12,57 +12,16 @@ mod common;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{Cli, Run, commit_all, free_port, peer, repo_root, sdk_config, write};
+use common::{Cli, Moto, Run, commit_all, peer, repo_root, sdk_config, write};
 use serde_json::Value;
 
 /// Trac's first administrator's password, given to `bootstrap`.
 const ADMIN_PASSWORD: &str = "admin-pw-5c7e1a9d3f";
-
-/// A moto server for this test alone: the stack has one RDS instance and moto gives every
-/// instance the same resource id, so deploys must not share a moto.
-struct Moto {
-    child: Child,
-    url: String,
-}
-
-impl Moto {
-    fn start() -> Self {
-        let python = peer("LEARNTRAC_TEST_MOTO_PYTHON", "moto's Python");
-        let port = free_port();
-        let child = Command::new(python)
-            .arg(repo_root().join("scripts/lib/moto_server.py"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
-            .env("MOTO_ECS_SERVICE_RUNNING", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start moto");
-        let moto = Moto {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return moto;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("moto did not start on {}", moto.url);
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 impl Drop for DeployProject {
     fn drop(&mut self) {

@@ -18,6 +18,7 @@ from moto.efs import responses as efs_responses
 from moto.elasticache import exceptions as elasticache_errors
 from moto.elasticache import models as elasticache
 from moto.elasticache import responses as elasticache_responses
+from moto.iam import models as iam
 from moto.rds import models as rds
 from moto.s3 import models as s3
 from moto.server import main
@@ -208,6 +209,11 @@ def bucket_permission(self, action, resource):
         return PermissionResult.NEUTRAL
     return IAMPolicy(json.dumps(document)).is_action_permitted(action, resource)
 
+
+# ECS's service-linked role is AWSServiceRoleForECS (AWS's name for ecs.amazonaws.com's
+# role); moto names it after the host's lowercase first label, AWSServiceRoleForecs, so a
+# GetRole of the real name never found the role it made. tests/bootstrap.rs relies on it.
+iam.SERVICE_NAME_CONVERSION["ecs"] = "ECS"
 
 ecs.EC2ContainerServiceBackend.update_service = update_service
 s3.FakeBucket.get_permission = bucket_permission

@@ -7,6 +7,7 @@ pub mod ec2;
 pub mod ecr;
 pub mod ecs;
 pub mod elbv2;
+pub mod iam;
 pub mod logs;
 pub mod s3;
 pub mod signed;

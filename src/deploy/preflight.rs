@@ -117,7 +117,8 @@ pub async fn run(checks: Checks<'_>) -> Result<Ready> {
             }
         }
     };
-    let (docker, identity, terraform, params, services, network, bucket) = tokio::join!(
+    let service_linked_role = crate::aws::iam::ecs_service_linked_role_exists(checks.config);
+    let (docker, identity, terraform, params, services, network, bucket, role) = tokio::join!(
         docker,
         crate::aws::sts::identity(checks.config),
         crate::terraform::find(),
@@ -125,6 +126,7 @@ pub async fn run(checks: Checks<'_>) -> Result<Ready> {
         crate::aws::ecs::services(&ecs, &cluster, &every_service),
         network,
         state_bucket,
+        service_linked_role,
     );
     let mut problems: Vec<Problem> = Vec::new();
     let bucket = bucket.map(|(bucket, table)| {
@@ -158,6 +160,20 @@ pub async fn run(checks: Checks<'_>) -> Result<Ready> {
     }
     if let Err(e) = docker {
         problems.push(e.into());
+    }
+    match role {
+        Ok(true) | Err(Error::Credentials { .. }) => {}
+        Ok(false) => problems.push(Problem {
+            what: format!(
+                "the account has no ECS service-linked role ({}): creating the services would fail (\"Unable to assume the service linked role\")",
+                crate::aws::iam::ECS_SERVICE_LINKED_ROLE
+            ),
+            fix: format!(
+                "learntrac bootstrap {} --yes (creates it), or aws iam create-service-linked-role --aws-service-name ecs.amazonaws.com",
+                env.environment
+            ),
+        }),
+        Err(e) => problems.push(e.into()),
     }
     let identity = match identity {
         Ok(id) => {

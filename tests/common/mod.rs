@@ -407,3 +407,45 @@ pub fn trac_form(
         String::from_utf8_lossy(&out.stdout).into_owned(),
     )
 }
+
+/// A moto server of one test's own (scripts/lib/moto_server.py, as the harness starts the
+/// shared one): for state no other test may touch — a stack's single RDS instance (moto
+/// gives every instance the same resource id), an account's IAM roles. Stopped on drop.
+pub struct Moto {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl Moto {
+    pub fn start() -> Self {
+        let python = peer("LEARNTRAC_TEST_MOTO_PYTHON", "moto's Python");
+        let port = free_port();
+        let child = Command::new(python)
+            .arg(repo_root().join("scripts/lib/moto_server.py"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+            .env("MOTO_ECS_SERVICE_RUNNING", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start moto");
+        let moto = Moto {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return moto;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("moto did not start on {}", moto.url);
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
