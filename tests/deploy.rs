@@ -1443,3 +1443,88 @@ async fn preflight_refuses_while_a_deployment_is_in_progress() {
     );
     assert!(run.stderr.contains("or pass --force"), "{}", run.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn preflight_refuses_a_certificate_the_load_balancer_could_not_use() {
+    let moto = peer("LEARNTRAC_TEST_MOTO", "moto (the AWS endpoint)");
+    let p = DeployProject::new(&moto, 1);
+    let yaml = p.path().join("environments/local.yaml");
+    let set_tls = |arn: &str, url: &str| {
+        let text = std::fs::read_to_string(&yaml).expect("read");
+        let text: String = text
+            .lines()
+            .filter(|l| !l.starts_with("tls:") && !l.starts_with("  certificate_arn:"))
+            .map(|l| {
+                if l.starts_with("  public_url:") {
+                    format!("  public_url: {url}\n")
+                } else {
+                    format!("{l}\n")
+                }
+            })
+            .collect();
+        std::fs::write(&yaml, format!("{text}tls:\n  certificate_arn: {arn}\n")).expect("write");
+    };
+    let deploy = || p.cli(&["deploy", "local", "--dry-run"]).run();
+
+    // None in the stack's region (as for one made in us-east-1 for CloudFront).
+    let absent =
+        "arn:aws:acm:us-east-2:123456789012:certificate/00000000-0000-0000-0000-00000000beef";
+    set_tls(absent, "https://learn.school.example");
+    let run = deploy();
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("ACM in us-east-2 has no certificate {absent}")),
+        "{}",
+        run.stderr
+    );
+
+    // An issued certificate for another name.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ok = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=other.school.example"])
+        .args(["-addext", "subjectAltName=DNS:other.school.example"])
+        .arg("-keyout")
+        .arg(dir.path().join("key.pem"))
+        .arg("-out")
+        .arg(dir.path().join("cert.pem"))
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(ok, "openssl");
+    use base64::Engine;
+    let b64 = |f: &str| {
+        base64::engine::general_purpose::STANDARD
+            .encode(std::fs::read(dir.path().join(f)).expect("read pem"))
+    };
+    let imported = moto_json(
+        &moto,
+        "acm",
+        "CertificateManager.ImportCertificate",
+        serde_json::json!({"Certificate": b64("cert.pem"), "PrivateKey": b64("key.pem")})
+            .to_string(),
+    )
+    .await;
+    let imported: Value = serde_json::from_str(&imported).expect("ACM's JSON");
+    let arn = imported["CertificateArn"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{imported}"))
+        .to_string();
+    set_tls(&arn, "https://learn.school.example");
+    let run = deploy();
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "the certificate {arn} names other.school.example, not learn.school.example"
+        )),
+        "{}",
+        run.stderr
+    );
+
+    // The name it covers: no word about the certificate.
+    set_tls(&arn, "https://other.school.example");
+    let run = deploy();
+    assert!(!run.stderr.contains("certificate"), "{}", run.stderr);
+}

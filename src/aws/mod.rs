@@ -1,6 +1,7 @@
 //! AWS through the official SDK: the standard credential chain, AWS_PROFILE, AWS_REGION,
 //! and the environment's `aws.endpoint` (moto in tests) when set.
 
+pub mod acm;
 pub mod cloud;
 pub mod dynamodb;
 pub mod ec2;

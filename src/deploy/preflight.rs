@@ -118,7 +118,17 @@ pub async fn run(checks: Checks<'_>) -> Result<Ready> {
         }
     };
     let service_linked_role = crate::aws::iam::ecs_service_linked_role_exists(checks.config);
-    let (docker, identity, terraform, params, services, network, bucket, role) = tokio::join!(
+    // A wrong certificate otherwise fails CreateListener after the database and the cache
+    // spent their tens of minutes being made.
+    let certificate = async {
+        match &env.tls.certificate_arn {
+            Some(arn) => crate::aws::acm::describe(checks.config, arn)
+                .await
+                .map(|c| Some((arn.clone(), c))),
+            None => Ok(None),
+        }
+    };
+    let (docker, identity, terraform, params, services, network, bucket, role, certificate) = tokio::join!(
         docker,
         crate::aws::sts::identity(checks.config),
         crate::terraform::find(),
@@ -127,6 +137,7 @@ pub async fn run(checks: Checks<'_>) -> Result<Ready> {
         network,
         state_bucket,
         service_linked_role,
+        certificate,
     );
     let mut problems: Vec<Problem> = Vec::new();
     let bucket = bucket.map(|(bucket, table)| {
@@ -160,6 +171,44 @@ pub async fn run(checks: Checks<'_>) -> Result<Ready> {
     }
     if let Err(e) = docker {
         problems.push(e.into());
+    }
+    match certificate {
+        Ok(None) | Err(Error::Credentials { .. }) => {}
+        Ok(Some((arn, None))) => problems.push(Problem {
+            what: format!(
+                "ACM in {} has no certificate {arn}: the load balancer could not serve HTTPS",
+                env.aws.region
+            ),
+            fix: format!(
+                "request or import the certificate in {} (a load balancer uses only its own region's; one made for CloudFront lives in us-east-1) and set tls.certificate_arn to its ARN",
+                env.aws.region
+            ),
+        }),
+        Ok(Some((arn, Some(c)))) => {
+            if c.status != "ISSUED" {
+                problems.push(Problem {
+                    what: format!("the certificate {arn} is {}, not ISSUED", c.status),
+                    fix: "finish its validation in ACM (the DNS record it asks for), or choose an issued certificate".into(),
+                });
+            }
+            let host = env
+                .deploy
+                .public_url
+                .as_deref()
+                .and_then(|u| u.split("://").nth(1))
+                .and_then(|rest| rest.split(['/', ':']).next())
+                .unwrap_or_default();
+            if !host.is_empty() && !c.names.iter().any(|n| crate::aws::acm::covers(n, host)) {
+                problems.push(Problem {
+                    what: format!(
+                        "the certificate {arn} names {}, not {host} (deploy.public_url): browsers would refuse it",
+                        c.names.join(", ")
+                    ),
+                    fix: format!("use a certificate for {host}, or set deploy.public_url to a name it covers"),
+                });
+            }
+        }
+        Err(e) => problems.push(e.into()),
     }
     match role {
         Ok(true) | Err(Error::Credentials { .. }) => {}
