@@ -105,6 +105,10 @@ pub async fn destroy(
             env.ssm_prefix()
         ));
     }
+    remaining.push(format!(
+        "the task definitions {}-*, deregistered (ECS keeps INACTIVE revisions; none can run or be rolled back to)",
+        env.name_prefix()
+    ));
     if env.is_production() {
         remaining.push(format!(
             "the database's final snapshot {}-db-final-<when the database was made> (RDS keeps it until you delete it)",
@@ -136,6 +140,25 @@ pub async fn destroy(
         return Err(explain(env, e));
     }
     phase.finish(&format!("{} destroyed", going.len()));
+
+    // The revisions deploy registered (and the templates Terraform keeps registered) name
+    // roles, a file system and secrets that are gone: none may run again, nor be a
+    // rollback's target.
+    let phase = reporter.phase("task definitions");
+    let ecs = aws_sdk_ecs::Client::new(&config);
+    let mut deregistered = 0;
+    for service in crate::config::ServiceName::ALL {
+        for family in [
+            format!("{}-{service}", env.name_prefix()),
+            format!("{}-{service}-template", env.name_prefix()),
+        ] {
+            for revision in crate::aws::ecs::revisions(&ecs, &family).await? {
+                crate::aws::ecs::deregister(&ecs, &revision).await?;
+                deregistered += 1;
+            }
+        }
+    }
+    phase.finish(&format!("{deregistered} revision(s) deregistered"));
 
     if args.secrets {
         let phase = reporter.phase("secrets");

@@ -1186,6 +1186,29 @@ async fn deploy_applies_the_stack_rolls_out_verifies_and_status_reads_it_back() 
         !services.contains("\"ACTIVE\""),
         "no ECS service left: {services}"
     );
+    // No revision of the stack stays runnable: rollback could otherwise pick one whose
+    // roles and file system are gone.
+    for family in ["trac", "learntrac", "trac-template", "learntrac-template"] {
+        let active = moto_json(
+            &p.moto,
+            "ecs",
+            "AmazonEC2ContainerServiceV20141113.ListTaskDefinitions",
+            format!(
+                "{{\"familyPrefix\": \"{}-{family}\", \"status\": \"ACTIVE\"}}",
+                p.prefix
+            ),
+        )
+        .await;
+        let active: Value = serde_json::from_str(&active).expect("ECS's JSON");
+        let arns: Vec<&str> = active["taskDefinitionArns"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .filter(|a| a.contains(&format!("/{}-{family}:", p.prefix)))
+            .collect();
+        assert!(arns.is_empty(), "{family}: {arns:?}");
+    }
     for (service, query, name) in [
         (
             "elasticloadbalancing",

@@ -255,6 +255,17 @@ pub async fn revisions(client: &Client, family: &str) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// Deregisters `family:revision` (it goes INACTIVE: nothing can run or roll back to it).
+pub async fn deregister(client: &Client, family_revision: &str) -> Result<()> {
+    client
+        .deregister_task_definition()
+        .task_definition(family_revision)
+        .send()
+        .await
+        .map_err(|e| super::error("deregister the task definition", family_revision, e))?;
+    Ok(())
+}
+
 /// A task definition as ECS describes it.
 pub async fn definition(
     client: &Client,
