@@ -105,11 +105,19 @@ pub async fn destroy(
             env.ssm_prefix()
         ));
     }
+    remaining.push(
+        "the KMS keys of Trac's files and of the alerts, scheduled for deletion in 30 days (until then `aws kms cancel-key-deletion` brings one back, and the backups it encrypts stay readable)"
+            .to_string(),
+    );
     remaining.push(format!(
         "the task definitions {}-*, deregistered (ECS keeps INACTIVE revisions; none can run or be rolled back to)",
         env.name_prefix()
     ));
     if env.is_production() {
+        remaining.push(
+            "the recovery points of Trac's files in AWS Backup's default vault (the daily EFS backups, kept 35 days; delete them there sooner)"
+                .to_string(),
+        );
         remaining.push(format!(
             "the database's final snapshot {}-db-final-<when the database was made> (RDS keeps it until you delete it)",
             env.name_prefix()
