@@ -162,8 +162,10 @@ pub async fn run(checks: Checks<'_>) -> Result<Ready> {
             ),
         }),
         Ok(Some((name, crate::aws::s3::Existence::Forbidden))) => problems.push(Problem {
-            what: format!("the Terraform state bucket s3://{name} belongs to another account"),
-            fix: "choose another terraform.s3.bucket, or use that account's credentials".into(),
+            what: format!(
+                "the Terraform state bucket s3://{name} answers 403: it belongs to another account, or these credentials may not read it"
+            ),
+            fix: "if it is this account's, grant s3:ListBucket, s3:GetObject and s3:PutObject on it; bucket names are global, so if it is not, choose another terraform.s3.bucket".into(),
         }),
         // No credentials: the identity check says so once.
         Err(Error::Credentials { .. }) => {}
