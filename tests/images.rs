@@ -217,8 +217,20 @@ fn the_service_image_rebuilds_its_own_crate_only_and_nothing_for_files_it_does_n
     write(p.path(), "trac-legacy/start.sh", "echo trac 2\n");
     commit_all(p.path(), "not the service");
     let steps = rebuilt(&build());
-    assert_eq!(steps.len(), 1, "{steps:#?}");
-    assert!(steps[0].starts_with("LABEL "), "{steps:#?}");
+    assert!(
+        steps.last().is_some_and(|s| s.starts_with("LABEL ")),
+        "{steps:#?}"
+    );
+    // The RDS CA bundle is fetched from its URL on every build and compared by content;
+    // under CI's load the engine has been seen to take that step (and its chmod) again.
+    // Nothing that copies or compiles the service's code, or installs anything, may run.
+    let rds_ca = ["LABEL ", "ADD http", "RUN chmod 0644 /rds-ca-bundle.pem"];
+    assert!(
+        steps
+            .iter()
+            .all(|s| rds_ca.iter().any(|allowed| s.starts_with(allowed))),
+        "{steps:#?}"
+    );
 
     // A one-line change to the service's code: its crate is compiled again, its
     // dependency tree comes from the cache.
