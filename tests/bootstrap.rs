@@ -79,6 +79,22 @@ impl Account {
         Cli::new().root(self.project.path()).args(args)
     }
 
+    /// `bootstrap local --yes` with Trac's first administrator (password on stdin), as JSON.
+    fn bootstrap_yes(&self) -> Run {
+        self.cli(&[
+            "bootstrap",
+            "local",
+            "--yes",
+            "--trac-admin",
+            "admin",
+            "--password-stdin",
+            "-o",
+            "json",
+        ])
+        .stdin(ADMIN_PASSWORD)
+        .run()
+    }
+
     fn s3(&self) -> aws_sdk_s3::Client {
         common::s3_client(&self.moto)
     }
@@ -159,19 +175,7 @@ async fn bootstrap_makes_a_fresh_account_ready_and_changes_nothing_the_second_ti
     );
 
     // --yes: everything, the admin's password from stdin.
-    let run = a
-        .cli(&[
-            "bootstrap",
-            "local",
-            "--yes",
-            "--trac-admin",
-            "admin",
-            "--password-stdin",
-            "-o",
-            "json",
-        ])
-        .stdin(ADMIN_PASSWORD)
-        .run();
+    let run = a.bootstrap_yes();
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let report = json(&run);
     let got = states(&report);
@@ -299,17 +303,7 @@ fn an_old_lock_table_is_read_with_a_deprecation_note_and_trac_admin_is_asked_for
 #[test]
 fn a_lock_table_that_does_not_exist_stops_preflight_with_both_fixes() {
     let a = account(true);
-    let boot = a
-        .cli(&[
-            "bootstrap",
-            "local",
-            "--yes",
-            "--trac-admin",
-            "admin",
-            "--password-stdin",
-        ])
-        .stdin(ADMIN_PASSWORD)
-        .run();
+    let boot = a.bootstrap_yes();
     assert_eq!(boot.code, 0, "{}\n{}", boot.stdout, boot.stderr);
     let table = format!("{}-locks", a.name);
     let dry = a.cli(&["deploy", "local", "--dry-run"]).run();
@@ -376,19 +370,7 @@ fn a_new_account_gets_ecs_s_service_linked_role_once() {
         dry.stderr
     );
     assert_eq!(state_of(&check).as_deref(), Some("missing"));
-    let made = a
-        .cli(&[
-            "bootstrap",
-            "local",
-            "--yes",
-            "--trac-admin",
-            "admin",
-            "--password-stdin",
-            "-o",
-            "json",
-        ])
-        .stdin(ADMIN_PASSWORD)
-        .run();
+    let made = a.bootstrap_yes();
     assert_eq!(made.code, 0, "{}", made.stderr);
     assert_eq!(state_of(&made).as_deref(), Some("created"));
     let again = a.cli(&["bootstrap", "local", "-o", "json"]).run();

@@ -75,6 +75,14 @@ impl ImageProject {
             .run()
     }
 
+    /// A one-line change to the service's code, committed.
+    fn change_the_service(&self, line: &str) {
+        let lib = self.path().join("learntrac-service/src/lib.rs");
+        let text = std::fs::read_to_string(&lib).expect("lib.rs");
+        std::fs::write(&lib, format!("{text}\n// {line}\n")).expect("write lib.rs");
+        commit_all(self.path(), line);
+    }
+
     fn repo(&self, service: &str) -> String {
         format!("{}-test-{service}", self.project)
     }
@@ -234,10 +242,7 @@ fn the_service_image_rebuilds_its_own_crate_only_and_nothing_for_files_it_does_n
 
     // A one-line change to the service's code: its crate is compiled again, its
     // dependency tree comes from the cache.
-    let lib = p.path().join("learntrac-service/src/lib.rs");
-    let text = std::fs::read_to_string(&lib).expect("lib.rs");
-    std::fs::write(&lib, format!("{text}\n// one more line\n")).expect("write lib.rs");
-    commit_all(p.path(), "one line");
+    p.change_the_service("one more line");
     let steps = rebuilt(&build());
     assert!(
         steps
@@ -278,10 +283,7 @@ fn an_engine_without_the_layers_builds_from_the_registry_s_build_cache() {
         .expect("docker rmi");
     assert!(out.status.success(), "{out:?}");
 
-    let lib = p.path().join("learntrac-service/src/lib.rs");
-    let text = std::fs::read_to_string(&lib).expect("lib.rs");
-    std::fs::write(&lib, format!("{text}\n// a change on a fresh runner\n")).expect("write");
-    commit_all(p.path(), "one line");
+    p.change_the_service("a change on a fresh runner");
     let second = push();
     assert!(
         second.stderr.contains(&format!(

@@ -2,7 +2,7 @@
 //! issued, and does it name the host people use? One JSON call, signed as the SDKs sign.
 
 use aws_config::SdkConfig;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::signed::Signed;
 use crate::error::{Error, Result};
@@ -23,17 +23,14 @@ pub async fn describe(config: &SdkConfig, arn: &str) -> Result<Option<Certificat
         which: arn.to_string(),
         cause,
     };
-    let (status, text) = signed
-        .post(
-            &[
-                ("content-type", "application/x-amz-json-1.1"),
-                ("x-amz-target", "CertificateManager.DescribeCertificate"),
-            ],
-            json!({ "CertificateArn": arn }).to_string(),
+    let (status, doc) = signed
+        .json(
+            "1.1",
+            "CertificateManager.DescribeCertificate",
+            &json!({ "CertificateArn": arn }),
         )
         .await
         .map_err(fail)?;
-    let doc: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
     if !status.is_success() {
         let kind = doc["__type"].as_str().unwrap_or_default();
         if kind.ends_with("ResourceNotFoundException") {
@@ -41,7 +38,7 @@ pub async fn describe(config: &SdkConfig, arn: &str) -> Result<Option<Certificat
         }
         return Err(fail(format!(
             "{status}: {kind} {}",
-            doc["message"].as_str().unwrap_or(&text)
+            doc["message"].as_str().unwrap_or_default()
         )));
     }
     let c = &doc["Certificate"];

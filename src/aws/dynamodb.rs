@@ -2,7 +2,7 @@
 //! (`terraform.s3.lock_table`)? One JSON call, signed as the SDKs sign.
 
 use aws_config::{Region, SdkConfig};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::signed::Signed;
 use crate::error::{Error, Result};
@@ -14,13 +14,11 @@ pub async fn table_exists(config: &SdkConfig, region: &str, name: &str) -> Resul
         .region(Region::new(region.to_string()))
         .build();
     let signed = Signed::new(&config, "dynamodb", "AWS_ENDPOINT_URL_DYNAMODB").await?;
-    let (status, text) = signed
-        .post(
-            &[
-                ("content-type", "application/x-amz-json-1.0"),
-                ("x-amz-target", "DynamoDB_20120810.DescribeTable"),
-            ],
-            json!({ "TableName": name }).to_string(),
+    let (status, doc) = signed
+        .json(
+            "1.0",
+            "DynamoDB_20120810.DescribeTable",
+            &json!({ "TableName": name }),
         )
         .await
         .map_err(|cause| Error::Aws {
@@ -31,7 +29,6 @@ pub async fn table_exists(config: &SdkConfig, region: &str, name: &str) -> Resul
     if status.is_success() {
         return Ok(true);
     }
-    let doc: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
     let kind = doc["__type"].as_str().unwrap_or_default();
     if kind.ends_with("ResourceNotFoundException") {
         return Ok(false);
@@ -39,7 +36,7 @@ pub async fn table_exists(config: &SdkConfig, region: &str, name: &str) -> Resul
     let message = doc["message"]
         .as_str()
         .or_else(|| doc["Message"].as_str())
-        .unwrap_or(text.as_str());
+        .unwrap_or_default();
     let cause = format!("{status}: {kind} {message}");
     if kind.contains("UnrecognizedClient") || kind.contains("InvalidSignature") {
         return Err(Error::Credentials {

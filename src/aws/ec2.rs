@@ -92,35 +92,14 @@ impl Ec2 {
 
     /// One Query API call; the response document, or the error EC2 answered.
     pub async fn call(&self, action: &str, params: &[(String, String)]) -> Result<Node> {
-        let mut form = form_urlencoded::Serializer::new(String::new());
-        form.append_pair("Action", action)
-            .append_pair("Version", API_VERSION);
-        for (k, v) in params {
-            form.append_pair(k, v);
-        }
-        let fail = |cause: String| Error::Aws {
-            what: format!("read the network ({action})"),
-            which: self.signed.endpoint.clone(),
-            cause,
-        };
-        let (status, text) = self
-            .signed
-            .post(
-                &[(
-                    "content-type",
-                    "application/x-www-form-urlencoded; charset=utf-8",
-                )],
-                form.finish(),
-            )
+        self.signed
+            .query(action, API_VERSION, params)
             .await
-            .map_err(fail)?;
-        let doc = parse(&text).map_err(|e| fail(format!("unreadable answer ({e})")))?;
-        if !status.is_success() {
-            let code = doc.text_at("Errors/Error/Code");
-            let message = doc.text_at("Errors/Error/Message");
-            return Err(fail(format!("{status}: {code} {message}")));
-        }
-        Ok(doc)
+            .map_err(|cause| Error::Aws {
+                what: format!("read the network ({action})"),
+                which: self.signed.endpoint.clone(),
+                cause,
+            })
     }
 }
 

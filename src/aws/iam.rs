@@ -5,7 +5,7 @@
 
 use aws_config::{Region, SdkConfig};
 
-use super::ec2::{Node, parse};
+use super::ec2::Node;
 use super::signed::Signed;
 use crate::error::{Error, Result};
 
@@ -19,36 +19,18 @@ async fn call(config: &SdkConfig, action: &str, params: &[(&str, &str)]) -> Resu
     if std::env::var_os("AWS_ENDPOINT_URL_IAM").is_none() && config.endpoint_url().is_none() {
         signed.endpoint = "https://iam.amazonaws.com".into();
     }
-    let mut form = form_urlencoded::Serializer::new(String::new());
-    form.append_pair("Action", action)
-        .append_pair("Version", API_VERSION);
-    for (k, v) in params {
-        form.append_pair(k, v);
-    }
-    let fail = |cause: String| Error::Aws {
-        what: format!("ask IAM ({action})"),
-        which: ECS_SERVICE_LINKED_ROLE.into(),
-        cause,
-    };
-    let (status, text) = signed
-        .post(
-            &[(
-                "content-type",
-                "application/x-www-form-urlencoded; charset=utf-8",
-            )],
-            form.finish(),
-        )
+    let params: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    signed
+        .query(action, API_VERSION, &params)
         .await
-        .map_err(fail)?;
-    let doc = parse(&text).map_err(|e| fail(format!("unreadable answer ({e})")))?;
-    if !status.is_success() {
-        let code = doc.text_at("Error/Code");
-        return Err(fail(format!(
-            "{status}: {code} {}",
-            doc.text_at("Error/Message")
-        )));
-    }
-    Ok(doc)
+        .map_err(|cause| Error::Aws {
+            what: format!("ask IAM ({action})"),
+            which: ECS_SERVICE_LINKED_ROLE.into(),
+            cause,
+        })
 }
 
 /// Whether the account has ECS's service-linked role.

@@ -50,18 +50,11 @@ impl Logs {
             cause,
         };
         let target = format!("Logs_20140328.{action}");
-        let (status, text) = self
+        let (status, doc) = self
             .signed
-            .post(
-                &[
-                    ("content-type", "application/x-amz-json-1.1"),
-                    ("x-amz-target", &target),
-                ],
-                body.to_string(),
-            )
+            .json("1.1", &target, &body)
             .await
             .map_err(fail)?;
-        let doc: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         if !status.is_success() {
             let kind = doc["__type"].as_str().unwrap_or_default();
             if kind.ends_with("ResourceNotFoundException") {
@@ -69,7 +62,7 @@ impl Logs {
             }
             return Err(fail(format!(
                 "{status}: {kind} {}",
-                doc["message"].as_str().unwrap_or(&text)
+                doc["message"].as_str().unwrap_or_default()
             )));
         }
         Ok(doc)

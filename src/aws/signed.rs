@@ -89,4 +89,64 @@ impl Signed {
         let text = resp.text().await.map_err(|e| e.to_string())?;
         Ok((status, text))
     }
+
+    /// A JSON-protocol call (`X-Amz-Target: TARGET`, `application/x-amz-json-VERSION`): the
+    /// status and the answer as JSON (Null when it is not JSON).
+    pub async fn json(
+        &self,
+        version: &str,
+        target: &str,
+        body: &serde_json::Value,
+    ) -> std::result::Result<(reqwest::StatusCode, serde_json::Value), String> {
+        let content_type = format!("application/x-amz-json-{version}");
+        let (status, text) = self
+            .post(
+                &[("content-type", &content_type), ("x-amz-target", target)],
+                body.to_string(),
+            )
+            .await?;
+        Ok((
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        ))
+    }
+
+    /// A Query-protocol call (EC2, IAM): `Action`, `Version` and `params` as a form; the
+    /// answer's document, or the error the service answered as "STATUS: Code Message".
+    pub async fn query(
+        &self,
+        action: &str,
+        version: &str,
+        params: &[(String, String)],
+    ) -> std::result::Result<super::ec2::Node, String> {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("Action", action)
+            .append_pair("Version", version);
+        for (k, v) in params {
+            form.append_pair(k, v);
+        }
+        let (status, text) = self
+            .post(
+                &[(
+                    "content-type",
+                    "application/x-www-form-urlencoded; charset=utf-8",
+                )],
+                form.finish(),
+            )
+            .await?;
+        let doc = super::ec2::parse(&text).map_err(|e| format!("unreadable answer ({e})"))?;
+        if !status.is_success() {
+            // EC2 answers <Response><Errors><Error>, IAM <ErrorResponse><Error>.
+            let error = ["Errors/Error", "Error"]
+                .iter()
+                .find(|p| !doc.text_at(&format!("{p}/Code")).is_empty())
+                .unwrap_or(&"Error");
+            return Err(format!(
+                "{status}: {} {}",
+                doc.text_at(&format!("{error}/Code")),
+                doc.text_at(&format!("{error}/Message"))
+            ));
+        }
+        Ok(doc)
+    }
 }
