@@ -206,6 +206,27 @@ fn rebuilt(run: &Run) -> Vec<String> {
         .collect()
 }
 
+/// A one-line change's build: the service's crate compiled again, on the dependency stage
+/// and the voice engines' layer from the cache.
+fn assert_only_the_crate_rebuilt(steps: &[String]) {
+    assert!(
+        steps
+            .iter()
+            .any(|s| s.starts_with("RUN cargo build --release --locked -p learntrac-service")),
+        "{steps:#?}"
+    );
+    assert!(
+        !steps
+            .iter()
+            .any(|s| s.contains("mkdir learntrac-service/src")),
+        "the dependency stage ran again: {steps:#?}"
+    );
+    assert!(
+        !steps.iter().any(|s| s.contains("apt-get")),
+        "the voice engines' layer ran again: {steps:#?}"
+    );
+}
+
 #[test]
 fn the_service_image_rebuilds_its_own_crate_only_and_nothing_for_files_it_does_not_read() {
     let p = ImageProject::new(TRAC_OK);
@@ -243,23 +264,7 @@ fn the_service_image_rebuilds_its_own_crate_only_and_nothing_for_files_it_does_n
     // A one-line change to the service's code: its crate is compiled again, its
     // dependency tree comes from the cache.
     p.change_the_service("one more line");
-    let steps = rebuilt(&build());
-    assert!(
-        steps
-            .iter()
-            .any(|s| s.starts_with("RUN cargo build --release --locked -p learntrac-service")),
-        "{steps:#?}"
-    );
-    assert!(
-        !steps
-            .iter()
-            .any(|s| s.contains("mkdir learntrac-service/src")),
-        "the dependency stage ran again: {steps:#?}"
-    );
-    assert!(
-        !steps.iter().any(|s| s.contains("apt-get")),
-        "the voice engines' layer ran again: {steps:#?}"
-    );
+    assert_only_the_crate_rebuilt(&rebuilt(&build()));
 }
 
 #[test]
@@ -292,19 +297,7 @@ fn an_engine_without_the_layers_builds_from_the_registry_s_build_cache() {
         "{}",
         second.stderr
     );
-    let steps = rebuilt(&second);
-    assert!(
-        !steps
-            .iter()
-            .any(|s| s.contains("mkdir learntrac-service/src")),
-        "the dependency stage ran again: {steps:#?}"
-    );
-    assert!(
-        steps
-            .iter()
-            .any(|s| s.starts_with("RUN cargo build --release --locked -p learntrac-service")),
-        "{steps:#?}"
-    );
+    assert_only_the_crate_rebuilt(&rebuilt(&second));
 }
 
 #[tokio::test(flavor = "multi_thread")]
