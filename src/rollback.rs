@@ -114,6 +114,7 @@ pub async fn rollback(env: &Environment, req: Request<'_>, reporter: &Reporter) 
                 ..stay(*svc, ecs_name, &from)
             },
             Choice::Go { to, image } => {
+                refuse_another_template(&cloud.ecs, env, *svc, &to).await?;
                 reporter.info(
                     "choose",
                     Some(svc.as_str()),
@@ -232,6 +233,43 @@ pub async fn rollback(env: &Environment, req: Request<'_>, reporter: &Reporter) 
     }
     summary.verify = Some(verified);
     Ok(finished(summary, reporter))
+}
+
+/// Refuses a revision made from another stack template than the one the stack has now:
+/// rolling back code must not bring back old roles, volumes or secrets (those of a stack
+/// since changed, or destroyed and made again).
+async fn refuse_another_template(
+    client: &aws_sdk_ecs::Client,
+    env: &Environment,
+    svc: ServiceName,
+    to: &str,
+) -> Result<()> {
+    let template_family = format!("{}-{svc}-template", env.name_prefix());
+    let Some(template) = ecs::revisions(client, &template_family)
+        .await?
+        .into_iter()
+        .next()
+    else {
+        return Ok(());
+    };
+    let (target, template) = tokio::try_join!(
+        ecs::definition(client, to),
+        ecs::definition(client, &template)
+    )?;
+    let differ = ecs::stack_differences(&target, &template);
+    if differ.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Preflight {
+        what: format!(
+            "{svc}: {to} was made from another stack template: its {} differ from what the stack gives the service now, and rolling back would bring the old ones back",
+            differ.join(", ")
+        ),
+        hint: format!(
+            "roll back code and stack together: check out the commit and `learntrac deploy {}`",
+            env.environment
+        ),
+    })
 }
 
 fn stay(service: ServiceName, ecs_name: &str, from: &str) -> Move {

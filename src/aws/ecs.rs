@@ -317,6 +317,35 @@ pub fn same_tasks(
         && a.ephemeral_storage() == b.ephemeral_storage()
 }
 
+/// What a revision takes from the stack rather than from the code: its roles, volumes, and
+/// its first container's secrets and mounts. The names of those that differ between `a`
+/// and `b` — a revision made from another stack template brings its old ones back.
+pub fn stack_differences(
+    a: &aws_sdk_ecs::types::TaskDefinition,
+    b: &aws_sdk_ecs::types::TaskDefinition,
+) -> Vec<&'static str> {
+    let first =
+        |td: &aws_sdk_ecs::types::TaskDefinition| td.container_definitions().first().cloned();
+    let (ca, cb) = (first(a), first(b));
+    let mut out = Vec::new();
+    if a.task_role_arn() != b.task_role_arn() {
+        out.push("task role");
+    }
+    if a.execution_role_arn() != b.execution_role_arn() {
+        out.push("execution role");
+    }
+    if a.volumes() != b.volumes() {
+        out.push("volumes");
+    }
+    if ca.as_ref().map(|c| c.secrets()) != cb.as_ref().map(|c| c.secrets()) {
+        out.push("secrets");
+    }
+    if ca.as_ref().map(|c| c.mount_points()) != cb.as_ref().map(|c| c.mount_points()) {
+        out.push("mount points");
+    }
+    out
+}
+
 /// `family:revision` → the revision number.
 pub fn revision_number(family_revision: &str) -> Option<i32> {
     family_revision.rsplit_once(':')?.1.parse().ok()
@@ -375,4 +404,55 @@ pub async fn register(
             .and_then(|t| t.task_definition_arn())
             .unwrap_or_default(),
     ))
+}
+
+#[cfg(test)]
+mod stack_template_tests {
+    use aws_sdk_ecs::types::{ContainerDefinition, Secret, TaskDefinition};
+
+    use super::stack_differences;
+
+    fn revision(role: &str, secret: &str, image: &str) -> TaskDefinition {
+        TaskDefinition::builder()
+            .family("learntrac-dev-learntrac")
+            .task_role_arn(role)
+            .execution_role_arn("arn:aws:iam::1:role/exec")
+            .container_definitions(
+                ContainerDefinition::builder()
+                    .image(image)
+                    .secrets(
+                        Secret::builder()
+                            .name("DATABASE_PASSWORD")
+                            .value_from(secret)
+                            .build()
+                            .expect("a secret"),
+                    )
+                    .build(),
+            )
+            .build()
+    }
+
+    #[test]
+    fn another_image_is_code_another_role_or_secret_is_the_stack() {
+        let now = revision(
+            "arn:aws:iam::1:role/task",
+            "/p/dev/db/password",
+            "repo@sha256:b",
+        );
+        let older_code = revision(
+            "arn:aws:iam::1:role/task",
+            "/p/dev/db/password",
+            "repo@sha256:a",
+        );
+        assert!(stack_differences(&older_code, &now).is_empty());
+        let older_stack = revision(
+            "arn:aws:iam::1:role/old-task",
+            "/p/dev/db/old",
+            "repo@sha256:a",
+        );
+        assert_eq!(
+            stack_differences(&older_stack, &now),
+            vec!["task role", "secrets"]
+        );
+    }
 }
