@@ -716,7 +716,8 @@ async fn deploy_applies_the_stack_rolls_out_verifies_and_status_reads_it_back() 
     // service's crate on the dependency layer built before.
     let lib = p.path().join("learntrac-service/src/lib.rs");
     let text = std::fs::read_to_string(&lib).expect("lib.rs");
-    std::fs::write(&lib, format!("{text}\n// version 2\n")).expect("write");
+    // New to the engine (it keeps earlier runs' layers): the crate is really compiled.
+    std::fs::write(&lib, format!("{text}\n// version 2 of {}\n", p.prefix)).expect("write");
     p.commit("second");
     let run = p
         .cli(&[

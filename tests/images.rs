@@ -75,11 +75,15 @@ impl ImageProject {
             .run()
     }
 
-    /// A one-line change to the service's code, committed.
+    /// A one-line change to the service's code, committed. The line is new to this engine
+    /// (it keeps every earlier run's layers: the same text would be a cache hit).
     fn change_the_service(&self, line: &str) {
         let lib = self.path().join("learntrac-service/src/lib.rs");
         let text = std::fs::read_to_string(&lib).expect("lib.rs");
-        std::fs::write(&lib, format!("{text}\n// {line}\n")).expect("write lib.rs");
+        let nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        std::fs::write(&lib, format!("{text}\n// {line} {nonce}\n")).expect("write lib.rs");
         commit_all(self.path(), line);
     }
 
