@@ -73,14 +73,18 @@ pub struct Options {
 enum SecretKind {
     DatabasePassword,
     TokenSecret,
+    RedisAuthToken,
     TracHtdigest,
     Other,
 }
 
 fn kind_of(variable: &str) -> SecretKind {
-    match variable {
-        "DATABASE_PASSWORD" => SecretKind::DatabasePassword,
+    match variable.trim_end_matches(" (db-roles)") {
+        "DATABASE_PASSWORD" | "TRAC_DB_PASSWORD" | "SERVICE_DB_PASSWORD" => {
+            SecretKind::DatabasePassword
+        }
         "LEARNTRAC_TOKEN_SECRET" => SecretKind::TokenSecret,
+        "REDIS_AUTH_TOKEN" => SecretKind::RedisAuthToken,
         "TRAC_HTDIGEST" => SecretKind::TracHtdigest,
         _ => SecretKind::Other,
     }
@@ -365,7 +369,7 @@ async fn secrets(
     let ssm = aws_sdk_ssm::Client::new(&config);
     let mut wanted: Vec<(String, String)> = Vec::new();
     for svc in ServiceName::ALL {
-        for (var, param) in crate::render::secrets_of(env, env.services.get(svc)) {
+        for (var, param) in crate::render::task_secrets(env, svc) {
             if !wanted.iter().any(|(_, p)| *p == param) {
                 wanted.push((var, param));
             }
@@ -389,6 +393,11 @@ async fn secrets(
                 Some((password(32)?, "generated (32 characters RDS accepts)"))
             }
             SecretKind::TokenSecret => Some((hex(48)?, "generated (48 random bytes)")),
+            // ElastiCache takes 16 to 128 printable characters without / " or @.
+            SecretKind::RedisAuthToken => Some((
+                password(64)?,
+                "generated (64 characters ElastiCache accepts)",
+            )),
             SecretKind::TracHtdigest => opts.trac_admin.as_ref().map(|(user, pw)| {
                 (
                     htdigest(user, pw),

@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::aws::ssm::SecretInfo;
 use crate::config::{self, Environment, ServiceName};
 use crate::error::{Error, Result};
-use crate::render::secrets_of;
+use crate::render::task_secrets;
 
 /// `db/password` → `/learntrac/dev/db/password`; absolute names must be under the prefix.
 pub fn parameter_name(env: &Environment, name: &str) -> Result<String> {
@@ -65,8 +65,8 @@ pub struct Required {
 pub fn required(env: &Environment, params: &[SecretInfo]) -> Vec<Required> {
     env.services
         .iter()
-        .flat_map(|(service, spec)| {
-            secrets_of(env, spec)
+        .flat_map(|(service, _)| {
+            task_secrets(env, service)
                 .into_iter()
                 .map(move |(variable, parameter)| (service, variable, parameter))
         })

@@ -531,6 +531,7 @@ async fn deploy_applies_the_stack_rolls_out_verifies_and_status_reads_it_back() 
     assert_plain_lines(&run.stderr);
     for needle in [
         "[preflight] account 123456789012",
+        "; Fargate vCPU peak 1 of quota 6",
         "Apply complete!",
         "[wait] every rollout COMPLETED",
         "[verify] learntrac: GET http://127.0.0.1:",
@@ -1551,4 +1552,39 @@ async fn preflight_refuses_a_certificate_the_load_balancer_could_not_use() {
     set_tls(&arn, "https://other.school.example");
     let run = deploy();
     assert!(!run.stderr.contains("certificate"), "{}", run.stderr);
+}
+
+/// A new account's Fargate quota below what a rollout holds stops preflight, with the
+/// Service Quotas request that fixes it (moto serves the quota; the account's value is
+/// the one thing this test chooses). At AWS's default of 6 the same deploy passes and says
+/// nothing is said against it.
+#[test]
+fn preflight_refuses_a_fargate_quota_below_the_rollouts_peak() {
+    let small = Moto::start_with(&[("LEARNTRAC_MOTO_FARGATE_VCPU", "0.5")]);
+    let p = DeployProject::new(&small.url, 1);
+    let run = p.cli(&["deploy", "local", "--dry-run"]).run();
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "the account's Fargate vCPU quota in us-east-2 is 0.5, and a rollout of local holds 1"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("--service-code fargate --quota-code L-3032A538 --desired-value 1"),
+        "{}",
+        run.stderr
+    );
+    // At AWS's default quota, 6, nothing is said against it (the full deploy test reads
+    // "Fargate vCPU peak 1 of quota 6" on its preflight line).
+    let moto = peer("LEARNTRAC_TEST_MOTO", "moto (the AWS endpoint)");
+    let p = DeployProject::new(&moto, 1);
+    let run = p.cli(&["deploy", "local", "--dry-run"]).run();
+    assert!(
+        !run.stderr.contains("Fargate vCPU quota in"),
+        "{}",
+        run.stderr
+    );
 }

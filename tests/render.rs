@@ -249,12 +249,38 @@ fn rendered_trees_pass_the_secret_audit_and_reference_secrets_by_name() {
             }
         }
         assert!(seen >= 2, "{env}: expected secrets for both services");
-        assert!(
-            main.contains(&format!(
-                "DATABASE_PASSWORD = \"/learntrac/{env}/db/password\""
-            )),
-            "{env}"
-        );
+        // Each app logs in as its own role with its own password; the master password
+        // goes only to the db-roles container (its secrets block, keys aligned).
+        let secret_lines = |key: &str, value: &str| {
+            main.lines()
+                .filter(|l| {
+                    let mut kv = l.split('=').map(str::trim);
+                    kv.next() == Some(key) && kv.next() == Some(value)
+                })
+                .count()
+        };
+        for (key, param, n) in [
+            ("DATABASE_PASSWORD", "db/trac-password", 1),
+            ("DATABASE_PASSWORD", "db/service-password", 1),
+            ("DATABASE_PASSWORD", "db/password", 2),
+            ("TRAC_DB_PASSWORD", "db/trac-password", 2),
+            ("SERVICE_DB_PASSWORD", "db/service-password", 2),
+        ] {
+            assert_eq!(
+                secret_lines(key, &format!("\"/learntrac/{env}/{param}\"")),
+                n,
+                "{env}: {key} = {param}"
+            );
+        }
+        for user in ["\"trac\"", "\"learntrac_service\""] {
+            assert_eq!(
+                main.lines()
+                    .filter(|l| l.trim().starts_with("DATABASE_USER") && l.trim().ends_with(user))
+                    .count(),
+                1,
+                "{env}: {user}"
+            );
+        }
         let rds =
             std::fs::read_to_string(out.path().join("terraform/modules/rds/main.tf")).expect("rds");
         assert!(
@@ -266,6 +292,54 @@ fn rendered_trees_pass_the_secret_audit_and_reference_secrets_by_name() {
             !rds.contains("password ="),
             "{env}: no plain password argument"
         );
+    }
+}
+
+#[test]
+fn redis_takes_an_auth_token_from_ssm_and_only_the_services_tasks() {
+    for env in ["dev", "prod"] {
+        let out = render_repo_env(env);
+        let read = |f: &str| std::fs::read_to_string(out.path().join(f)).expect(f);
+        let redis = read("terraform/redis.tf");
+        assert!(
+            redis.contains(&format!(
+                "data \"aws_ssm_parameter\" \"redis_auth_token\" {{\n  name = \"/learntrac/{env}/redis/auth-token\""
+            )),
+            "{env}: {redis}"
+        );
+        assert!(
+            redis.contains(
+                "auth_token                 = data.aws_ssm_parameter.redis_auth_token.value"
+            ),
+            "{env}"
+        );
+        assert!(redis.contains("transit_encryption_enabled = true"), "{env}");
+        assert!(redis.contains("redis_from_learntrac"), "{env}");
+        assert!(
+            !redis.contains("redis_from_trac"),
+            "{env}: Trac does not use Redis"
+        );
+        let main = read("terraform/main.tf");
+        let trac = main
+            .split("module \"trac_service\"")
+            .nth(1)
+            .and_then(|rest| rest.split("\n}\n").next())
+            .expect("trac's module");
+        assert!(!trac.contains("REDIS"), "{env}: {trac}");
+        let service = main
+            .split("module \"learntrac_service\"")
+            .nth(1)
+            .and_then(|rest| rest.split("\n}\n").next())
+            .expect("the service's module");
+        let token = format!("\"/learntrac/{env}/redis/auth-token\"");
+        assert!(
+            service.lines().any(|l| {
+                let mut kv = l.split('=').map(str::trim);
+                kv.next() == Some("REDIS_AUTH_TOKEN") && kv.next() == Some(token.as_str())
+            }),
+            "{env}: {service}"
+        );
+        assert!(service.contains("REDIS_URL"), "{env}");
     }
 }
 

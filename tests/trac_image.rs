@@ -17,6 +17,9 @@ use serde_json::{Value, json};
 
 /// The password the task gets from SSM, with every character a URL would mangle.
 const PASSWORD: &str = "p@ss w/rd:1";
+/// The service's own role's, and the master user's (RDS's; only db-roles uses it).
+const SERVICE_PASSWORD: &str = "svc p@ss/1";
+const MASTER_PASSWORD: &str = "master-pw";
 const TOKEN_SECRET: &str = "trac-image-test-secret-of-32-characters!";
 const CA_PATH: &str = "/etc/ssl/certs/rds-ca-bundle.pem";
 
@@ -83,15 +86,53 @@ impl Drop for Cleanup {
 }
 
 /// The ECS task's environment, pointed at the test PostgreSQL.
-fn ecs_env(role: &str, db: &str, port: u16, rootcert: &str) -> Vec<String> {
-    let pg_port = peer("LEARNTRAC_TEST_PG_BASE", "PostgreSQL")
+fn pg_port() -> String {
+    peer("LEARNTRAC_TEST_PG_BASE", "PostgreSQL")
         .rsplit(':')
         .next()
         .expect("port")
-        .to_string();
+        .to_string()
+}
+
+/// A TLS (verify-full) URL of the test PostgreSQL as `user`.
+fn pg_url(user: &str, password: &str, db: &str) -> String {
+    let enc: String = password
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    format!(
+        "postgres://{user}:{enc}@localhost:{}/{db}?sslmode=verify-full&sslrootcert={}",
+        pg_port(),
+        peer("LEARNTRAC_TEST_CA", "the test CA").replace('/', "%2F"),
+    )
+}
+
+/// What each task's db-roles container does before Trac or the service connects: their
+/// own roles, made with the master user.
+async fn db_roles(master: &str, db: &str, trac: &str, service: &str) {
+    use learntrac_service::db::roles::{Role, Roles, ensure};
+    let roles = Roles {
+        trac: Role {
+            name: trac.into(),
+            password: PASSWORD.into(),
+        },
+        service: Role {
+            name: service.into(),
+            password: SERVICE_PASSWORD.into(),
+        },
+    };
+    ensure(&pg_url(master, MASTER_PASSWORD, db), &roles)
+        .await
+        .expect("db-roles");
+}
+
+fn ecs_env(role: &str, db: &str, port: u16, rootcert: &str) -> Vec<String> {
     [
         "DATABASE_HOST=localhost".to_string(),
-        format!("DATABASE_PORT={pg_port}"),
+        format!("DATABASE_PORT={}", pg_port()),
         format!("DATABASE_NAME={db}"),
         format!("DATABASE_USER={role}"),
         format!("DATABASE_PASSWORD={PASSWORD}"),
@@ -141,6 +182,10 @@ fn trac_1_4(container: &str, args: &[&str], stdin: Option<&Value>) -> Value {
             "PGSSLMODE=verify-full",
             "-e",
             &format!("PGSSLROOTCERT={CA_PATH}"),
+            // trac.ini names no password: a process run in the task passes it as libpq's
+            // (docs/operations.md), as tracd has it.
+            "-e",
+            &format!("PGPASSWORD={PASSWORD}"),
             container,
             "python",
             "/tmp/trac_helper.py",
@@ -246,15 +291,27 @@ async fn the_production_trac_image_builds_without_apt_and_serves_trac_1_4_over_v
 
     // 2. Started the ECS way on a TLS-only PostgreSQL: creates Trac 1.4.4's schema (45).
     let mut conn = admin().await;
-    let (role, db) = (format!("{name}_role"), format!("{name}_db"));
-    sql(&mut conn, format!("DROP DATABASE IF EXISTS {db}")).await;
-    sql(&mut conn, format!("DROP ROLE IF EXISTS {role}")).await;
+    // As in RDS: a master user (CREATEROLE, not a superuser) owns the database; Trac and
+    // the service each log in as their own role, made by db-roles.
+    let (role, svc_role, master) = (
+        format!("{name}_trac"),
+        format!("{name}_svc"),
+        format!("{name}_master"),
+    );
+    let (db, db2) = (format!("{name}_db"), format!("{name}_db2"));
+    for d in [&db, &db2] {
+        sql(&mut conn, format!("DROP DATABASE IF EXISTS {d}")).await;
+    }
+    for r in [&role, &svc_role, &master] {
+        sql(&mut conn, format!("DROP ROLE IF EXISTS {r}")).await;
+    }
     sql(
         &mut conn,
-        format!("CREATE ROLE {role} LOGIN PASSWORD '{PASSWORD}'"),
+        format!("CREATE ROLE {master} LOGIN CREATEROLE PASSWORD '{MASTER_PASSWORD}'"),
     )
     .await;
-    sql(&mut conn, format!("CREATE DATABASE {db} OWNER {role}")).await;
+    sql(&mut conn, format!("CREATE DATABASE {db} OWNER {master}")).await;
+    db_roles(&master, &db, &role, &svc_role).await;
     let port = free_port();
     start_trac(&container, &image, &[], ecs_env(&role, &db, port, CA_PATH));
     wait_for_trac(port, &container).await;
@@ -268,6 +325,23 @@ async fn the_production_trac_image_builds_without_apt_and_serves_trac_1_4_over_v
         "start-up without tracebacks:\n{logs}"
     );
     assert!(!logs.contains(PASSWORD), "no password in Trac's log");
+    // Nor in trac.ini, which lives on EFS (and in its backups) in AWS.
+    let ini = text(&docker(&[
+        "exec",
+        &container,
+        "cat",
+        "/var/trac/projects/conf/trac.ini",
+    ]));
+    let database = ini
+        .lines()
+        .find(|l| l.starts_with("database = "))
+        .unwrap_or_default();
+    assert_eq!(
+        database,
+        format!("database = postgres://{role}@localhost:{}/{db}", pg_port()),
+        "{ini}"
+    );
+    assert!(!ini.contains("p%40ss") && !ini.contains(PASSWORD), "{ini}");
     let tls_url = format!(
         "{}/{db}?{}",
         peer("LEARNTRAC_TEST_PG_BASE", "PostgreSQL"),
@@ -336,19 +410,7 @@ async fn the_production_trac_image_builds_without_apt_and_serves_trac_1_4_over_v
         .iter()
         .filter_map(Value::as_i64)
         .collect();
-    let service_url = format!(
-        "postgres://{role}:{}@localhost:{}/{db}?sslmode=verify-full&sslrootcert={}",
-        PASSWORD
-            .replace('@', "%40")
-            .replace(' ', "%20")
-            .replace('/', "%2F")
-            .replace(':', "%3A"),
-        peer("LEARNTRAC_TEST_PG_BASE", "PostgreSQL")
-            .rsplit(':')
-            .next()
-            .expect("port"),
-        peer("LEARNTRAC_TEST_CA", "the test CA").replace('/', "%2F"),
-    );
+    let service_url = pg_url(&svc_role, SERVICE_PASSWORD, &db);
     {
         use learntrac_service::db::Db;
         use learntrac_service::trac::{LearningChange, update_learning_status};
@@ -404,8 +466,8 @@ async fn the_production_trac_image_builds_without_apt_and_serves_trac_1_4_over_v
                     .to_string(),
             ),
             ("DATABASE_NAME", db.clone()),
-            ("DATABASE_USER", role.clone()),
-            ("DATABASE_PASSWORD", PASSWORD.to_string()),
+            ("DATABASE_USER", svc_role.clone()),
+            ("DATABASE_PASSWORD", SERVICE_PASSWORD.to_string()),
             ("DATABASE_SSLMODE", "verify-full".to_string()),
             (
                 "DATABASE_SSLROOTCERT",
@@ -481,6 +543,10 @@ async fn the_production_trac_image_builds_without_apt_and_serves_trac_1_4_over_v
             "PGSSLMODE=verify-full",
             "-e",
             &format!("PGSSLROOTCERT={CA_PATH}"),
+            // trac.ini names no password: a process run in the task passes it as libpq's
+            // (docs/operations.md), as tracd has it.
+            "-e",
+            &format!("PGPASSWORD={PASSWORD}"),
             &container,
             "trac-admin",
             "/var/trac/projects",
@@ -545,9 +611,8 @@ async fn the_production_trac_image_builds_without_apt_and_serves_trac_1_4_over_v
 
     // 7. Two tasks starting at once on one shared environment (EFS) and a fresh database:
     //    one creates it, the other waits and attaches; both serve.
-    let db2 = format!("{name}_db2");
-    sql(&mut conn, format!("DROP DATABASE IF EXISTS {db2}")).await;
-    sql(&mut conn, format!("CREATE DATABASE {db2} OWNER {role}")).await;
+    sql(&mut conn, format!("CREATE DATABASE {db2} OWNER {master}")).await;
+    db_roles(&master, &db2, &role, &svc_role).await;
     let volume = format!("{name}-shared-env");
     cleanup.0.insert(
         1,

@@ -174,7 +174,32 @@ impl Config {
                 ),
             });
         }
-        let redis_url = get("REDIS_URL");
+        let mut redis_url = get("REDIS_URL");
+        // ElastiCache's AUTH token arrives as a secret of its own (the task definition's
+        // REDIS_URL carries none); it becomes the URL's password, which the redis crate sends
+        // with AUTH on every connection.
+        if let Some(token) = get("REDIS_AUTH_TOKEN") {
+            let Some(url) = &redis_url else {
+                return Err(ConfigError {
+                    var: "REDIS_AUTH_TOKEN",
+                    problem: "set, but REDIS_URL is not: set both, or neither".into(),
+                });
+            };
+            let Some((scheme, rest)) = url.split_once("://") else {
+                return Err(ConfigError {
+                    var: "REDIS_URL",
+                    problem: format!("`{}` is not a redis:// or rediss:// URL", redact(url)),
+                });
+            };
+            if rest.split('/').next().unwrap_or_default().contains('@') {
+                return Err(ConfigError {
+                    var: "REDIS_URL",
+                    problem: "has a password of its own while REDIS_AUTH_TOKEN is set: keep one"
+                        .into(),
+                });
+            }
+            redis_url = Some(format!("{scheme}://:{}@{rest}", encode(&token)));
+        }
         if let Some(r) = &redis_url
             && !(r.starts_with("redis://") || r.starts_with("rediss://"))
         {
@@ -375,6 +400,30 @@ mod tests {
         ]))
         .expect_err("unverified TLS");
         assert_eq!(e.var, "REDIS_URL");
+    }
+
+    #[test]
+    fn redis_auth_token_becomes_the_urls_password() {
+        let c = Config::from_vars(&vars(&[
+            ("DATABASE_URL", "sqlite://x.db"),
+            ("REDIS_URL", "rediss://cache.example:6379"),
+            ("REDIS_AUTH_TOKEN", "t0ken/with@odd"),
+        ]))
+        .expect("valid");
+        assert_eq!(
+            c.redis_url.as_deref(),
+            Some("rediss://:t0ken%2Fwith%40odd@cache.example:6379")
+        );
+        assert!(!format!("{c:?}").contains("t0ken"), "{c:?}");
+        for (url, var) in [
+            (None, "REDIS_AUTH_TOKEN"),
+            (Some("rediss://:other@cache:6379"), "REDIS_URL"),
+        ] {
+            let mut v = vec![("DATABASE_URL", "sqlite://x.db"), ("REDIS_AUTH_TOKEN", "t")];
+            v.extend(url.map(|u| ("REDIS_URL", u)));
+            let e = Config::from_vars(&vars(&v)).expect_err("refused");
+            assert_eq!(e.var, var);
+        }
     }
 
     #[test]

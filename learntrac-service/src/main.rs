@@ -13,6 +13,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if std::env::args().nth(1).as_deref() == Some("db-roles") {
+        return db_roles(&config);
+    }
     if std::env::args().nth(1).as_deref() == Some("healthcheck") {
         return match healthcheck::probe(config.port, Duration::from_secs(4)) {
             Ok(()) => ExitCode::SUCCESS,
@@ -61,4 +64,55 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// `db-roles`: the services' own database roles, made with the master user's DATABASE_*
+/// (the container ECS runs before each task's app; see `db::roles`). One line either way.
+fn db_roles(config: &Config) -> ExitCode {
+    use learntrac_service::db::{roles, tls_hint};
+    let roles = match roles::Roles::from_vars(&std::env::vars().collect()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("learntrac-service db-roles: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("learntrac-service db-roles: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(roles::ensure(&config.database_url, &roles)) {
+        Ok(done) => {
+            println!(
+                "learntrac-service db-roles: {} and {} ready{}{}",
+                roles.trac.name,
+                roles.service.name,
+                if done.created.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (created {})", done.created.join(", "))
+                },
+                if done.moved == 0 {
+                    String::new()
+                } else {
+                    format!(
+                        "; {} tables and sequences moved from the master user",
+                        done.moved
+                    )
+                }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let e = e.to_string();
+            eprintln!(
+                "learntrac-service db-roles: {e}{}",
+                tls_hint(&config.database_url, &e)
+            );
+            ExitCode::FAILURE
+        }
+    }
 }

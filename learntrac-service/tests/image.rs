@@ -15,6 +15,9 @@ use common::fake_model::sse_events;
 use common::{TOKEN_SECRET, TracEnv, standard_seed};
 use serde_json::{Value, json};
 
+/// The AUTH token the test's Redis demands (ElastiCache's, made by bootstrap in AWS).
+const REDIS_AUTH_TOKEN: &str = "image-test-redis-auth-token-0123";
+
 fn peer(var: &str, what: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| {
         panic!("{what} is required: set {var} (scripts/test builds it; or run under scripts/with-peers after it)")
@@ -173,6 +176,83 @@ async fn the_production_image_serves_as_ecs_starts_it_and_reaches_its_model_over
         .to_string();
     let (user, password, host, pg_port) = pg_parts(&env.database_url);
 
+    // 1. The db-roles container, as each task runs it before its app: the task
+    //    definition's variables for it (the master user; here the test database's admin),
+    //    the master password and both roles' passwords as secrets, a read-only root.
+    let tag = std::process::id();
+    let (trac_role, svc_role) = (format!("trac_img_{tag}"), format!("svc_img_{tag}"));
+    let service_password = "image test: service's own p@ss";
+    let roles = &config["derived"]["db_roles"];
+    let mut args: Vec<String> = ["run", "--rm", "--network", "host", "--read-only"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut role_vars: Vec<(String, String)> = roles["environment"]
+        .as_object()
+        .expect("db-roles variables")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+        .collect();
+    assert!(
+        role_vars
+            .iter()
+            .any(|(k, v)| k == "DATABASE_SSLMODE" && v == "verify-full"),
+        "{role_vars:?}"
+    );
+    let secrets: Vec<&String> = roles["secrets"]
+        .as_object()
+        .expect("secrets")
+        .keys()
+        .collect();
+    assert_eq!(
+        secrets,
+        [
+            "DATABASE_PASSWORD",
+            "SERVICE_DB_PASSWORD",
+            "TRAC_DB_PASSWORD"
+        ],
+        "{roles}"
+    );
+    for (k, v) in [
+        ("DATABASE_HOST", host.as_str()),
+        ("DATABASE_PORT", pg_port.as_str()),
+        ("DATABASE_NAME", database.as_str()),
+        ("DATABASE_USER", user.as_str()),
+        ("DATABASE_PASSWORD", password.as_str()),
+        ("TRAC_DB_USER", trac_role.as_str()),
+        ("TRAC_DB_PASSWORD", "trac's own"),
+        ("SERVICE_DB_USER", svc_role.as_str()),
+        ("SERVICE_DB_PASSWORD", service_password),
+    ] {
+        role_vars.retain(|(key, _)| key != k);
+        role_vars.push((k.into(), v.into()));
+    }
+    for (k, v) in &role_vars {
+        args.push("-e".into());
+        args.push(format!("{k}={v}"));
+    }
+    args.extend([
+        image.clone(),
+        "/usr/local/bin/learntrac-service".into(),
+        "db-roles".into(),
+    ]);
+    let out = docker(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "db-roles: {said}");
+    assert!(
+        said.contains(&format!(
+            "{trac_role} and {svc_role} ready (created {trac_role}, {svc_role})"
+        )),
+        "{said}"
+    );
+    assert!(!said.contains(service_password), "{said}");
+
+    // ElastiCache with AUTH, as the stack makes it: the token comes as a secret of its own.
+    let redis = common::PrivateRedis::start_with(&["--requirepass", REDIS_AUTH_TOKEN]);
     let start = |name: &str, model_port: u16| -> (Container, String) {
         let port = free_port();
         // The task definition's variables: the YAML's and those learntrac wires, with the
@@ -194,8 +274,16 @@ async fn the_production_image_serves_as_ecs_starts_it_and_reaches_its_model_over
         set(&mut vars, "DATABASE_HOST", &host);
         set(&mut vars, "DATABASE_PORT", &pg_port);
         set(&mut vars, "DATABASE_NAME", &database);
-        set(&mut vars, "DATABASE_USER", &user);
-        set(&mut vars, "REDIS_URL", &common::redis_url());
+        // The app logs in as the service's own role.
+        assert_eq!(
+            vars.iter()
+                .find(|(k, _)| k == "DATABASE_USER")
+                .map(|(_, v)| v.as_str()),
+            Some("learntrac_service"),
+            "the task definition's DATABASE_USER"
+        );
+        set(&mut vars, "DATABASE_USER", &svc_role);
+        set(&mut vars, "REDIS_URL", &redis.url);
         // Host networking (to reach the loopback peers): the port must be free here.
         set(&mut vars, "PORT", &port.to_string());
         set(
@@ -213,8 +301,10 @@ async fn the_production_image_serves_as_ecs_starts_it_and_reaches_its_model_over
             secrets.contains_key("LEARNTRAC_TOKEN_SECRET"),
             "{secrets:?}"
         );
-        set(&mut vars, "DATABASE_PASSWORD", &password);
+        set(&mut vars, "DATABASE_PASSWORD", service_password);
         set(&mut vars, "LEARNTRAC_TOKEN_SECRET", TOKEN_SECRET);
+        assert!(secrets.contains_key("REDIS_AUTH_TOKEN"), "{secrets:?}");
+        set(&mut vars, "REDIS_AUTH_TOKEN", REDIS_AUTH_TOKEN);
         assert!(
             vars.iter()
                 .any(|(k, v)| k == "DATABASE_SSLMODE" && v == "verify-full"),
@@ -275,6 +365,20 @@ async fn the_production_image_serves_as_ecs_starts_it_and_reaches_its_model_over
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(health["status"], "healthy", "{health}");
+    // The deep check: TLS PostgreSQL, and Redis with AUTH.
+    let deep: Value = client
+        .get(format!("{base}/health"))
+        .send()
+        .await
+        .expect("deep health")
+        .json()
+        .await
+        .expect("deep health JSON");
+    assert_eq!(deep["status"], "healthy", "{deep}");
+    assert_eq!(
+        deep["checks"]["cache"]["status"], "up",
+        "Redis with AUTH: {deep}"
+    );
     assert_eq!(health["features"]["chat"], "enabled", "{health}");
     assert_eq!(
         health["features"]["voice"], "enabled",

@@ -10,6 +10,35 @@ use common::{
 };
 use serde_json::json;
 
+/// ElastiCache with AUTH: the token arrives as REDIS_AUTH_TOKEN beside a REDIS_URL without
+/// one (as the task definition gives them); a wrong token leaves the cache down, and the
+/// service serving from the database.
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_auth_token_opens_the_cache_and_a_wrong_one_does_not() {
+    let env = TracEnv::postgres().await;
+    standard_seed(&env);
+    let redis = PrivateRedis::start_with(&["--requirepass", "c0rrect-t0ken-0f-sixteen"]);
+    for (token, cache) in [
+        ("c0rrect-t0ken-0f-sixteen", "up"),
+        ("wr0ng-t0ken-0f-sixteen", "down"),
+    ] {
+        let app = App::spawn_with(
+            &env.database_url,
+            AppOptions {
+                redis: Some(redis.url.clone()),
+                extra: vec![("REDIS_AUTH_TOKEN", token.to_string())],
+                ..AppOptions::default()
+            },
+        )
+        .await;
+        let (s, b) = call(app.get("/api/LearnTrac/concepts/1", Who::Bearer("alice"))).await;
+        assert_eq!(s, 200, "{token}: {b}");
+        let (_, h) = call(app.get("/health", Who::Anonymous)).await;
+        assert_eq!(h["checks"]["cache"]["status"], cache, "{token}: {h}");
+        assert!(!h.to_string().contains(token), "{h}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn redis_stopped_mid_test_degrades_the_cache_and_nothing_else() {
     let env = TracEnv::postgres().await;

@@ -6,6 +6,7 @@ say so. Run as: python moto_server.py -H 127.0.0.1 -p PORT
 
 import inspect
 import json
+import os
 import sys
 
 from moto.core.responses import EmptyResult
@@ -21,6 +22,7 @@ from moto.elasticache import responses as elasticache_responses
 from moto.iam import models as iam
 from moto.rds import models as rds
 from moto.s3 import models as s3
+from moto.servicequotas import models as servicequotas
 from moto.server import main
 
 _create_replication_group = elasticache.ElastiCacheBackend.create_replication_group
@@ -210,12 +212,37 @@ def bucket_permission(self, action, resource):
     return IAMPolicy(json.dumps(document)).is_action_permitted(action, resource)
 
 
+_get_service_quota = servicequotas.ServiceQuotasBackend.get_service_quota
+
+
+def get_service_quota(self, service_code, quota_code):
+    """Service Quotas knows Fargate's On-Demand vCPU quota in AWS (moto only VPC's). Its
+    value is the account's: AWS's default for a new account, 6, unless the test's moto was
+    started with LEARNTRAC_MOTO_FARGATE_VCPU (an account whose quota differs) — the one
+    value here a test chooses, as no account of moto's can have another. Preflight's quota
+    check (tests/deploy_faults.rs) relies on it."""
+    if (service_code, quota_code) == ("fargate", "L-3032A538"):
+        return {
+            "ServiceCode": "fargate",
+            "ServiceName": "AWS Fargate",
+            "QuotaArn": f"arn:aws:servicequotas:{self.region_name}:{self.account_id}:fargate/L-3032A538",
+            "QuotaCode": "L-3032A538",
+            "QuotaName": "Fargate On-Demand vCPU resource count",
+            "Value": float(os.environ.get("LEARNTRAC_MOTO_FARGATE_VCPU", "6")),
+            "Unit": "None",
+            "Adjustable": True,
+            "GlobalQuota": False,
+        }
+    return _get_service_quota(self, service_code, quota_code)
+
+
 # ECS's service-linked role is AWSServiceRoleForECS (AWS's name for ecs.amazonaws.com's
 # role); moto names it after the host's lowercase first label, AWSServiceRoleForecs, so a
 # GetRole of the real name never found the role it made. tests/bootstrap.rs relies on it.
 iam.SERVICE_NAME_CONVERSION["ecs"] = "ECS"
 
 ecs.EC2ContainerServiceBackend.update_service = update_service
+servicequotas.ServiceQuotasBackend.get_service_quota = get_service_quota
 s3.FakeBucket.get_permission = bucket_permission
 ecs_responses.EC2ContainerServiceResponse.create_service = create_service_response
 ec2_security_groups.SecurityGroupRule.description = property(rule_description)

@@ -352,7 +352,8 @@ pub fn revision_number(family_revision: &str) -> Option<i32> {
 }
 
 /// A template task definition (what Terraform registers) as the service's own family
-/// running `image` in its first container.
+/// running `image` in its first container — and in every other container that ran the
+/// same image (the service's db-roles container ships with the service's code).
 pub fn derive(
     template: &aws_sdk_ecs::types::TaskDefinition,
     family: &str,
@@ -360,12 +361,11 @@ pub fn derive(
 ) -> aws_sdk_ecs::types::TaskDefinition {
     let mut td = template.clone();
     td.family = Some(family.to_string());
-    if let Some(first) = td
-        .container_definitions
-        .as_mut()
-        .and_then(|c| c.first_mut())
-    {
-        first.image = Some(image.to_string());
+    let templated = first_image(template);
+    for c in td.container_definitions.iter_mut().flatten() {
+        if c.image.is_some() && c.image == templated {
+            c.image = Some(image.to_string());
+        }
     }
     td
 }

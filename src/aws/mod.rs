@@ -10,6 +10,7 @@ pub mod ecs;
 pub mod elbv2;
 pub mod iam;
 pub mod logs;
+pub mod quotas;
 pub mod s3;
 pub mod signed;
 pub mod ssm;

@@ -8,7 +8,7 @@ use crate::Ctx;
 use crate::config::routing::{self, RoutingWarning};
 use crate::config::{self, Diagnostic, Environment};
 use crate::error::{Error, Result, exit};
-use crate::render::{secrets_of, wired_environment};
+use crate::render::{db_roles_container, secrets_of, wired_environment};
 
 #[derive(Serialize)]
 struct Checked {
@@ -108,6 +108,8 @@ struct Derived {
     voice: &'static str,
     /// Per service: variables learntrac sets from deployed resources, and every secret.
     wiring: std::collections::BTreeMap<String, Wiring>,
+    /// The container each task runs before its app: makes the services' database roles.
+    db_roles: Wiring,
 }
 
 #[derive(Serialize)]
@@ -122,12 +124,12 @@ pub fn show(name: &str, ctx: &Ctx) -> Result<i32> {
     let wiring = env
         .services
         .iter()
-        .map(|(name, svc)| {
+        .map(|(name, _)| {
             let environment = wired_environment(&env, name)
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect();
-            let secrets = secrets_of(&env, svc).into_iter().collect();
+            let secrets = secrets_of(&env, name).into_iter().collect();
             (
                 name.to_string(),
                 Wiring {
@@ -154,6 +156,16 @@ pub fn show(name: &str, ctx: &Ctx) -> Result<i32> {
                 "off: the service's VOICE_ENGINE is not local or auto"
             },
             wiring,
+            db_roles: {
+                let (vars, secrets) = db_roles_container(&env);
+                Wiring {
+                    environment: vars
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                    secrets: secrets.into_iter().collect(),
+                }
+            },
         },
     };
     ctx.out.result(&resolved, || {

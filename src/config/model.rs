@@ -54,6 +54,21 @@ impl Environment {
     pub fn ssm_prefix(&self) -> String {
         format!("/{}/{}", self.project, self.environment)
     }
+
+    /// The password of a service's own database role (the db-roles container sets it;
+    /// bootstrap generates it).
+    pub fn db_role_parameter(&self, name: ServiceName) -> String {
+        match name {
+            ServiceName::Trac => format!("{}/db/trac-password", self.ssm_prefix()),
+            ServiceName::Learntrac => format!("{}/db/service-password", self.ssm_prefix()),
+        }
+    }
+
+    /// ElastiCache's AUTH token: made by bootstrap, read by Terraform for the replication
+    /// group and by the service's tasks as REDIS_AUTH_TOKEN.
+    pub fn redis_auth_parameter(&self) -> String {
+        format!("{}/redis/auth-token", self.ssm_prefix())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -48,6 +48,7 @@ pub const WIRED_VARIABLES: &[&str] = &[
     "DATABASE_SSLMODE",
     "DATABASE_SSLROOTCERT",
     "REDIS_URL",
+    "REDIS_AUTH_TOKEN",
     "TRAC_BASE_URL",
     "PORT",
     "LEARNTRAC_ENVIRONMENT",
@@ -755,6 +756,19 @@ fn database(scope: &Scope, db: &Database, p: &mut FileParser) {
             format!("`{}` is reserved by RDS", db.username),
         )
         .expected = Some("another name, such as learntrac".into());
+    }
+    {
+        use learntrac_service::db::roles::{SERVICE_ROLE, TRAC_ROLE};
+        if [TRAC_ROLE, SERVICE_ROLE].contains(&db.username.as_str()) {
+            p.at_value(
+                "database.username",
+                format!(
+                    "`{}` is the name of a service's own role; the master user needs another",
+                    db.username
+                ),
+            )
+            .expected = Some("another name, such as learntrac".into());
+        }
     }
     check_ssm_path(p, "database.password_parameter", &db.password_parameter);
     // The URL lands in a Dockerfile `ADD` line.

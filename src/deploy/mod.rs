@@ -93,10 +93,15 @@ pub async fn deploy(
         services: ecs_names.clone(),
     })
     .await?;
-    phase.finish(&format!(
+    let mut line = format!(
         "account {} as {}; {} {}",
         ready.account, ready.caller, ready.terraform.name, ready.terraform.version
-    ));
+    );
+    for note in &ready.notes {
+        line.push_str("; ");
+        line.push_str(note);
+    }
+    phase.finish(&line);
 
     // A service left out by --only keeps the image it runs: it must run one.
     if let Some(svc) = ServiceName::ALL.into_iter().find(|s| {

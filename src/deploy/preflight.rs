@@ -14,6 +14,18 @@ pub struct Ready {
     /// Every service of the environment that exists, as ECS describes it (empty before the
     /// first deploy).
     pub services: Vec<ServiceState>,
+    /// What preflight could not check, or measured, for the phase's line.
+    pub notes: Vec<String>,
+}
+
+/// The Fargate vCPUs the environment's tasks hold during a rollout, with every service at
+/// `count` tasks (its desired or its autoscaling maximum), doubled while old and new tasks
+/// overlap (maximumPercent 200).
+pub fn rollout_peak_vcpus(env: &Environment, count: impl Fn(&crate::config::Count) -> u32) -> f64 {
+    env.services
+        .iter()
+        .map(|(_, s)| f64::from(s.cpu) / 1024.0 * f64::from(count(&s.count)) * 2.0)
+        .sum()
 }
 
 /// A prerequisite that is missing, and how to fix it.
@@ -128,7 +140,8 @@ pub async fn run(checks: Checks<'_>) -> Result<Ready> {
             None => Ok(None),
         }
     };
-    let (docker, identity, terraform, params, services, network, bucket, role, certificate) = tokio::join!(
+    let quota = crate::aws::quotas::fargate_vcpu(checks.config);
+    let (docker, identity, terraform, params, services, network, bucket, role, certificate, quota) = tokio::join!(
         docker,
         crate::aws::sts::identity(checks.config),
         crate::terraform::find(),
@@ -138,8 +151,35 @@ pub async fn run(checks: Checks<'_>) -> Result<Ready> {
         state_bucket,
         service_linked_role,
         certificate,
+        quota,
     );
     let mut problems: Vec<Problem> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+    let peak = rollout_peak_vcpus(env, |c| c.desired);
+    let peak_at_max = rollout_peak_vcpus(env, |c| c.max.max(c.desired));
+    match quota {
+        Ok(Some(q)) if q < peak => problems.push(Problem {
+            what: format!(
+                "the account's Fargate vCPU quota in {} is {q}, and a rollout of {} holds {peak} (every service at its desired count, twice while old and new tasks overlap): ECS would leave tasks pending and the rollout would fail",
+                env.aws.region, env.environment
+            ),
+            fix: format!(
+                "ask for more in Service Quotas (aws service-quotas request-service-quota-increase --service-code fargate --quota-code {} --desired-value {}), or lower services.*.count.max or cpu; other Fargate tasks of the account count against it too",
+                crate::aws::quotas::FARGATE_VCPU,
+                peak_at_max.ceil()
+            ),
+        }),
+        Ok(Some(q)) if q < peak_at_max => notes.push(format!(
+            "Fargate vCPU peak {peak} of quota {q}; scaled out to count.max a rollout would need {peak_at_max}"
+        )),
+        Ok(Some(q)) => notes.push(format!("Fargate vCPU peak {peak} of quota {q}")),
+        Ok(None) => notes.push("Fargate vCPU quota not known to Service Quotas here".into()),
+        // No credentials: the identity check says so once.
+        Err(Error::Credentials { .. }) => {}
+        // Reading quotas needs servicequotas:GetServiceQuota, which a deploy role may lack:
+        // not a reason to stop.
+        Err(e) => notes.push(format!("Fargate vCPU quota not checked ({e})")),
+    }
     let bucket = bucket.map(|(bucket, table)| {
         if let Some((name, false)) = table {
             problems.push(Problem {
@@ -341,6 +381,7 @@ pub async fn run(checks: Checks<'_>) -> Result<Ready> {
                 .into_iter()
                 .filter(|s| s.status == "ACTIVE")
                 .collect(),
+            notes,
         }),
         _ => Err(Error::Preflight {
             what: format!(

@@ -29,6 +29,16 @@ pub struct RenderContext<'a> {
     /// The service's image carries the voice tutor's local engines: its VOICE_ENGINE is
     /// `local` or `auto` (see [`Environment::voice_engines`]).
     pub voice_engines: bool,
+    /// The SSM parameter of ElastiCache's AUTH token.
+    pub redis_auth_parameter: String,
+    /// The container each task runs first to make the services' database roles.
+    pub db_roles: DbRolesContext,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DbRolesContext {
+    pub environment: Vec<Entry>,
+    pub secrets: Vec<Entry>,
 }
 
 /// One `KEY = value` line of an HCL object, with `key` padded the way `terraform fmt`
@@ -102,10 +112,8 @@ pub fn wired_environment(env: &Environment, name: ServiceName) -> Vec<(&'static 
             "DATABASE_PORT",
             Wired::Terraform("tostring(module.rds.port)"),
         ),
-        (
-            "DATABASE_USER",
-            Wired::Literal(env.database.username.clone()),
-        ),
+        // Each service logs in as its own role, which the db-roles container makes.
+        ("DATABASE_USER", Wired::Literal(db_role(name).into())),
         // RDS enforces TLS; both services verify its certificate and host name against
         // the CA bundle their images carry.
         ("DATABASE_SSLMODE", Wired::Literal("verify-full".into())),
@@ -118,8 +126,11 @@ pub fn wired_environment(env: &Environment, name: ServiceName) -> Vec<(&'static 
             Wired::Literal(env.environment.clone()),
         ),
         ("PORT", Wired::Literal(svc.port.to_string())),
-        ("REDIS_URL", Wired::Terraform("local.redis_url")),
     ];
+    if name == ServiceName::Learntrac {
+        // Trac does not use Redis: only the service is told where it is (and let in).
+        wired.push(("REDIS_URL", Wired::Terraform("local.redis_url")));
+    }
     if name == ServiceName::Trac {
         // TLS ends at the load balancer: Trac learns its public URL (for redirects and
         // Secure cookies) from here.
@@ -157,12 +168,76 @@ pub fn health_command(name: ServiceName) -> Vec<String> {
     }
 }
 
-/// Every secret a service's tasks receive: variable → SSM parameter name.
-pub fn secrets_of(env: &Environment, svc: &Service) -> Vec<(String, String)> {
-    let mut all = vec![(
-        "DATABASE_PASSWORD".to_string(),
-        env.database.password_parameter.clone(),
-    )];
+/// The database role a service logs in as.
+pub fn db_role(name: ServiceName) -> &'static str {
+    use learntrac_service::db::roles::{SERVICE_ROLE, TRAC_ROLE};
+    match name {
+        ServiceName::Trac => TRAC_ROLE,
+        ServiceName::Learntrac => SERVICE_ROLE,
+    }
+}
+
+/// The db-roles container's variables (the database's address and TLS as the services
+/// get them, the master user, both roles' names) and secrets (the master password and
+/// both roles' passwords). It is the same in both services' tasks.
+pub fn db_roles_container(
+    env: &Environment,
+) -> (Vec<(&'static str, Wired)>, Vec<(String, String)>) {
+    let mut vars: Vec<(&'static str, Wired)> = wired_environment(env, ServiceName::Trac)
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("DATABASE_"))
+        .map(|(k, v)| match k {
+            "DATABASE_USER" => (k, Wired::Literal(env.database.username.clone())),
+            _ => (k, v),
+        })
+        .collect();
+    vars.push(("LOG_FORMAT", Wired::Literal("json".into())));
+    vars.push((
+        "TRAC_DB_USER",
+        Wired::Literal(db_role(ServiceName::Trac).into()),
+    ));
+    vars.push((
+        "SERVICE_DB_USER",
+        Wired::Literal(db_role(ServiceName::Learntrac).into()),
+    ));
+    vars.sort_by_key(|(k, _)| *k);
+    let secrets = vec![
+        (
+            "DATABASE_PASSWORD".to_string(),
+            env.database.password_parameter.clone(),
+        ),
+        (
+            "SERVICE_DB_PASSWORD".to_string(),
+            env.db_role_parameter(ServiceName::Learntrac),
+        ),
+        (
+            "TRAC_DB_PASSWORD".to_string(),
+            env.db_role_parameter(ServiceName::Trac),
+        ),
+    ];
+    (vars, secrets)
+}
+
+/// Every secret a service's task reads: its app container's, then its db-roles
+/// container's (as `VAR (db-roles)`).
+pub fn task_secrets(env: &Environment, name: ServiceName) -> Vec<(String, String)> {
+    let mut all = secrets_of(env, name);
+    all.extend(
+        db_roles_container(env)
+            .1
+            .into_iter()
+            .map(|(k, v)| (format!("{k} (db-roles)"), v)),
+    );
+    all
+}
+
+/// Every secret a service's app container receives: variable → SSM parameter name.
+pub fn secrets_of(env: &Environment, name: ServiceName) -> Vec<(String, String)> {
+    let svc = env.services.get(name);
+    let mut all = vec![("DATABASE_PASSWORD".to_string(), env.db_role_parameter(name))];
+    if name == ServiceName::Learntrac {
+        all.push(("REDIS_AUTH_TOKEN".to_string(), env.redis_auth_parameter()));
+    }
     all.extend(svc.secrets.iter().map(|(k, v)| (k.clone(), v.clone())));
     all.sort();
     all
@@ -203,7 +278,7 @@ impl<'a> RenderContext<'a> {
                     .collect();
                 vars.extend(spec.environment.iter().map(|(k, v)| (k.clone(), quote(v))));
                 vars.sort();
-                let secrets = secrets_of(env, spec)
+                let secrets = secrets_of(env, name)
                     .into_iter()
                     .map(|(k, v)| (k, quote(&v)))
                     .collect();
@@ -301,6 +376,18 @@ impl<'a> RenderContext<'a> {
                 })
                 .collect(),
             voice_engines: env.voice_engines(),
+            redis_auth_parameter: env.redis_auth_parameter(),
+            db_roles: {
+                let (vars, secrets) = db_roles_container(env);
+                DbRolesContext {
+                    environment: aligned(
+                        vars.into_iter()
+                            .map(|(k, v)| (k.to_string(), v.hcl()))
+                            .collect(),
+                    ),
+                    secrets: aligned(secrets.into_iter().map(|(k, v)| (k, quote(&v))).collect()),
+                }
+            },
             services,
             rules,
             backend,

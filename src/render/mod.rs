@@ -15,7 +15,9 @@ use crate::config::Environment;
 use crate::error::{Error, Result};
 
 pub use audit::{Finding, audit};
-pub use context::{RenderContext, Wired, secrets_of, wired_environment};
+pub use context::{
+    RenderContext, Wired, db_role, db_roles_container, secrets_of, task_secrets, wired_environment,
+};
 pub use writer::{WriteReport, write_tree};
 
 mod embedded {

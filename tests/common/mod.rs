@@ -418,6 +418,11 @@ pub struct Moto {
 
 impl Moto {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// With more variables, e.g. LEARNTRAC_MOTO_FARGATE_VCPU (scripts/lib/moto_server.py).
+    pub fn start_with(vars: &[(&str, &str)]) -> Self {
         let python = peer("LEARNTRAC_TEST_MOTO_PYTHON", "moto's Python");
         let port = free_port();
         let child = Command::new(python)
@@ -425,6 +430,7 @@ impl Moto {
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
             .env("MOTO_ECS_SERVICE_RUNNING", "1")
+            .envs(vars.iter().copied())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

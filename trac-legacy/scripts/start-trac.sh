@@ -8,20 +8,39 @@ export TRAC_ENV
 PORT=${PORT:-8000}
 PROJECT_NAME=${PROJECT_NAME:-LearnTrac}
 
-# The password arrives as an ECS secret (DATABASE_PASSWORD); the URL is composed here so
-# it never appears in the task definition. DATABASE_URL, when set, wins (local runs).
-# Python 2 (the image) and 3 (the embedded runtime) alike.
-if [ -z "${DATABASE_URL:-}" ]; then
-    DATABASE_URL=$(python -c 'import os
+# The password arrives as an ECS secret (DATABASE_PASSWORD) and stays in this process's
+# environment as libpq's PGPASSWORD: the URL Trac keeps in trac.ini (on EFS, and in its
+# backups) names no password. DATABASE_URL, when set, wins (local runs); a password in it
+# moves to PGPASSWORD the same way. Python 2 (the image) and 3 (the embedded runtime) alike.
+# To run trac-admin in a task: PGPASSWORD="$DATABASE_PASSWORD" trac-admin /var/trac/projects …
+split_url='import os, sys
 try:
-    from urllib import quote
+    from urllib import quote, unquote
+    from urlparse import urlsplit
 except ImportError:
-    from urllib.parse import quote
-q = lambda k: quote(os.environ[k], "")
-print("postgres://%s:%s@%s:%s/%s" % (q("DATABASE_USER"), q("DATABASE_PASSWORD"),
-      os.environ["DATABASE_HOST"], os.environ.get("DATABASE_PORT", "5432"), os.environ["DATABASE_NAME"]))')
-fi
+    from urllib.parse import quote, unquote, urlsplit
+q = lambda s: quote(s, "")
+if os.environ.get("DATABASE_URL"):
+    u = urlsplit(os.environ["DATABASE_URL"])
+    user, password = u.username or "", u.password
+    host, port, name = u.hostname or "", u.port or 5432, u.path.lstrip("/")
+    name += "?" + u.query if u.query else ""
+    password = unquote(password) if password is not None else None
+    user = unquote(user)
+else:
+    user, password = os.environ["DATABASE_USER"], os.environ["DATABASE_PASSWORD"]
+    host, port, name = (os.environ["DATABASE_HOST"], os.environ.get("DATABASE_PORT", "5432"),
+                        os.environ["DATABASE_NAME"])
+if sys.argv[1] == "url":
+    print("postgres://%s@%s:%s/%s" % (q(user), host, port, name))
+elif password is not None:
+    sys.stdout.write(password)'
+DATABASE_URL_PLAIN=$(python -c "$split_url" url)
+PGPASSWORD=$(python -c "$split_url" password)
+DATABASE_URL=$DATABASE_URL_PLAIN
+unset DATABASE_URL_PLAIN DATABASE_PASSWORD
 export DATABASE_URL
+if [ -n "$PGPASSWORD" ]; then export PGPASSWORD; else unset PGPASSWORD; fi
 
 # TLS to the database: Trac's postgres backend passes only host, port, user and password
 # to libpq, so the TLS settings travel as libpq's own variables, which every connection

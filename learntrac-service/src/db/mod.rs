@@ -2,6 +2,7 @@
 //! backend. One pool type for both (sqlx `Any`); the few statements that differ ask
 //! `backend()`.
 
+pub mod roles;
 mod warm;
 
 use std::sync::Arc;

@@ -37,7 +37,7 @@ fn repo() -> PathBuf {
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-fn unique(prefix: &str) -> String {
+pub fn unique(prefix: &str) -> String {
     format!(
         "{prefix}_{}_{}_{}",
         std::process::id(),
@@ -46,6 +46,13 @@ fn unique(prefix: &str) -> String {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos())
     )
+}
+
+/// Replaces the user and password of a postgres:// URL.
+pub fn with_user(url: &str, user: &str, password: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a URL");
+    let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    format!("{scheme}://{user}:{password}@{host}")
 }
 
 /// Replaces the database of a postgres:// URL, keeping its query (the TLS settings).
@@ -89,7 +96,9 @@ impl TracEnv {
         TracEnv { dir, database_url }
     }
 
-    fn init(trac_db: &str, database_url: String) -> Self {
+    /// Trac's schema made by Trac connecting with `trac_db`; the service connects with
+    /// `database_url` (another role of the same database, say).
+    pub fn init(trac_db: &str, database_url: String) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         initenv(&dir.path().join("env"), trac_db);
         TracEnv { dir, database_url }
@@ -468,6 +477,11 @@ pub struct PrivateRedis {
 
 impl PrivateRedis {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// With more server arguments, e.g. `--requirepass TOKEN` as ElastiCache's AUTH.
+    pub fn start_with(extra: &[&str]) -> Self {
         let bin = peer("REDIS_SERVER", "redis-server");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -484,6 +498,7 @@ impl PrivateRedis {
                 "--appendonly",
                 "no",
             ])
+            .args(extra)
             .stdout(Stdio::null())
             .spawn()
             .expect("start redis-server");
