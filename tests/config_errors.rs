@@ -437,7 +437,25 @@ fn show_resolves_defaults_and_lists_secrets_by_name() {
         "default filled in"
     );
     let secrets = &v["derived"]["wiring"]["learntrac"]["secrets"];
-    assert_eq!(secrets["DATABASE_PASSWORD"], "/learntrac/dev/db/password");
+    // The service's own role's password; the master's only reaches db-roles.
+    assert_eq!(
+        secrets["DATABASE_PASSWORD"],
+        "/learntrac/dev/db/service-password"
+    );
+    assert_eq!(
+        secrets["REDIS_AUTH_TOKEN"],
+        "/learntrac/dev/redis/auth-token"
+    );
+    let roles = &v["derived"]["db_roles"];
+    assert_eq!(
+        roles["secrets"]["DATABASE_PASSWORD"],
+        "/learntrac/dev/db/password"
+    );
+    assert_eq!(roles["environment"]["DATABASE_USER"], "learntrac");
+    assert_eq!(
+        v["derived"]["wiring"]["trac"]["environment"]["DATABASE_USER"],
+        "trac"
+    );
     assert_eq!(
         secrets["LEARNTRAC_TOKEN_SECRET"],
         "/learntrac/dev/token-secret"

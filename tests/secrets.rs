@@ -39,7 +39,12 @@ fn no_values(r: &Run) {
 fn round_trip_without_values_in_output() {
     let p = project();
     // Clean slate for the names this test uses (moto is shared with other tests).
-    for n in ["db/password", "token-secret"] {
+    let others = [
+        "db/trac-password",
+        "db/service-password",
+        "redis/auth-token",
+    ];
+    for n in ["db/password", "token-secret"].iter().chain(&others) {
         secrets(&p, &["delete", "local", n]).run();
     }
 
@@ -79,6 +84,14 @@ fn round_trip_without_values_in_output() {
         .run();
     assert_eq!(set2.code, 0, "{}", set2.stderr);
     no_values(&set2);
+    // Each service's own database password and Redis's AUTH token (bootstrap generates
+    // them; set by hand here).
+    for n in others {
+        let set = secrets(&p, &["set", "local", n])
+            .stdin("an0ther-l0ng-value-0f-32-characters")
+            .run();
+        assert_eq!(set.code, 0, "{n}: {}", set.stderr);
+    }
 
     let list = secrets(&p, &["list", "local", "-o", "json"]).run();
     assert_eq!(

@@ -107,7 +107,9 @@ pub async fn ensure(master_url: &str, roles: &Roles) -> Result<Done, sqlx::Error
             .is_some();
         let verb = if exists { "ALTER" } else { "CREATE" };
         let statement: String = sqlx::query_scalar(
-            "SELECT format('%s ROLE %I WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD %L', $1, $2, $3)",
+            // A new role has no other attribute (not a superuser, creates nothing); only
+            // a superuser may even name those attributes in ALTER ROLE.
+            "SELECT format('%s ROLE %I WITH LOGIN PASSWORD %L', $1, $2, $3)",
         )
         .bind(verb)
         .bind(&role.name)
