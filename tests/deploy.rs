@@ -164,6 +164,22 @@ impl DeployProject {
         Some(got.body.collect().await.ok()?.into_bytes().to_vec())
     }
 
+    /// Redis's AUTH token, as bootstrap made it.
+    async fn redis_token(&self) -> String {
+        let project = self.prefix.trim_end_matches("-local");
+        common::ssm_client(&self.moto)
+            .get_parameter()
+            .name(format!("/{project}/local/redis/auth-token"))
+            .with_decryption(true)
+            .send()
+            .await
+            .expect("the Redis token")
+            .parameter()
+            .and_then(|p| p.value())
+            .expect("a value")
+            .to_string()
+    }
+
     /// The values of every secret the environment's tasks read.
     async fn secret_values(&self) -> Vec<String> {
         let ssm = common::ssm_client(&self.moto);
@@ -187,7 +203,13 @@ impl DeployProject {
                 values.push(hash.to_string());
             }
         }
-        for name in ["db/password", "token-secret"] {
+        for name in [
+            "db/password",
+            "db/trac-password",
+            "db/service-password",
+            "token-secret",
+            "redis/auth-token",
+        ] {
             assert!(
                 names.iter().any(|n| n.ends_with(name)),
                 "bootstrap made {name}: {names:?}"
@@ -549,7 +571,19 @@ async fn deploy_applies_the_stack_rolls_out_verifies_and_status_reads_it_back() 
         state_text.contains("aws_ecs_service"),
         "the S3 backend holds the state"
     );
-    assert_no_secret(&secrets, "Terraform's state", &state_text);
+    // The one secret the state holds, as docs/operations.md says: ElastiCache's AUTH token
+    // has no write-only argument. Every other secret stays out.
+    let redis_token = p.redis_token().await;
+    assert!(
+        state_text.contains(&format!("\"auth_token\": \"{redis_token}\"")),
+        "the replication group takes the token bootstrap made"
+    );
+    let others: Vec<String> = secrets
+        .iter()
+        .filter(|s| **s != redis_token)
+        .cloned()
+        .collect();
+    assert_no_secret(&others, "Terraform's state", &state_text);
     for file in common::files_under(&p.path().join(".learntrac"))
         .iter()
         .filter(|f| !f.contains(".terraform/"))
@@ -1316,6 +1350,35 @@ async fn preflight_stops_where_tasks_without_public_ips_could_not_pull() {
         assert!(run.stderr.contains(want), "{want}:\n{}", run.stderr);
     }
 
+    // Endpoints that would not serve the tasks: interface endpoints with private DNS off
+    // (the tasks would still dial the public names) count as missing; S3's gateway serves.
+    let tables = ec2(format!(
+        "Action=DescribeRouteTables&Filter.1.Name=vpc-id&Filter.1.Value.1={vpc}"
+    ))
+    .await;
+    let table = between(&tables, "<routeTableId>", "</routeTableId>")
+        .expect("route table")
+        .to_string();
+    for svc in ["ecr.api", "ecr.dkr", "logs", "ssm"] {
+        let made = ec2(format!(
+            "Action=CreateVpcEndpoint&VpcId={vpc}&VpcEndpointType=Interface&ServiceName=com.amazonaws.us-east-2.{svc}&SubnetId.1={subnet}&PrivateDnsEnabled=false"
+        ))
+        .await;
+        assert!(made.contains("<vpcEndpointId>"), "{made}");
+    }
+    let made = ec2(format!(
+        "Action=CreateVpcEndpoint&VpcId={vpc}&VpcEndpointType=Gateway&ServiceName=com.amazonaws.us-east-2.s3&RouteTableId.1={table}"
+    ))
+    .await;
+    assert!(made.contains("<vpcEndpointId>"), "{made}");
+    let run = p.cli(&["deploy", "local", "--templates", "tmpl"]).run();
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("the endpoints tasks would need instead: com.amazonaws.us-east-2.ecr.api, com.amazonaws.us-east-2.ecr.dkr, com.amazonaws.us-east-2.logs, com.amazonaws.us-east-2.ssm —"),
+        "private DNS off counts as missing, S3's gateway serves:\n{}",
+        run.stderr
+    );
+
     // With a NAT gateway on the subnet's route table, the network is no longer a problem.
     let eip = ec2("Action=AllocateAddress&Domain=vpc".into()).await;
     let eip = between(&eip, "<allocationId>", "</allocationId>").expect("allocation id");
@@ -1324,11 +1387,6 @@ async fn preflight_stops_where_tasks_without_public_ips_could_not_pull() {
     ))
     .await;
     let nat = between(&nat, "<natGatewayId>", "</natGatewayId>").expect("nat id");
-    let tables = ec2(format!(
-        "Action=DescribeRouteTables&Filter.1.Name=vpc-id&Filter.1.Value.1={vpc}"
-    ))
-    .await;
-    let table = between(&tables, "<routeTableId>", "</routeTableId>").expect("route table");
     let route = ec2(format!(
         "Action=CreateRoute&RouteTableId={table}&DestinationCidrBlock=0.0.0.0/0&NatGatewayId={nat}"
     ))

@@ -13,6 +13,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // An unknown word would otherwise start the server where a one-off was meant (an
+    // ECS `command` that repeats the entrypoint, say).
+    if let Some(other) = std::env::args()
+        .nth(1)
+        .filter(|a| !matches!(a.as_str(), "db-roles" | "healthcheck"))
+    {
+        eprintln!(
+            "learntrac-service: unknown command `{other}`: run it with no argument to serve, or with db-roles or healthcheck"
+        );
+        return ExitCode::from(2);
+    }
     if std::env::args().nth(1).as_deref() == Some("db-roles") {
         return db_roles(&config);
     }

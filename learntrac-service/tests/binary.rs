@@ -70,6 +70,33 @@ fn a_bad_setting_stops_start_up_naming_the_variable() {
     );
 }
 
+#[test]
+fn an_unknown_command_is_refused_not_served() {
+    // As an ECS `command` that repeats the image's entrypoint would pass it.
+    let out = Command::new(env!("CARGO_BIN_EXE_learntrac-service"))
+        .env_clear()
+        .env("DATABASE_URL", "sqlite://nowhere.db")
+        .args(["/usr/local/bin/learntrac-service", "db-roles"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown command `/usr/local/bin/learntrac-service`"),
+        "{err}"
+    );
+    // db-roles names what it lacks.
+    let out = Command::new(env!("CARGO_BIN_EXE_learntrac-service"))
+        .env_clear()
+        .env("DATABASE_URL", "sqlite://nowhere.db")
+        .arg("db-roles")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("TRAC_DB_PASSWORD: not set"), "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_drains_in_flight_requests_and_logs_json_with_request_ids() {
     use sqlx::Connection;

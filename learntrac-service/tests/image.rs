@@ -231,11 +231,8 @@ async fn the_production_image_serves_as_ecs_starts_it_and_reaches_its_model_over
         args.push("-e".into());
         args.push(format!("{k}={v}"));
     }
-    args.extend([
-        image.clone(),
-        "/usr/local/bin/learntrac-service".into(),
-        "db-roles".into(),
-    ]);
+    // The task definition's `command`, after the image's entrypoint (the service).
+    args.extend([image.clone(), "db-roles".into()]);
     let out = docker(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let said = format!(
         "{}{}",

@@ -103,6 +103,29 @@ impl Ec2 {
     }
 }
 
+impl Ec2 {
+    /// Every page of a Describe call: EC2 answers large accounts (hundreds of route tables
+    /// or endpoints) in pages, each naming the next with `nextToken`.
+    pub async fn call_pages(&self, action: &str, params: &[(String, String)]) -> Result<Vec<Node>> {
+        let mut pages = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut p = params.to_vec();
+            if let Some(t) = &token {
+                p.push(("NextToken".into(), t.clone()));
+            }
+            let doc = self.call(action, &p).await?;
+            let next = doc.text_at("nextToken").to_string();
+            pages.push(doc);
+            // A page that repeats its token would loop for ever; EC2 never does that.
+            if next.is_empty() || token.as_deref() == Some(next.as_str()) || pages.len() >= 100 {
+                return Ok(pages);
+            }
+            token = Some(next);
+        }
+    }
+}
+
 /// `Filter.N.Name` / `Filter.N.Value.1` parameters.
 pub fn filters(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs

@@ -32,7 +32,7 @@ impl Unreachable {
 
     pub fn fix(&self) -> String {
         format!(
-            "route 0.0.0.0/0 of those subnets to a NAT gateway, or create the missing endpoints in {} (interface endpoints in the task subnets, the S3 gateway endpoint on their route tables), or use subnets with an internet gateway and network.assign_public_ip: true",
+            "route 0.0.0.0/0 of those subnets to a NAT gateway, or create the missing endpoints in {} (interface endpoints in the task subnets with private DNS on, the S3 gateway endpoint on their route tables; an endpoint that is not yet available or has private DNS off counts as missing), or use subnets with an internet gateway and network.assign_public_ip: true",
             self.vpc
         )
     }
@@ -130,20 +130,25 @@ pub async fn check(ec2: &Ec2, env: &Environment, vpc: &str) -> Result<Option<Unr
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let subnets_doc = ec2.call("DescribeSubnets", &filters(&pairs)).await?;
-    let subnets: Vec<String> = subnets_doc
-        .items("subnetSet")
-        .map(|s| s.text_at("subnetId").to_string())
+    let subnets: Vec<String> = ec2
+        .call_pages("DescribeSubnets", &filters(&pairs))
+        .await?
+        .iter()
+        .flat_map(|page| {
+            page.items("subnetSet")
+                .map(|s| s.text_at("subnetId").to_string())
+                .collect::<Vec<_>>()
+        })
         .collect();
     let tables = ec2
-        .call("DescribeRouteTables", &filters(&[("vpc-id", &vpc)]))
+        .call_pages("DescribeRouteTables", &filters(&[("vpc-id", &vpc)]))
         .await?;
     // Each table: the subnets it is explicitly associated with, whether it is the VPC's
     // main table, and whether its default route leaves through a NAT (gateway, transit
     // gateway or instance).
     let mut main_egress = false;
     let mut egress_of: Vec<(String, bool)> = Vec::new();
-    for t in tables.items("routeTableSet") {
+    for t in tables.iter().flat_map(|page| page.items("routeTableSet")) {
         let egress = t.items("routeSet").any(|r| {
             r.text_at("destinationCidrBlock") == "0.0.0.0/0"
                 && [
@@ -178,10 +183,19 @@ pub async fn check(ec2: &Ec2, env: &Environment, vpc: &str) -> Result<Option<Unr
         return Ok(None);
     }
     let endpoints = ec2
-        .call("DescribeVpcEndpoints", &filters(&[("vpc-id", &vpc)]))
+        .call_pages("DescribeVpcEndpoints", &filters(&[("vpc-id", &vpc)]))
         .await?;
+    // An endpoint serves the tasks only when it is available and, for the interface
+    // endpoints (all but S3's gateway), answers the service's usual name: private DNS on.
     let have: Vec<String> = endpoints
-        .items("vpcEndpointSet")
+        .iter()
+        .flat_map(|page| page.items("vpcEndpointSet"))
+        .filter(|e| {
+            let state = e.text_at("state").to_ascii_lowercase();
+            (state.is_empty() || state == "available")
+                && (e.text_at("vpcEndpointType") != "Interface"
+                    || e.text_at("privateDnsEnabled") == "true")
+        })
         .map(|e| e.text_at("serviceName").to_string())
         .collect();
     let missing: Vec<String> = ENDPOINTS
