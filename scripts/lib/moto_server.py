@@ -44,6 +44,11 @@ def create_replication_group(self, *args, **kwargs):
     group = _create_replication_group(self, *args, **kwargs)
     for cluster_id in group.member_clusters:
         if cluster_id in self.cache_clusters:
+            # A member of a group with AUTH has AUTH (Terraform reads AuthTokenEnabled from
+            # the member and forgets its auth_token when it says false).
+            self.cache_clusters[cluster_id].auth_token_enabled = bool(
+                getattr(group, "auth_token_enabled", False)
+            )
             continue
         spec = _cluster_defaults()
         spec.update(
@@ -63,6 +68,7 @@ def create_replication_group(self, *args, **kwargs):
             security_group_ids=list(getattr(group, "security_group_ids", None) or []),
         )
         cluster = elasticache.CacheCluster(**spec)
+        cluster.auth_token_enabled = bool(getattr(group, "auth_token_enabled", False))
         # Not a CacheCluster argument, but part of its description in AWS.
         cluster.at_rest_encryption_enabled = getattr(group, "at_rest_encryption_enabled", False)
         # AWS describes a member's VPC security groups (Terraform reads the group's

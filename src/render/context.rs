@@ -177,12 +177,13 @@ pub fn db_role(name: ServiceName) -> &'static str {
     }
 }
 
+/// Variable → SSM parameter name pairs.
+pub type SecretPairs = Vec<(String, String)>;
+
 /// The db-roles container's variables (the database's address and TLS as the services
 /// get them, the master user, both roles' names) and secrets (the master password and
 /// both roles' passwords). It is the same in both services' tasks.
-pub fn db_roles_container(
-    env: &Environment,
-) -> (Vec<(&'static str, Wired)>, Vec<(String, String)>) {
+pub fn db_roles_container(env: &Environment) -> (Vec<(&'static str, Wired)>, SecretPairs) {
     let mut vars: Vec<(&'static str, Wired)> = wired_environment(env, ServiceName::Trac)
         .into_iter()
         .filter(|(k, _)| k.starts_with("DATABASE_"))
