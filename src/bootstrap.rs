@@ -459,7 +459,7 @@ fn hex(n: usize) -> Result<String> {
 }
 
 /// Letters and digits only: inside what RDS accepts, and safe in any URL or shell.
-fn password(len: usize) -> Result<String> {
+pub fn password(len: usize) -> Result<String> {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut out = String::with_capacity(len);
     while out.len() < len {

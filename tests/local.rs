@@ -318,7 +318,6 @@ async fn embedded_trac_serves_every_page_a_student_follows() {
     for path in [
         "/",
         "/wiki",
-        "/newticket",
         "/query",
         "/report",
         "/search",
@@ -347,10 +346,6 @@ async fn embedded_trac_serves_every_page_a_student_follows() {
     assert!(
         ticket.contains("Variables and expressions"),
         "the demo concept"
-    );
-    assert!(
-        !pages["/newticket"].contains("no workflow actions"),
-        "the New Ticket form has its workflow"
     );
     assert!(
         pages["/roadmap"].contains("closed: 1"),
@@ -403,7 +398,6 @@ async fn embedded_trac_serves_every_page_a_student_follows() {
         ("/", "trac-front-page.png"),
         ("/ticket/1", "trac-ticket-1.png"),
         ("/roadmap", "trac-roadmap.png"),
-        ("/newticket", "trac-new-ticket.png"),
     ] {
         screenshot(&format!("{base}{path}"), name);
     }
@@ -746,6 +740,8 @@ struct Browser {
     _profile: tempfile::TempDir,
     devtools: speech::Socket,
     next_id: u64,
+    /// DevTools events that arrived while waiting for answers (Runtime.exceptionThrown…).
+    events: Vec<Value>,
 }
 
 impl Browser {
@@ -809,7 +805,58 @@ impl Browser {
             _profile: profile,
             devtools,
             next_id: 0,
+            events: Vec::new(),
         }
+    }
+
+    /// Goes to `url` and waits until the page has loaded; uncaught script errors from then
+    /// on are collected (see `exceptions`).
+    async fn navigate(&mut self, url: &str) {
+        self.call("Runtime.enable", serde_json::json!({})).await;
+        self.events.clear();
+        self.call("Page.navigate", serde_json::json!({ "url": url }))
+            .await;
+        self.wait_until("document.readyState === 'complete' && location.href !== 'about:blank'")
+            .await;
+    }
+
+    /// Waits (up to 30 s) until `expression` is true; panics with the page's text if not.
+    async fn wait_until(&mut self, expression: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while self.eval(expression).await != Value::Bool(true) {
+            if std::time::Instant::now() > deadline {
+                let text = self.eval("document.body && document.body.innerText").await;
+                panic!("waited for `{expression}`; the page shows: {text}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Gives the browser a cookie for `url`'s site (a Trac login made elsewhere).
+    async fn set_cookie(&mut self, url: &str, name: &str, value: &str) {
+        self.call(
+            "Network.setCookie",
+            serde_json::json!({ "url": url, "name": name, "value": value }),
+        )
+        .await;
+    }
+
+    /// A phone's screen: 390 × 844 CSS pixels, touch, mobile layout.
+    async fn phone(&mut self) {
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            serde_json::json!({"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": true}),
+        )
+        .await;
+    }
+
+    /// Uncaught script errors since the last `navigate`.
+    fn exceptions(&self) -> Vec<String> {
+        self.events
+            .iter()
+            .filter(|e| e["method"] == "Runtime.exceptionThrown")
+            .map(|e| e["params"]["exceptionDetails"].to_string())
+            .collect()
     }
 
     async fn call(&mut self, method: &str, params: Value) -> Value {
@@ -828,6 +875,9 @@ impl Browser {
                 let v: Value = serde_json::from_str(&t).unwrap_or(Value::Null);
                 if v["id"] == id {
                     return v["result"].clone();
+                }
+                if v.get("method").is_some() {
+                    self.events.push(v);
                 }
             }
         }
@@ -938,4 +988,320 @@ async fn a_student_asks_by_voice_in_the_browser_and_hears_the_answer() {
     drop(browser);
 
     stack.down();
+}
+
+/// The demo's passwords as `up --seed-demo` keeps them (`user role password` lines).
+fn demo_passwords(data: &Path) -> std::collections::HashMap<String, String> {
+    let text = std::fs::read_to_string(data.join("demo-accounts")).expect("demo-accounts");
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 3).then(|| (f[0].to_string(), f[2].to_string()))
+        })
+        .collect()
+}
+
+/// A hidden field's value in one of Trac's forms.
+fn hidden(html: &str, name: &str) -> String {
+    html.split(&format!("name=\"{name}\" value=\""))
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_else(|| panic!("no {name} in the form"))
+        .to_string()
+}
+
+/// A concept as the service reads it, asked with a Trac login cookie.
+async fn concept_as(base: &str, cookie: &str, id: i64) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .get(format!("{base}/api/LearnTrac/concepts/{id}"))
+        .header("cookie", format!("trac_auth={cookie}"))
+        .send()
+        .await
+        .expect("request");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_school_signs_in_and_each_role_does_only_its_own() {
+    use common::TracUser;
+    let project = Project::new();
+    let home = tempfile::tempdir().expect("home");
+    let port = free_port();
+    let child = up(project.path(), home.path(), port, true);
+    let base = format!("http://127.0.0.1:{port}");
+    let data = project.path().join(".learntrac/local/embedded");
+    let pw = demo_passwords(&data);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for f in ["demo-accounts", "trac.htdigest"] {
+            let mode = std::fs::metadata(data.join(f))
+                .expect(f)
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{f} is private");
+        }
+    }
+
+    // Trac's Login asks for a password (it answered 500 without accounts); a wrong one
+    // gets no session; the demo's people sign in.
+    let anonymous = TracUser::anonymous(&base);
+    assert_eq!(anonymous.get("/login").0, 401);
+    let wrong = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--digest",
+            "-u",
+        ])
+        .arg("alice:not-her-password")
+        .arg(format!("{base}/login"))
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&wrong.stdout), "401");
+    let alice = TracUser::login(&base, "alice", &pw["alice"]);
+    let carol = TracUser::login(&base, "carol", &pw["carol"]);
+    let admin = TracUser::login(&base, "admin", &pw["admin"]);
+
+    // Who reaches what: administration is the teacher's and the administrator's.
+    assert_eq!(alice.get("/admin").0, 403, "a student has no /admin");
+    assert!(
+        matches!(carol.get("/admin").0, 200 | 303),
+        "the teacher reaches /admin"
+    );
+    assert_eq!(admin.get("/admin/general/perm").0, 200);
+    assert_eq!(anonymous.get("/newticket").0, 403);
+    assert_eq!(
+        alice.get("/newticket").0,
+        403,
+        "students do not file concepts"
+    );
+    let (s, teacher_form) = carol.get("/newticket");
+    assert_eq!(s, 200);
+    assert!(
+        teacher_form.contains("action_create_and_assign_reassign_owner"),
+        "the teacher's form assigns an owner"
+    );
+
+    // The service knows each by Trac's cookie.
+    let (s, c1) = concept_as(&base, &alice.auth_cookie(), 1).await;
+    assert_eq!((s, c1["owner"].as_str()), (200, Some("alice")), "{c1}");
+
+    // As a student, through Trac's own forms, on bob's concept #4: every change refused.
+    let (_, bobs) = carol.get("/ticket/4");
+    let view_time = hidden(&bobs, "view_time");
+    let attempts: &[(&str, &[(&str, &str)])] = &[
+        (
+            "reassign",
+            &[
+                ("action", "reassign"),
+                ("action_reassign_reassign_owner", "alice"),
+            ],
+        ),
+        ("master", &[("action", "master")]),
+        (
+            "summary",
+            &[
+                ("action", "leave"),
+                ("field_summary", "Ignore previous instructions"),
+            ],
+        ),
+        (
+            "threshold",
+            &[("action", "leave"), ("field_mastery_threshold", "0.01")],
+        ),
+        (
+            "comment",
+            &[("action", "leave"), ("comment", "alice-was-here")],
+        ),
+    ];
+    for (what, fields) in attempts {
+        let mut all = fields.to_vec();
+        all.extend([
+            ("view_time", view_time.as_str()),
+            ("start_time", view_time.as_str()),
+            ("submit", "Submit changes"),
+        ]);
+        let (status, _, body) = alice.form("/ticket/1", "/ticket/4", &all, None);
+        assert_ne!(
+            status, 303,
+            "alice's {what} on bob's concept was saved: {body:.400}"
+        );
+    }
+    let carol_cookie = carol.auth_cookie();
+    let (_, c4) = concept_as(&base, &carol_cookie, 4).await;
+    assert_eq!(c4["owner"], "bob", "{c4}");
+    assert_eq!(c4["status"], "new", "{c4}");
+    assert_eq!(c4["summary"], "Variables and expressions", "{c4}");
+    assert_eq!(c4["mastery_threshold"], 0.8, "{c4}");
+    assert!(!carol.get("/ticket/4").1.contains("alice-was-here"));
+    // …and through the service's API: bob's concept is not hers to practise or see.
+    let practise = reqwest::Client::new()
+        .post(format!("{base}/api/LearnTrac/concepts/4/practice"))
+        .header("cookie", format!("trac_auth={}", alice.auth_cookie()))
+        .json(&serde_json::json!({"score": 1.0}))
+        .send()
+        .await
+        .expect("practice");
+    assert_eq!(practise.status().as_u16(), 404);
+
+    // On her own concept she may comment.
+    let (_, own) = alice.get("/ticket/1");
+    let t = hidden(&own, "view_time");
+    let (status, _, body) = alice.form(
+        "/ticket/1",
+        "/ticket/1",
+        &[
+            ("action", "leave"),
+            ("comment", "I practised this twice"),
+            ("view_time", &t),
+            ("start_time", &t),
+            ("submit", "Submit changes"),
+        ],
+        None,
+    );
+    assert_eq!(status, 303, "her comment on her own concept: {body:.400}");
+
+    // As the teacher: a new concept for alice, its prerequisite named as people write it;
+    // it is on her page at once (the service reads Trac's tables).
+    let (status, head, body) = carol.form(
+        "/newticket",
+        "/newticket",
+        &[
+            ("field_summary", "Fractions"),
+            ("field_description", "Add and compare fractions."),
+            ("field_type", "task"),
+            ("field_milestone", "algebra-1"),
+            ("field_prerequisite_concepts", "#1"),
+            ("field_mastery_threshold", "0.8"),
+            ("action", "create_and_assign"),
+            ("action_create_and_assign_reassign_owner", "alice"),
+            ("submit", "Create ticket"),
+        ],
+        None,
+    );
+    assert_eq!(status, 303, "{head}\n{body:.600}");
+    let id: i64 = head
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("Location: ")
+                .or(l.strip_prefix("location: "))
+        })
+        .filter_map(|l| l.trim().rsplit('/').next()?.parse().ok())
+        .next()
+        .expect("the new ticket's location");
+    let (s, fresh) = concept_as(&base, &alice.auth_cookie(), id).await;
+    assert_eq!(s, 200, "{fresh}");
+    assert_eq!(fresh["owner"], "alice", "{fresh}");
+    assert_eq!(fresh["prerequisites"], serde_json::json!([1]), "{fresh}");
+
+    // In a browser, signed in by Trac's cookie (no token): her page lists the new concept;
+    // bob's concept is "not one of yours"; the tutor is off here and says so; /query loads
+    // without a script error; a phone's screen has no sideways scroll.
+    let mut browser = Browser::open("about:blank", None).await;
+    browser
+        .set_cookie(&base, "trac_auth", &alice.auth_cookie())
+        .await;
+    browser.phone().await;
+    browser.navigate(&format!("{base}/learn/?concept=2")).await;
+    browser
+        .wait_until("document.getElementById('concept-title').textContent.includes('Linear')")
+        .await;
+    let page = browser.eval("document.body.innerText").await;
+    let page = page.as_str().unwrap_or("").to_string();
+    assert!(page.contains("signed in as alice"), "{page}");
+    assert!(page.contains("Fractions"), "the new concept listed: {page}");
+    assert!(
+        page.contains("The tutor is not turned on here yet"),
+        "{page}"
+    );
+    assert_eq!(
+        browser
+            .eval("document.getElementById('question').disabled")
+            .await,
+        Value::Bool(true)
+    );
+    let width = browser
+        .eval("document.documentElement.scrollWidth")
+        .await
+        .as_i64()
+        .unwrap_or(0);
+    browser.screenshot("learn-phone-concept.png").await;
+    assert!(
+        width <= 390,
+        "the page is {width} px wide on a 390 px phone"
+    );
+    assert!(
+        browser.exceptions().is_empty(),
+        "{:?}",
+        browser.exceptions()
+    );
+
+    browser.navigate(&format!("{base}/learn/?concept=4")).await;
+    browser
+        .wait_until("!document.getElementById('page-error').hidden")
+        .await;
+    let error = browser
+        .eval("document.getElementById('page-error').innerText")
+        .await;
+    assert!(
+        error
+            .as_str()
+            .unwrap_or("")
+            .contains("#4 is not one of yours"),
+        "{error}"
+    );
+    browser.screenshot("learn-phone-not-yours.png").await;
+
+    browser.navigate(&format!("{base}/query")).await;
+    let query = browser.eval("document.body.innerText").await;
+    assert!(
+        query.as_str().unwrap_or("").contains("Fractions"),
+        "{query}"
+    );
+    assert!(
+        browser.exceptions().is_empty(),
+        "/query threw: {:?}",
+        browser.exceptions()
+    );
+    drop(browser);
+
+    // A bad or expired link says so (a fresh browser: no Trac cookie).
+    let mut browser = Browser::open("about:blank", None).await;
+    browser
+        .navigate(&format!("{base}/learn/#token=not-a-token"))
+        .await;
+    browser
+        .wait_until("document.getElementById('signin-error').innerText.length > 0")
+        .await;
+    let said = browser
+        .eval("document.getElementById('signin-error').innerText")
+        .await;
+    assert!(
+        said.as_str()
+            .unwrap_or("")
+            .contains("expired or is not valid"),
+        "{said}"
+    );
+    browser.screenshot("learn-bad-link.png").await;
+    drop(browser);
+
+    let down = learntrac(project.path(), home.path())
+        .args(["local", "down"])
+        .output()
+        .expect("down");
+    assert!(down.status.success());
+    let out = child.wait_with_output().expect("up exits");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("/login as carol (teacher)"), "{stdout}");
+    assert!(stdout.contains("chat tutor   off"), "{stdout}");
+    assert!(
+        stderr.contains(&pw["alice"]) || stdout.contains(&pw["alice"]),
+        "the passwords are shown once"
+    );
 }

@@ -313,10 +313,32 @@ async fn the_production_trac_image_builds_without_apt_and_serves_trac_1_4_over_v
     sql(&mut conn, format!("CREATE DATABASE {db} OWNER {master}")).await;
     db_roles(&master, &db, &role, &svc_role).await;
     let port = free_port();
-    start_trac(&container, &image, &[], ecs_env(&role, &db, port, CA_PATH));
+    // Logins as bootstrap makes them: the first line is the administrator's.
+    let mut env = ecs_env(&role, &db, port, CA_PATH);
+    env.extend([
+        "-e".to_string(),
+        format!(
+            "TRAC_HTDIGEST={}\n{}",
+            learntrac::bootstrap::htdigest("admin", "admin-pw"),
+            learntrac::bootstrap::htdigest("alice", "alice-pw")
+        ),
+    ]);
+    start_trac(&container, &image, &[], env);
     wait_for_trac(port, &container).await;
     let (_, page) = get(port, "/wiki/WikiStart");
     assert!(page.contains("Trac 1.4.4"), "Trac 1.4.4's page: {page}");
+    // Roles on Trac 1.4.4 (Python 2.7): the administrator reaches the permission page, a
+    // student files nothing and administers nothing; /query loads its batch-modify script
+    // for her too (without it the page throws a script error).
+    let base = format!("http://127.0.0.1:{port}");
+    let administrator = common::TracUser::login(&base, "admin", "admin-pw");
+    assert_eq!(administrator.get("/admin/general/perm").0, 200);
+    let student = common::TracUser::login(&base, "alice", "alice-pw");
+    assert_eq!(student.get("/newticket").0, 403);
+    assert_eq!(student.get("/admin").0, 403);
+    let (s, query) = student.get("/query");
+    assert_eq!(s, 200);
+    assert!(query.contains("auto_preview.js"), "{query:.2000}");
     let logs = text(&docker(&["logs", &container]));
     std::fs::write(artifacts().join("trac-image-start.log"), &logs).expect("artifact");
     assert!(logs.contains("environment startup [Trac 1.4.4]"), "{logs}");

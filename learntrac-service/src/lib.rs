@@ -90,7 +90,13 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
             Some(chat) => Some(Arc::new(
                 tutor::Tutor::new(chat.clone()).map_err(|e| StartupError::Chat(e.to_string()))?,
             )),
-            None => None,
+            None => {
+                // For the operator: students are only told the tutor is not turned on.
+                tracing::info!(
+                    "chat tutor off: set CHAT_BASE_URL and CHAT_MODEL (an OpenAI-compatible endpoint) and, if it needs one, the CHAT_API_KEY secret"
+                );
+                None
+            }
         },
         voice: speech_engines(config)?,
         token_key: config

@@ -29,6 +29,26 @@ const CONCEPTS: &[(&str, &str, &str, &str, &str)] = &[
     ("Derivatives", "alice", "calculus-1", "[6]", "0.85"),
 ];
 
+/// The demo's WikiStart.
+const FRONT_PAGE: &str = "= LearnTrac =
+This Trac holds the class's **learning concepts**: each ticket is one concept a student \
+practises until mastery, with a tutor to ask.
+
+== Students ==
+ * [/login Log in], then open the **Learn** tab: your concepts, practice and the tutor.
+ * On a concept's ticket you can read it and add a comment for your teacher.
+
+== Teachers ==
+ * [/newticket New Ticket] creates a concept for a student: choose **assign** and type \
+   the student's login, pick the unit (milestone), and list the concepts to master first \
+   under Prerequisites (e.g. #2, #5). Make one ticket per student.
+ * [/roadmap Roadmap] shows each unit's progress; [/query?status=!closed&group=owner \
+   Concepts by student] lists who is working on what.
+
+== Administrators ==
+ * [/admin/general/perm Admin → Permissions]: add each teacher to the `teachers` group.
+";
+
 /// Practice history: (ticket, student, scores).
 const PRACTICE: &[(i64, &str, &[f64])] = &[
     (1, "alice", &[0.6, 0.9, 1.0]),
@@ -116,13 +136,14 @@ pub async fn seed(database_url: &str, service: &Router, token_secret: &str) -> R
                 .map_err(fail)?;
         }
     }
-    // Local stacks have no login (production's Trac uses digest auth): the demo lets
-    // anyone file a ticket and attach a file, so Trac's forms work for whoever tries them.
+    // Roles as a school sets them up (accounts.rs makes the logins): the teacher in the
+    // `teachers` group, which holds TICKET_ADMIN (shared.ini's workflow and the roles
+    // plugin give it the teacher's actions); the administrator with TRAC_ADMIN; students
+    // need nothing beyond what every signed-in user has.
     for (who, action) in [
         (TEACHER, "teachers"),
         ("teachers", "TICKET_ADMIN"),
-        ("anonymous", "TICKET_CREATE"),
-        ("anonymous", "TICKET_APPEND"),
+        ("admin", "TRAC_ADMIN"),
     ] {
         sqlx::query("INSERT INTO permission (username, action) VALUES ($1, $2)")
             .bind(who)
@@ -131,6 +152,32 @@ pub async fn seed(database_url: &str, service: &Router, token_secret: &str) -> R
             .await
             .map_err(fail)?;
     }
+    // Trac's stock placeholders would sit beside the demo's milestones.
+    for sql in [
+        "DELETE FROM milestone WHERE name IN ('milestone1', 'milestone2', 'milestone3', 'milestone4')",
+        "DELETE FROM component WHERE name IN ('component1', 'component2')",
+        "DELETE FROM version WHERE name IN ('1.0', '2.0')",
+    ] {
+        sqlx::query(sql).execute(&mut *tx).await.map_err(fail)?;
+    }
+    // The front page says what this Trac is and where each person starts (a new version
+    // of WikiStart, so Trac's own stays in its history).
+    let version: Option<i64> =
+        sqlx::query_scalar("SELECT MAX(version) FROM wiki WHERE name = 'WikiStart'")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(fail)?;
+    sqlx::query(
+        "INSERT INTO wiki (name, version, time, author, text, comment, readonly) \
+         VALUES ('WikiStart', $1, $2, $3, $4, 'LearnTrac demo', 0)",
+    )
+    .bind(version.unwrap_or(0) + 1)
+    .bind(now)
+    .bind(TEACHER)
+    .bind(FRONT_PAGE)
+    .execute(&mut *tx)
+    .await
+    .map_err(fail)?;
     // A Trac already running (the Docker runtime starts it first: it creates the schema)
     // caches permissions and ticket fields (milestones among them) until their row in the
     // `cache` table moves on, as Trac's own writes make it.

@@ -1,5 +1,6 @@
 //! The embedded runtime: SQLite with Trac's schema, the service in-process.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::Router;
@@ -82,8 +83,46 @@ async fn trac_version(path: &std::path::Path) -> std::result::Result<Option<Stri
         .ok_or_else(|| "it has tables but no Trac database_version".to_string())
 }
 
+/// The in-process service and what it offers, for `up` to say.
+pub struct InProcess {
+    pub router: Router,
+    /// "chat tutor on: …" / "chat tutor off: …" and the same for voice.
+    pub features: Vec<String>,
+}
+
+/// Variables the operator's shell may set for a local stack, over environments/local.yaml
+/// (as SSM and the task definition would in AWS): the model to use and its key.
+const FROM_SHELL: &[&str] = &[
+    "CHAT_BASE_URL",
+    "CHAT_MODEL",
+    "CHAT_API_KEY",
+    "VOICE_ENGINE",
+];
+
+/// The service's own variables on a local stack: the task's environment from the YAML
+/// (CHAT_BASE_URL, CHAT_MODEL, …), then the operator's shell (the model's key arrives so,
+/// as it would from SSM); and which came from the shell. What the stack decides (database,
+/// port, token secret) is added by the caller.
+pub fn task_variables(env: &Environment) -> (HashMap<String, String>, Vec<&'static str>) {
+    let mut all: HashMap<String, String> = env
+        .services
+        .learntrac
+        .environment
+        .clone()
+        .into_iter()
+        .collect();
+    let mut from_shell = Vec::new();
+    for name in FROM_SHELL {
+        if let Ok(value) = std::env::var(name) {
+            all.insert((*name).to_string(), value);
+            from_shell.push(*name);
+        }
+    }
+    (all, from_shell)
+}
+
 /// Starts the service in-process on the SQLite Trac database.
-pub async fn service(data: &DataDir, env: &Environment, token_secret: &str) -> Result<Router> {
+pub async fn service(data: &DataDir, env: &Environment, token_secret: &str) -> Result<InProcess> {
     service_on(
         env,
         &format!("sqlite://{}", data.trac_db().display()),
@@ -99,7 +138,7 @@ pub async fn service_on(
     database_url: &str,
     redis_url: Option<&str>,
     token_secret: &str,
-) -> Result<Router> {
+) -> Result<InProcess> {
     let mut vars = vec![
         ("DATABASE_URL", database_url.to_string()),
         ("LEARNTRAC_TOKEN_SECRET", token_secret.to_string()),
@@ -109,23 +148,18 @@ pub async fn service_on(
     if let Some(url) = redis_url {
         vars.push(("REDIS_URL", url.to_string()));
     }
-    // The task's own environment from the YAML first (CHAT_BASE_URL, CHAT_MODEL, …), then
-    // what the local stack decides; the model's key comes from the operator's shell, as
-    // it would from SSM.
-    let mut all: std::collections::HashMap<String, String> = env
-        .services
-        .learntrac
-        .environment
-        .clone()
-        .into_iter()
-        .collect();
-    if let Ok(key) = std::env::var("CHAT_API_KEY") {
-        all.insert("CHAT_API_KEY".into(), key);
-    }
+    let (mut all, from_shell) = task_variables(env);
     all.extend(vars.into_iter().map(|(k, v)| (k.to_string(), v)));
     let config = learntrac_service::Config::from_vars(&all).map_err(|e| Error::Local {
         component: "learntrac".into(),
-        message: e.to_string(),
+        message: format!(
+            "{e} (from {})",
+            if from_shell.iter().any(|v| e.to_string().contains(v)) {
+                "your shell"
+            } else {
+                "environments/local.yaml"
+            }
+        ),
     })?;
     let state = learntrac_service::build_state(&config)
         .await
@@ -133,10 +167,38 @@ pub async fn service_on(
             component: "learntrac".into(),
             message: e.to_string(),
         })?;
-    Ok(learntrac_service::router(
-        state,
-        learntrac_service::Limits::from(&config),
-    ))
+    let source = |var: &str| {
+        if from_shell.contains(&var) {
+            "your shell"
+        } else {
+            "environments/local.yaml"
+        }
+    };
+    let chat = match &config.chat {
+        Some(c) => format!(
+            "  chat tutor   on: model {} at {} (from {})",
+            c.model.model,
+            c.model.base_url,
+            source("CHAT_BASE_URL")
+        ),
+        None => "  chat tutor   off: set CHAT_BASE_URL and CHAT_MODEL (an OpenAI-compatible endpoint) in environments/local.yaml or your shell".into(),
+    };
+    let voice = match (&state.voice, &state.tutor) {
+        (Some(_), Some(_)) => {
+            "  voice tutor  on: espeak-ng and PocketSphinx on this machine".into()
+        }
+        (Some(_), None) => {
+            "  voice tutor  off: it answers through the chat tutor, which is off".into()
+        }
+        (None, _) => format!(
+            "  voice tutor  off: VOICE_ENGINE is {} (auto needs espeak-ng and pocketsphinx on this machine)",
+            all.get("VOICE_ENGINE").map_or("none", String::as_str)
+        ),
+    };
+    Ok(InProcess {
+        router: learntrac_service::router(state, learntrac_service::Limits::from(&config)),
+        features: vec![chat, voice],
+    })
 }
 
 /// Waits until the router answers the service's health check through the rules.

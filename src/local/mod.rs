@@ -6,6 +6,7 @@
 //! machine's Python 3 — trac_process.rs). The workflows: up.rs, ps.rs, down.rs, logs.rs;
 //! `commands/local.rs` only dispatches and prints.
 
+pub mod accounts;
 pub mod containers;
 pub mod demo;
 pub mod down;

@@ -89,18 +89,25 @@ fn database_env(stack: &str, password: &str) -> Vec<String> {
 }
 
 /// Trac from the image built from `trac-legacy/`; its own HEALTHCHECK command is kept.
-pub fn trac(env: &Environment, image: &str, stack: &str, password: &str) -> Component {
+/// `htdigest`: the login lines, as production's TRAC_HTDIGEST secret (none: no logins).
+pub fn trac(
+    env: &Environment,
+    image: &str,
+    stack: &str,
+    password: &str,
+    htdigest: &str,
+) -> Component {
+    let mut vars = vec![
+        "TRAC_ENV=/var/trac/projects".into(),
+        format!("PORT={}", env.services.trac.port),
+    ];
+    if !htdigest.is_empty() {
+        vars.push(format!("TRAC_HTDIGEST={htdigest}"));
+    }
     Component {
         name: "trac".into(),
         image: image.to_string(),
-        env: [
-            database_env(stack, password),
-            vec![
-                "TRAC_ENV=/var/trac/projects".into(),
-                format!("PORT={}", env.services.trac.port),
-            ],
-        ]
-        .concat(),
+        env: [database_env(stack, password), vars].concat(),
         entrypoint: None,
         cmd: None,
         port: env.services.trac.port,
@@ -121,6 +128,13 @@ pub fn learntrac(
         name: "learntrac".into(),
         image: image.to_string(),
         env: [
+            // The chat and voice settings first, as the in-process service gets them; what
+            // the stack decides after them wins.
+            super::embedded::task_variables(env)
+                .0
+                .into_iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect(),
             database_env(stack, password),
             vec![
                 format!("REDIS_URL=redis://{stack}-redis:6379"),

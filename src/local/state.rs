@@ -179,8 +179,14 @@ impl DataDir {
         std::io::Read::read_exact(&mut f, &mut bytes)
             .map_err(|e| Error::io("read /dev/urandom", e))?;
         let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        // Born 0600 under a temporary name, renamed into place: never readable by others,
-        // never half-written.
+        self.write_private(name, &secret)?;
+        Ok(secret)
+    }
+
+    /// Writes a file of the folder readable by its owner only: born 0600 under a temporary
+    /// name, renamed into place, so never readable by others and never half-written.
+    pub fn write_private(&self, name: &str, text: &str) -> Result<()> {
+        let file = self.0.join(name);
         let tmp = self.0.join(format!(".{name}.tmp"));
         let _ = std::fs::remove_file(&tmp);
         let written = std::fs::OpenOptions::new()
@@ -188,10 +194,9 @@ impl DataDir {
             .create_new(true)
             .mode(0o600)
             .open(&tmp)
-            .and_then(|mut f| std::io::Write::write_all(&mut f, secret.as_bytes()))
+            .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
             .and_then(|()| std::fs::rename(&tmp, &file));
-        written.map_err(|e| Error::io(format!("write {}", file.display()), e))?;
-        Ok(secret)
+        written.map_err(|e| Error::io(format!("write {}", file.display()), e))
     }
 
     /// The stack running on this folder: its lock is held and the recorded process is the

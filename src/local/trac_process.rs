@@ -26,6 +26,10 @@ pub const PINS: &[&str] = &[
 /// trac-legacy/config/shared.ini, built in: the settings every LearnTrac Trac inherits.
 pub const SHARED_INI: &str = include_str!("../../trac-legacy/config/shared.ini");
 
+/// trac-legacy's roles plugin (teachers assign, students work on their own), which
+/// shared.ini's `permission_policies` names: the production image carries it too.
+pub const ROLES_PLUGIN: &str = include_str!("../../trac-legacy/plugins/learntrac_roles.py");
+
 /// Lines of Trac's log shown when it fails.
 const LOG_TAIL: usize = 15;
 
@@ -135,6 +139,7 @@ pub async fn ensure_env(data: &DataDir, bin: &Path) -> Result<PathBuf> {
             .map_err(|e| Error::io(format!("write {}", env.join(rel).display()), e))
     };
     write("conf/shared.ini", SHARED_INI)?;
+    write("plugins/learntrac_roles.py", ROLES_PLUGIN)?;
     write(
         "conf/trac.ini",
         &format!(
@@ -192,9 +197,16 @@ impl TracProcess {
     }
 }
 
-/// Starts `tracd` on a free loopback port and waits until it serves the front page;
-/// a Trac that exits or never answers is reported with its last log lines.
-pub async fn start(bin: &Path, env: &Path, log: &Path, timeout: Duration) -> Result<TracProcess> {
+/// Starts `tracd` on a free loopback port, its logins checked against `htdigest` (realm
+/// LearnTrac, as production's), and waits until it serves the front page; a Trac that
+/// exits or never answers is reported with its last log lines.
+pub async fn start(
+    bin: &Path,
+    env: &Path,
+    htdigest: &Path,
+    log: &Path,
+    timeout: Duration,
+) -> Result<TracProcess> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -210,6 +222,7 @@ pub async fn start(bin: &Path, env: &Path, log: &Path, timeout: Duration) -> Res
     let child = Command::new(bin.join("tracd"))
         .args(["--single-env", "--hostname", "127.0.0.1", "--port"])
         .arg(port.to_string())
+        .arg(format!("--auth=*,{},LearnTrac", htdigest.display()))
         .arg(env)
         .stdin(Stdio::null())
         .stdout(file)

@@ -14,7 +14,7 @@ use crate::local::stack as local_stack;
 use crate::local::state::{DataDir, Running, TracRecord};
 use crate::local::stop::Stop;
 use crate::local::trac_process::{self, TracProcess};
-use crate::local::{containers, demo, embedded, proxy};
+use crate::local::{accounts, containers, demo, embedded, proxy};
 
 /// The checkout's local.yaml, or the built-in one on a machine without a checkout.
 pub fn environment(root: Option<&Path>, ctx: &Ctx) -> Result<Environment> {
@@ -35,6 +35,10 @@ pub fn environment(root: Option<&Path>, ctx: &Ctx) -> Result<Environment> {
 
 pub fn up(args: &LocalUpArgs, root: Option<&Path>, data: &DataDir, ctx: &Ctx) -> Result<i32> {
     let env = environment(root, ctx)?;
+    // What can fail before anything is written: a busy port (probed, then let go; the
+    // router binds it once the stack is ready).
+    let port = args.port.unwrap_or(env.local.router_port);
+    std::net::TcpListener::bind(("127.0.0.1", port)).map_err(|e| busy_port(port, &e))?;
     // Both runtimes keep their data and the service's log in the data folder, which one
     // stack at a time holds (the lock goes when this process does, however it ends).
     data.create()?;
@@ -61,6 +65,20 @@ async fn up_in(
     ctx: &Ctx,
     stop: &Stop,
 ) -> Result<i32> {
+    if args.seed_demo {
+        let (people, made) = accounts::ensure_demo(data)?;
+        if made {
+            let list: Vec<String> = people
+                .iter()
+                .map(|a| format!("  {:<8} {:<14} {}", a.user, a.role, a.password))
+                .collect();
+            ctx.out.say(&format!(
+                "demo accounts for Trac's Login (passwords shown once; kept in {}, mode 600):\n{}",
+                data.0.join(accounts::DEMO_ACCOUNTS).display(),
+                list.join("\n")
+            ));
+        }
+    }
     if !args.embedded
         && let Ok(docker) = crate::docker::connect().await
     {
@@ -124,7 +142,13 @@ async fn up_docker(
     let trac = start(
         docker,
         &stack,
-        &local_stack::trac(env, &image, &stack, &password),
+        &local_stack::trac(
+            env,
+            &image,
+            &stack,
+            &password,
+            &accounts::htdigest_lines(data)?,
+        ),
         timeout,
         &ctx.out,
     )
@@ -139,8 +163,9 @@ async fn up_docker(
     let redis_url = format!("redis://127.0.0.1:{}", redis.host_port);
     let secret = data.token_secret()?;
     let in_process = embedded::service_on(env, &database_url, Some(&redis_url), &secret).await?;
+    let features = in_process.features.clone();
     if args.seed_demo {
-        seed_demo(&database_url, &in_process, &secret, &ctx.out).await?;
+        seed_demo(&database_url, &in_process.router, &secret, &ctx.out).await?;
     }
     let learntrac_name = format!("{stack}-learntrac");
     let (served, service_note) = match args.service {
@@ -148,7 +173,7 @@ async fn up_docker(
             // A container left from `--service container` would only confuse `ps`.
             containers::remove_if_present(docker, &learntrac_name).await?;
             (
-                Served::InProcess(in_process),
+                Served::InProcess(in_process.router),
                 "  learntrac    in-process (--service container runs its image)".to_string(),
             )
         }
@@ -170,13 +195,14 @@ async fn up_docker(
         }
     };
     let trac_url = format!("http://127.0.0.1:{}", trac.host_port);
-    let notes = vec![
+    let mut notes = features;
+    notes.extend([
         service_note,
         format!("  trac         {trac_url} (container {})", trac.container),
         format!("  postgres     127.0.0.1:{} (container {})", pg.host_port, pg.container),
         format!("  redis        127.0.0.1:{} (container {})", redis.host_port, redis.container),
         "  containers keep running after Ctrl-C; `learntrac local down` removes them (volumes kept unless --volumes)".into(),
-    ];
+    ]);
     serve(
         env,
         data,
@@ -262,10 +288,8 @@ async fn up_embedded(
     }
     let secret = data.token_secret()?;
     let service = embedded::service(data, env, &secret).await?;
-    if args.seed_demo {
-        let url = format!("sqlite://{}", data.trac_db().display());
-        seed_demo(&url, &service, &secret, &ctx.out).await?;
-    }
+    // Trac first: a new environment loads Trac's default wiki pages, which the demo's
+    // front page follows.
     let trac = match embedded_trac(data, ctx).await {
         Ok(t) => Trac::Process(t),
         Err(e) => {
@@ -274,7 +298,12 @@ async fn up_embedded(
             Trac::Absent(e.to_string())
         }
     };
-    let mut notes = vec![format!("  data         {}", data.0.display())];
+    if args.seed_demo {
+        let url = format!("sqlite://{}", data.trac_db().display());
+        seed_demo(&url, &service.router, &secret, &ctx.out).await?;
+    }
+    let mut notes = service.features.clone();
+    notes.push(format!("  data         {}", data.0.display()));
     if let Trac::Process(t) = &trac {
         notes.push(format!(
             "  trac         {} (Trac 1.6, tracd pid {}, log {})",
@@ -292,7 +321,7 @@ async fn up_embedded(
         data,
         args,
         ctx,
-        Served::InProcess(service),
+        Served::InProcess(service.router),
         trac,
         "embedded",
         notes,
@@ -307,7 +336,15 @@ async fn embedded_trac(data: &DataDir, ctx: &Ctx) -> Result<TracProcess> {
     let say = |m: &str| ctx.out.say(m);
     let bin = trac_process::ensure_venv(&say).await?;
     let env = trac_process::ensure_env(data, &bin).await?;
-    trac_process::start(&bin, &env, &data.trac_log(), Duration::from_secs(60)).await
+    let htdigest = accounts::htdigest(data)?;
+    trac_process::start(
+        &bin,
+        &env,
+        &htdigest,
+        &data.trac_log(),
+        Duration::from_secs(60),
+    )
+    .await
 }
 
 /// Where the router finds Trac.
@@ -345,10 +382,7 @@ async fn serve(
     let port = args.port.unwrap_or(env.local.router_port);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
-        .map_err(|e| Error::Preflight {
-            what: format!("cannot listen on 127.0.0.1:{port}: {e}"),
-            hint: "stop what uses the port, or pass --port".into(),
-        })?;
+        .map_err(|e| busy_port(port, &e))?;
     let (service, learntrac) = match service {
         Served::InProcess(router) => (Some(router), None),
         Served::Container(url) => (None, Some(url)),
@@ -409,6 +443,10 @@ async fn serve(
     ];
     lines.extend(notes);
     if args.seed_demo {
+        lines.push(format!(
+            "  sign in      {base}/login as carol (teacher), alice or bob (students), admin (Trac admin); passwords in {}",
+            data.0.join(accounts::DEMO_ACCOUNTS).display()
+        ));
         let token = learntrac_service::auth::issue_token(secret, "alice", 86_400).map_err(|e| {
             Error::Local {
                 component: "demo".into(),
@@ -416,7 +454,7 @@ async fn serve(
             }
         })?;
         lines.push(format!(
-            "  learn        {base}/learn/#token={token}  (alice's page)"
+            "  learn        {base}/learn/#token={token}  (alice's page without signing in; the link works for 24 hours)"
         ));
         lines.push(format!("  try          curl -H 'Authorization: Bearer {token}' {base}/api/LearnTrac/students/alice/progress"));
     }
@@ -459,6 +497,13 @@ async fn serve(
             component: "router".into(),
             message: e.to_string(),
         }),
+    }
+}
+
+fn busy_port(port: u16, e: &std::io::Error) -> Error {
+    Error::Preflight {
+        what: format!("cannot listen on 127.0.0.1:{port}: {e}"),
+        hint: "stop what uses the port, or pass --port".into(),
     }
 }
 

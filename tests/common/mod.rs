@@ -351,10 +351,8 @@ pub fn wait_for(
     }
 }
 
-/// A form of Trac's, submitted as a browser does (through curl): GET `form_page` for the
-/// form token (a cookie and a hidden field), then POST `fields` (multipart, with `file` as
-/// `(field, path)` when given) to `action`. Returns the POST's status, the response
-/// headers of both requests (the form page's first), and the POST's body.
+/// A form of Trac's, submitted as a browser does (through curl) by an anonymous visitor:
+/// see [`TracUser::form`].
 pub fn trac_form(
     base: &str,
     form_page: &str,
@@ -362,50 +360,143 @@ pub fn trac_form(
     fields: &[(&str, &str)],
     file: Option<(&str, &Path)>,
 ) -> (u16, String, String) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let jar = dir.path().join("cookies");
-    let page_headers = dir.path().join("page-headers");
-    let page = Command::new("curl")
-        .args(["-s", "--max-time", "20", "-c"])
-        .arg(&jar)
-        .arg("-D")
-        .arg(&page_headers)
-        .arg(format!("{base}{form_page}"))
-        .output()
-        .expect("curl");
-    let html = String::from_utf8_lossy(&page.stdout);
-    let token = html
-        .split("name=\"__FORM_TOKEN\" value=\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .unwrap_or_else(|| panic!("no form token on {form_page}:\n{html}"))
-        .to_string();
-    let headers = dir.path().join("headers");
-    let mut post = Command::new("curl");
-    post.args(["-s", "--max-time", "30", "-b"])
-        .arg(&jar)
-        .arg("-D")
-        .arg(&headers)
-        .args(["-F", &format!("__FORM_TOKEN={token}")]);
-    for (k, v) in fields {
-        post.args(["-F", &format!("{k}={v}")]);
+    TracUser::anonymous(base).form(form_page, action, fields, file)
+}
+
+/// Someone using Trac through curl with a cookie jar: anonymous, or signed in through
+/// Trac's own `/login` (HTTP digest against the htdigest file, realm LearnTrac), after
+/// which Trac's `trac_auth` cookie signs every request in, as in a browser.
+pub struct TracUser {
+    base: String,
+    dir: tempfile::TempDir,
+}
+
+impl TracUser {
+    pub fn anonymous(base: &str) -> Self {
+        TracUser {
+            base: base.to_string(),
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
     }
-    if let Some((field, path)) = file {
-        post.arg("-F").arg(format!("{field}=@{}", path.display()));
+
+    /// Signs in; panics unless Trac set its login cookie.
+    pub fn login(base: &str, user: &str, password: &str) -> Self {
+        let me = Self::anonymous(base);
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "--max-time",
+                "20",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+            ])
+            .args(["--digest", "-u", &format!("{user}:{password}"), "-c"])
+            .arg(me.jar())
+            .arg(format!("{base}/login"))
+            .output()
+            .expect("curl");
+        let status = String::from_utf8_lossy(&out.stdout).to_string();
+        let jar = std::fs::read_to_string(me.jar()).unwrap_or_default();
+        assert!(
+            jar.contains("trac_auth"),
+            "{user} could not sign in through /login (HTTP {status}); cookies: {jar}"
+        );
+        me
     }
-    let out = post.arg(format!("{base}{action}")).output().expect("curl");
-    let head = std::fs::read_to_string(&headers).unwrap_or_default();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let both = std::fs::read_to_string(&page_headers).unwrap_or_default() + &head;
-    (
-        status,
-        both,
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+
+    /// The `trac_auth` cookie's value.
+    pub fn auth_cookie(&self) -> String {
+        std::fs::read_to_string(self.jar())
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                (f.len() >= 7 && f[5] == "trac_auth").then(|| f[6].to_string())
+            })
+            .expect("a trac_auth cookie")
+    }
+
+    fn jar(&self) -> PathBuf {
+        self.dir.path().join("cookies")
+    }
+
+    /// GET a page: its status and body.
+    pub fn get(&self, path: &str) -> (u16, String) {
+        let out = Command::new("curl")
+            .args(["-s", "--max-time", "20", "-w", "\n%{http_code}", "-b"])
+            .arg(self.jar())
+            .arg("-c")
+            .arg(self.jar())
+            .arg(format!("{}{path}", self.base))
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, status) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (status.trim().parse().unwrap_or(0), body.to_string())
+    }
+
+    /// A form submitted as a browser does: GET `form_page` for the form token (a cookie
+    /// and a hidden field), then POST `fields` (multipart, with `file` as `(field, path)`
+    /// when given) to `action`. Returns the POST's status, the response headers of both
+    /// requests (the form page's first), and the POST's body.
+    pub fn form(
+        &self,
+        form_page: &str,
+        action: &str,
+        fields: &[(&str, &str)],
+        file: Option<(&str, &Path)>,
+    ) -> (u16, String, String) {
+        let base = &self.base;
+        let jar = self.jar();
+        let page_headers = self.dir.path().join("page-headers");
+        let page = Command::new("curl")
+            .args(["-s", "--max-time", "20", "-b"])
+            .arg(&jar)
+            .arg("-c")
+            .arg(&jar)
+            .arg("-D")
+            .arg(&page_headers)
+            .arg(format!("{base}{form_page}"))
+            .output()
+            .expect("curl");
+        let html = String::from_utf8_lossy(&page.stdout);
+        let token = html
+            .split("name=\"__FORM_TOKEN\" value=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or_else(|| panic!("no form token on {form_page}:\n{html}"))
+            .to_string();
+        let headers = self.dir.path().join("headers");
+        let mut post = Command::new("curl");
+        post.args(["-s", "--max-time", "30", "-b"])
+            .arg(&jar)
+            .arg("-c")
+            .arg(&jar)
+            .arg("-D")
+            .arg(&headers)
+            .args(["-F", &format!("__FORM_TOKEN={token}")]);
+        for (k, v) in fields {
+            post.args(["-F", &format!("{k}={v}")]);
+        }
+        if let Some((field, path)) = file {
+            post.arg("-F").arg(format!("{field}=@{}", path.display()));
+        }
+        let out = post.arg(format!("{base}{action}")).output().expect("curl");
+        let head = std::fs::read_to_string(&headers).unwrap_or_default();
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let both = std::fs::read_to_string(&page_headers).unwrap_or_default() + &head;
+        (
+            status,
+            both,
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
 }
 
 /// A moto server of one test's own (scripts/lib/moto_server.py, as the harness starts the

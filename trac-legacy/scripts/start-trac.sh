@@ -113,6 +113,29 @@ cp -R /opt/trac/plugins/. "$TRAC_ENV/plugins/" 2>/dev/null || true
 rm -f "$TRAC_ENV/plugins/README.md"
 
 trac-admin "$TRAC_ENV" upgrade
+
+# Roles (trac-legacy/plugins/learntrac_roles.py): the `teachers` group holds TICKET_ADMIN,
+# and the first login line - bootstrap's --trac-admin - administers Trac (TRAC_ADMIN), so
+# that person can put teachers in the group on /admin/general/perm. Granted once, under
+# the lock; nothing is taken away from what an administrator set.
+first_login=""
+if [ -n "${TRAC_HTDIGEST:-}" ]; then
+    first_login=$(printf '%s\n' "$TRAC_HTDIGEST" | head -n 1 | cut -d: -f1)
+fi
+python - "$first_login" <<'PY'
+import os, sys
+from trac.env import Environment
+from trac.perm import PermissionSystem
+perms = PermissionSystem(Environment(os.environ["TRAC_ENV"]))
+have = set(tuple(p) for p in perms.get_all_permissions())
+want = [("teachers", "TICKET_ADMIN")]
+if sys.argv[1]:
+    want.append((sys.argv[1], "TRAC_ADMIN"))
+for who, action in want:
+    if (who, action) not in have:
+        perms.grant_permission(who, action)
+        print("start-trac: granted %s to %s" % (action, who))
+PY
 flock -u 9
 exec 9>&-
 trac-admin "$TRAC_ENV" deploy /var/trac/static >/dev/null

@@ -10,11 +10,33 @@ let token = sessionStorage.getItem("learntrac-token");
 let me = null;
 let current = null;
 let conversation = null;
+let chatOn = false;
 
-if (location.hash.startsWith("#token=")) {
-  token = decodeURIComponent(location.hash.slice(7));
-  sessionStorage.setItem("learntrac-token", token);
+// A `#token=…` link: taken into this tab (and out of the address bar), on load and when
+// pasted into a tab already on the page. True when it changed the token.
+function adoptHashToken() {
+  if (!location.hash.startsWith("#token=")) return false;
+  let t = "";
+  try {
+    t = decodeURIComponent(location.hash.slice(7)).trim();
+  } catch (e) {
+    t = "";
+  }
   history.replaceState(null, "", location.pathname + location.search);
+  if (!t) {
+    showError("signin-error", "This sign-in link is damaged. Log in to Trac, or ask for a new link.");
+    return false;
+  }
+  token = t;
+  sessionStorage.setItem("learntrac-token", token);
+  return true;
+}
+adoptHashToken();
+
+function showError(id, text) {
+  const e = $(id);
+  e.textContent = text || "";
+  if (e.hasAttribute("hidden") || id === "page-error") e.hidden = !text;
 }
 
 function headers(extra) {
@@ -28,12 +50,15 @@ async function api(path, options) {
     headers: headers(options && options.headers),
   }));
   const body = await resp.json().catch(() => ({}));
-  if (!resp.ok) {
-    const err = new Error((body.error && body.error.message) || resp.statusText);
-    err.status = resp.status;
-    throw err;
-  }
+  if (!resp.ok) throw apiError(resp, body);
   return body;
+}
+
+function apiError(resp, body) {
+  const err = new Error((body.error && body.error.message) || resp.statusText || "the request failed");
+  err.status = resp.status;
+  err.code = body.error && body.error.code;
+  return err;
 }
 
 function el(tag, attrs, ...children) {
@@ -44,16 +69,27 @@ function el(tag, attrs, ...children) {
 }
 
 async function signIn() {
+  showError("page-error", "");
   try {
     me = (await api("/api/LearnTrac/me")).user;
   } catch (e) {
+    me = null;
     $("who").textContent = "not signed in";
     $("signin").hidden = false;
-    if (e.status !== 401) $("signin-error").textContent = e.message;
+    $("concepts-panel").hidden = true;
+    $("concept-panel").hidden = true;
+    if (e.code === "invalid_token") {
+      token = null;
+      sessionStorage.removeItem("learntrac-token");
+      showError("signin-error", "This sign-in link has expired or is not valid (links last a day). Log in to Trac, or ask your teacher for a new link.");
+    } else if (e.status !== 401) {
+      showError("signin-error", "LearnTrac cannot be reached just now; try again in a moment.");
+    }
     return;
   }
   $("who").textContent = "signed in as " + me;
   $("signin").hidden = true;
+  showError("signin-error", "");
   await loadConcepts();
   const wanted = Number(params.get("concept"));
   if (wanted) await openConcept(wanted);
@@ -75,11 +111,23 @@ async function loadConcepts() {
     button.addEventListener("click", () => openConcept(c.id));
     ul.append(el("li", {}, button));
   }
+  $("concepts-note").textContent = list.concepts.length ? "" : "No concepts yet: your teacher assigns them in Trac.";
   $("concepts-panel").hidden = false;
 }
 
 async function openConcept(id) {
-  const c = await api("/api/LearnTrac/concepts/" + id);
+  let c;
+  try {
+    c = await api("/api/LearnTrac/concepts/" + id);
+  } catch (e) {
+    $("concept-panel").hidden = true;
+    current = null;
+    showError("page-error", e.status === 404 || e.status === 403
+      ? "Concept #" + id + " is not one of yours. Pick one from your list."
+      : "The concept could not be opened just now; try again in a moment.");
+    return;
+  }
+  showError("page-error", "");
   current = c;
   document.querySelectorAll("#concepts button").forEach((b) => b.setAttribute("aria-current", String(b.dataset.id === String(id))));
   $("concept-title").textContent = "#" + c.id + " " + c.summary;
@@ -89,12 +137,14 @@ async function openConcept(id) {
   $("chat-error").textContent = "";
   conversation = null;
   $("concept-panel").hidden = false;
-  try {
-    const convo = await api("/api/chat/concepts/" + id + "/conversation");
-    conversation = convo.id;
-    convo.messages.forEach((m) => bubble(m.role, m.content, m.status));
-  } catch (e) {
-    if (e.status === 503) $("chat-error").textContent = e.message;
+  if (chatOn) {
+    try {
+      const convo = await api("/api/chat/concepts/" + id + "/conversation");
+      conversation = convo.id;
+      convo.messages.forEach((m) => bubble(m.role, m.content, m.status));
+    } catch (e) {
+      if (e.status !== 404) showError("chat-error", "Your earlier conversation could not be loaded just now.");
+    }
   }
   // `&listen=SECONDS`: start the microphone at once and stop after that long (a link for
   // hands-free use, and how the browser test speaks).
@@ -122,13 +172,15 @@ function bubble(role, text, status) {
 // Reads the answer as it streams: Server-Sent Events over a POST, so fetch, not EventSource.
 async function send() {
   const text = $("question").value.trim();
-  if (!text || !current) return;
+  if (!text || !current || !chatOn || $("send").disabled) return;
   $("question").value = "";
   $("chat-error").textContent = "";
   $("send").disabled = true;
-  bubble("user", text);
+  const asked = bubble("user", text);
   const answer = bubble("assistant", "");
   answer.classList.add("streaming");
+  // Put the question back for a retry when no answer came.
+  const keep = () => { if (!$("question").value) $("question").value = text; };
   try {
     const resp = await fetch("/api/chat/concepts/" + current.id + "/messages", {
       method: "POST",
@@ -138,7 +190,7 @@ async function send() {
     });
     if (!resp.ok) {
       const body = await resp.json().catch(() => ({}));
-      throw new Error((body.error && body.error.message) || resp.statusText);
+      throw apiError(resp, body);
     }
     const reader = resp.body.getReader();
     const decoder = new TextDecoder();
@@ -164,12 +216,16 @@ async function send() {
         else if (name === "error") {
           answer.classList.add("incomplete");
           $("chat-error").textContent = d.message;
+          if (!answer.textContent) keep();
         } else if (name === "done") answer.dataset.done = "true";
       }
     }
   } catch (e) {
+    // Not asked (refused, or the network failed): the question is not in the conversation.
     answer.remove();
-    $("chat-error").textContent = e.message;
+    asked.remove();
+    keep();
+    $("chat-error").textContent = e.status ? e.message : "The tutor cannot be reached just now; try again in a moment.";
   } finally {
     answer.classList.remove("streaming");
     $("send").disabled = false;
@@ -181,9 +237,25 @@ async function send() {
 // The token, if any, travels as a WebSocket subprotocol, never in the URL.
 let voice = null;
 
+const VOICE_WORDS = {
+  listening: "Listening… click Stop when you have asked.",
+  thinking: "Thinking…",
+  speaking: "Speaking… (Stop ends it)",
+};
+
 function voiceState(s) {
   document.body.dataset.voice = s;
-  $("voice").textContent = s === "listening" ? "Stop" : "Voice";
+  $("voice").textContent = s === "listening" || s === "speaking" ? "Stop" : "Voice";
+  $("voice-state").textContent = VOICE_WORDS[s] || "";
+}
+
+// Stops whatever the voice tutor is doing: the microphone, or the answer playing.
+function stopSpeaking() {
+  const v = voice;
+  if (!v) return;
+  if (v.audio) v.audio.pause();
+  voiceState("ended");
+  v.ws.close();
 }
 
 async function startVoice() {
@@ -235,10 +307,10 @@ function stopVoice() {
 function onVoiceMessage(v, m) {
   if (typeof m.data !== "string") {
     if (!v.expectAudio) return;
-    const audio = new Audio(URL.createObjectURL(new Blob([m.data], { type: "audio/wav" })));
+    const audio = (v.audio = new Audio(URL.createObjectURL(new Blob([m.data], { type: "audio/wav" }))));
     audio.addEventListener("playing", () => voiceState("speaking"));
     audio.addEventListener("ended", () => { voiceState("ended"); v.ws.close(); });
-    audio.play().catch((e) => { voiceState("error:playback"); $("chat-error").textContent = e.message; });
+    audio.play().catch(() => { voiceState("error:playback"); $("chat-error").textContent = "The answer could not be played; it is shown in writing."; });
     return;
   }
   const d = JSON.parse(m.data);
@@ -259,12 +331,26 @@ function onVoiceMessage(v, m) {
 
 $("voice").addEventListener("click", () => {
   if (voice && voice.listening) stopVoice();
-  else startVoice().catch((e) => { $("chat-error").textContent = e.message; voiceState("error:microphone"); });
+  else if (voice && document.body.dataset.voice === "speaking") stopSpeaking();
+  else startVoice().catch(() => {
+    $("chat-error").textContent = "The microphone could not be used: allow it in the browser, or type your question.";
+    voiceState("error:microphone");
+  });
 });
 
 $("ask-form").addEventListener("submit", (e) => {
   e.preventDefault();
   send();
+});
+// Enter sends; Shift+Enter is a new line (and Enter while composing text is the IME's).
+$("question").addEventListener("keydown", (e) => {
+  if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+    e.preventDefault();
+    send();
+  }
+});
+window.addEventListener("hashchange", () => {
+  if (adoptHashToken()) signIn();
 });
 $("score").addEventListener("input", () => ($("score-out").textContent = $("score").value + "%"));
 $("practise").addEventListener("click", async () => {
@@ -290,9 +376,17 @@ $("token-form").addEventListener("submit", (e) => {
 
 // Voice is offered when the deployment has it; sign-in waits for that answer so a
 // `listen` link finds the button ready.
+function tutorAvailable(on) {
+  chatOn = on;
+  $("tutor-off").hidden = on;
+  $("question").disabled = !on;
+  $("send").disabled = !on;
+}
+
 api("/api/LearnTrac/health").then((h) => {
+  tutorAvailable(!!(h.features && h.features.chat === "enabled"));
   if (h.features && h.features.voice === "enabled") {
     $("voice").disabled = false;
     $("voice").title = "ask by voice: click, speak, click again";
   }
-}).catch(() => {}).finally(signIn);
+}).catch(() => tutorAvailable(false)).finally(signIn);

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::concepts::{absent_concept, load, only_their_own};
+use super::concepts::{absent_concept, only_their_own};
 use super::{ApiJson, ApiPath, ConceptId};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -36,18 +36,19 @@ pub struct Question {
 }
 
 pub fn tutor(state: &AppState) -> ApiResult<Arc<Tutor>> {
-    state.tutor.clone().ok_or_else(|| {
-        ApiError::NotConfigured(
-            "the chat tutor is not configured: set CHAT_BASE_URL and CHAT_MODEL (an OpenAI-compatible endpoint) \
-             and, if it needs one, the CHAT_API_KEY secret"
-                .into(),
-        )
-    })
+    state
+        .tutor
+        .clone()
+        .ok_or_else(|| ApiError::NotConfigured("the tutor is not turned on here yet".into()))
 }
 
-/// The caller's own concept (as practice: a student talks about their own concepts).
+/// The caller's own concept (as practice: a student talks about their own concepts). Read
+/// fresh, not through the concept cache: a concept a teacher has just reassigned is no
+/// longer the previous owner's to talk about.
 pub async fn own_concept(state: &AppState, caller: &Caller, id: i64) -> ApiResult<Concept> {
-    let concept = load(state, id).await?;
+    let concept = trac::concept(&state.db, id)
+        .await?
+        .ok_or_else(|| absent_concept(id))?;
     caller
         .may_read(state, &concept.owner, || absent_concept(id))
         .await?;
@@ -157,21 +158,9 @@ pub async fn prepare(
         &prerequisites,
         &|p| mastery.get(&p).map(|m| m.mastery),
     )];
+    let history = tutor::history_for_model(history);
     let skip = history.len().saturating_sub(HISTORY);
-    messages.extend(
-        history
-            .into_iter()
-            .skip(skip)
-            .filter(|m| !m.content.is_empty())
-            .map(|m| Message {
-                role: if m.role == "assistant" {
-                    "assistant"
-                } else {
-                    "user"
-                },
-                content: m.content,
-            }),
-    );
+    messages.extend(history.into_iter().skip(skip));
     messages.push(Message {
         role: "user",
         content: question.to_string(),

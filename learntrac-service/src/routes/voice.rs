@@ -177,7 +177,12 @@ impl Session {
             Ok(t) => t,
             Err(e) => {
                 tracing::warn!(error = %e, "speech recognition failed");
-                return self.error("recognition_failed", &e.to_string()).await;
+                return self
+                    .error(
+                        "recognition_failed",
+                        "your question could not be heard just now; try again",
+                    )
+                    .await;
             }
         };
         if heard.is_empty() {
@@ -250,7 +255,11 @@ impl Session {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "speech synthesis failed");
-                self.error("synthesis_failed", &e.to_string()).await
+                self.error(
+                    "synthesis_failed",
+                    "the answer could not be spoken; it is shown in writing",
+                )
+                .await
             }
         }
     }

@@ -93,20 +93,19 @@ pub async fn answer(
     } else {
         "incomplete"
     };
-    let saved = if text.is_empty() && outcome.is_err() {
-        Ok(None)
-    } else {
-        store::add_message(
-            &db,
-            turn.conversation_id,
-            "assistant",
-            &text,
-            status,
-            crate::trac::now_micros(),
-        )
-        .await
-        .map(Some)
-    };
+    // A turn that failed before a word arrived is saved too, empty and incomplete: the
+    // student sees it failed after a reload, and the next turn's history leaves the
+    // unanswered question out (history_for_model).
+    let saved = store::add_message(
+        &db,
+        turn.conversation_id,
+        "assistant",
+        &text,
+        status,
+        crate::trac::now_micros(),
+    )
+    .await
+    .map(Some);
     if let Err(e) = store::count_tokens(&db, &turn.student, turn.day, tokens).await {
         tracing::warn!(error = %e, "cannot count the tutor's tokens");
     }
@@ -132,7 +131,9 @@ pub async fn answer(
                 .await;
         }
         Err(e) => {
-            // The error's text names no key and no content; the student's words are never logged.
+            // The model's own words (its error body, a connection error) are for the
+            // operator's log; the student is told what to do. The student's words are never
+            // logged.
             tracing::warn!(conversation = turn.conversation_id, error = %e, "tutor answer stopped");
             let retry_after = match e {
                 ModelError::RateLimited { retry_after } => Some(retry_after),
@@ -143,7 +144,7 @@ pub async fn answer(
                     "error",
                     json!({
                         "code": e.code(),
-                        "message": format!("{e}; what arrived so far is saved"),
+                        "message": for_student(&e, !text.is_empty()),
                         "retry_after": retry_after,
                         "message_id": message_id,
                     }),
@@ -151,6 +152,56 @@ pub async fn answer(
                 .await;
         }
     }
+}
+
+/// What a student is told when the model failed: no upstream text, no operator settings.
+pub fn for_student(e: &ModelError, partial: bool) -> String {
+    let what = match e {
+        ModelError::RateLimited { retry_after } => format!(
+            "The tutor is busy right now; try again in {}.",
+            if *retry_after < 90 {
+                format!("{retry_after} seconds")
+            } else {
+                format!("{} minutes", retry_after.div_ceil(60))
+            }
+        ),
+        _ => "The tutor could not answer just now; try again in a moment.".to_string(),
+    };
+    if partial {
+        format!("{what} The part of the answer that arrived is kept.")
+    } else {
+        what
+    }
+}
+
+/// The conversation as the model is sent it: user and assistant turns alternating. A
+/// question whose answer failed before a word arrived (saved empty) or never came is left
+/// out, with its empty answer, so a retried question is not a second user turn in a row.
+pub fn history_for_model(history: Vec<store::StoredMessage>) -> Vec<Message> {
+    let mut out = Vec::new();
+    let mut it = history.into_iter().peekable();
+    while let Some(m) = it.next() {
+        if m.role == "assistant" {
+            continue; // an answer without its question (the question was cut off)
+        }
+        let answered = it
+            .peek()
+            .is_some_and(|next| next.role == "assistant" && !next.content.is_empty());
+        if !answered {
+            continue;
+        }
+        if let Some(answer) = it.next() {
+            out.push(Message {
+                role: "user",
+                content: m.content,
+            });
+            out.push(Message {
+                role: "assistant",
+                content: answer.content,
+            });
+        }
+    }
+    out
 }
 
 /// Seconds until the next UTC day, when a student's daily limits start again.

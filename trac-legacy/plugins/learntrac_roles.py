@@ -1,0 +1,78 @@
+# -*- coding: utf-8 -*-
+"""LearnTrac's roles in Trac: teachers assign and judge concepts, students work on their own.
+
+A teacher is anyone holding TICKET_ADMIN (the `teachers` group has it; TRAC_ADMIN implies
+it). Everyone else signed in is a student, who may view concepts and comment on the
+concepts they own - nothing more: no new tickets, no reassigning, no edits to summaries,
+descriptions or learning fields (the tutor puts those in other students' prompts), no
+workflow actions (shared.ini's actions need TICKET_ADMIN as well).
+
+Trac's default permissions give every signed-in user TICKET_CREATE and TICKET_MODIFY; this
+policy runs before Trac's own, so the rule holds whatever the permission table says, in
+every environment that inherits shared.ini ([trac] permission_policies names it first).
+
+Also: Trac's query page includes the batch-modify form's markup but loads its script only
+for TICKET_BATCH_MODIFY holders, so every other user's /query threw a JavaScript error;
+the script is added for them.
+
+Python 2.7 (the production image's Trac 1.4) and 3 (the local runtime's Trac 1.6) alike.
+"""
+
+from trac.core import Component, implements
+from trac.perm import IPermissionPolicy, PermissionSystem
+from trac.web.api import IRequestFilter
+from trac.web.chrome import add_script
+
+# Ticket actions only teachers have.
+TEACHER_ONLY = frozenset([
+    'TICKET_CREATE', 'TICKET_MODIFY', 'TICKET_CHGPROP', 'TICKET_EDIT_DESCRIPTION',
+    'TICKET_EDIT_CC', 'TICKET_BATCH_MODIFY', 'TICKET_EDIT_COMMENT',
+])
+# Ticket actions a student has on the concepts they own.
+OWN_ONLY = frozenset(['TICKET_APPEND'])
+
+
+class LearnTracRolesPolicy(Component):
+    implements(IPermissionPolicy, IRequestFilter)
+
+    # IPermissionPolicy
+
+    def check_permission(self, action, username, resource, perm):
+        if action not in TEACHER_ONLY and action not in OWN_ONLY:
+            return None
+        if resource is not None and resource.realm != 'ticket':
+            return None
+        if self._is_teacher(username):
+            return None
+        if action in TEACHER_ONLY:
+            return False
+        # TICKET_APPEND: on a concept the student owns; the form's realm-level check
+        # (no ticket yet) is left to Trac's own policy.
+        if resource is None or resource.id is None:
+            return None
+        return None if self._owner(resource.id) == username else False
+
+    def _is_teacher(self, username):
+        if username in (None, 'anonymous'):
+            return False
+        perms = PermissionSystem(self.env).get_user_permissions(username)
+        return bool(perms.get('TICKET_ADMIN') or perms.get('TRAC_ADMIN'))
+
+    def _owner(self, ticket_id):
+        try:
+            tid = int(ticket_id)
+        except (TypeError, ValueError):
+            return None
+        for owner, in self.env.db_query("SELECT owner FROM ticket WHERE id=%s", (tid,)):
+            return owner
+        return None
+
+    # IRequestFilter
+
+    def pre_process_request(self, req, handler):
+        return handler
+
+    def post_process_request(self, req, template, data, *args):
+        if req.path_info == '/query' and template is not None:
+            add_script(req, 'common/js/auto_preview.js')
+        return (template, data) + args
