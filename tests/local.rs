@@ -1004,8 +1004,9 @@ fn demo_passwords(data: &Path) -> std::collections::HashMap<String, String> {
 
 /// A hidden field's value in one of Trac's forms.
 fn hidden(html: &str, name: &str) -> String {
-    html.split(&format!("name=\"{name}\" value=\""))
+    html.split(&format!("name=\"{name}\""))
         .nth(1)
+        .and_then(|r| r.split("value=\"").nth(1))
         .and_then(|r| r.split('"').next())
         .unwrap_or_else(|| panic!("no {name} in the form"))
         .to_string()
@@ -1068,7 +1069,11 @@ async fn a_school_signs_in_and_each_role_does_only_its_own() {
     let admin = TracUser::login(&base, "admin", &pw["admin"]);
 
     // Who reaches what: administration is the teacher's and the administrator's.
-    assert_eq!(alice.get("/admin").0, 403, "a student has no /admin");
+    // Trac answers 404 for an /admin its visitor has no panel of.
+    assert!(
+        matches!(alice.get("/admin").0, 403 | 404),
+        "a student has no /admin"
+    );
     assert!(
         matches!(carol.get("/admin").0, 200 | 303),
         "the teacher reaches /admin"

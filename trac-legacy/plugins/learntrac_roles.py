@@ -13,7 +13,7 @@ every environment that inherits shared.ini ([trac] permission_policies names it 
 
 Also: Trac's query page includes the batch-modify form's markup but loads its script only
 for TICKET_BATCH_MODIFY holders, so every other user's /query threw a JavaScript error;
-the script is added for them.
+the script (and its setting) is added for them.
 
 Python 2.7 (the production image's Trac 1.4) and 3 (the local runtime's Trac 1.6) alike.
 """
@@ -21,7 +21,7 @@ Python 2.7 (the production image's Trac 1.4) and 3 (the local runtime's Trac 1.6
 from trac.core import Component, implements
 from trac.perm import IPermissionPolicy, PermissionSystem
 from trac.web.api import IRequestFilter
-from trac.web.chrome import add_script
+from trac.web.chrome import Chrome
 
 # Ticket actions only teachers have.
 TEACHER_ONLY = frozenset([
@@ -74,5 +74,7 @@ class LearnTracRolesPolicy(Component):
 
     def post_process_request(self, req, template, data, *args):
         if req.path_info == '/query' and template is not None:
-            add_script(req, 'common/js/auto_preview.js')
+            # The script and its setting (auto_preview_timeout), as Trac adds them for
+            # the batch-modify form's owners.
+            Chrome(self.env).add_auto_preview(req)
         return (template, data) + args

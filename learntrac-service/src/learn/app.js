@@ -108,7 +108,10 @@ async function loadConcepts() {
       "#" + c.id + " " + c.summary, el("span", { class: "status " + c.status }, c.status),
       el("div", { class: "muted" }, c.mastery == null ? "not practised yet" : "mastery " + pct + "% · " + c.attempts + " attempt(s)"),
       bar);
-    button.addEventListener("click", () => openConcept(c.id));
+    // On a phone the concept opens below the list: bring it into view.
+    button.addEventListener("click", () => openConcept(c.id).then(() => {
+      if (current && matchMedia("(max-width: 760px)").matches) $("concept-panel").scrollIntoView();
+    }));
     ul.append(el("li", {}, button));
   }
   $("concepts-note").textContent = list.concepts.length ? "" : "No concepts yet: your teacher assigns them in Trac.";
