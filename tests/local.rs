@@ -722,6 +722,51 @@ async fn the_student_page_practises_and_streams_the_tutor_through_the_router() {
         page.contains(answer.trim()),
         "the tutor's answer streamed into the page: {page}"
     );
+
+    // On a phone, with the concept and its conversation open: one column, no sideways
+    // scroll.
+    browser.phone().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let width = browser
+        .eval("document.documentElement.scrollWidth")
+        .await
+        .as_i64()
+        .unwrap_or(0);
+    browser.screenshot("learn-phone-tutor.png").await;
+    assert!(
+        width <= 390,
+        "the page is {width} px wide on a 390 px phone"
+    );
+
+    // A model that fails: the student is told to try again in her words (not the model's),
+    // her question stays in the box; reloaded, the failed turn shows as failed.
+    browser
+        .eval("document.getElementById('question').value = '[500] and then?'; document.getElementById('send').click()")
+        .await;
+    browser
+        .wait_until("document.getElementById('chat-error').innerText.length > 0")
+        .await;
+    let said = browser
+        .eval("document.getElementById('chat-error').innerText")
+        .await;
+    assert!(
+        said.as_str()
+            .unwrap_or("")
+            .contains("could not answer just now"),
+        "{said}"
+    );
+    assert_eq!(
+        browser
+            .eval("document.getElementById('question').value")
+            .await,
+        "[500] and then?",
+        "the question is kept for a retry"
+    );
+    browser.navigate(&format!("{base}/learn/?concept=2")).await;
+    browser
+        .wait_until("document.querySelectorAll('.msg.assistant.incomplete').length === 1")
+        .await;
+    browser.screenshot("learn-phone-failed-turn.png").await;
     drop(browser);
 
     let stdout = stack.down();
@@ -899,7 +944,7 @@ impl Browser {
         let r = self
             .call(
                 "Page.captureScreenshot",
-                serde_json::json!({"format": "png"}),
+                serde_json::json!({"format": "png", "captureBeyondViewport": true}),
             )
             .await;
         let png = base64::engine::general_purpose::STANDARD
