@@ -256,18 +256,22 @@ fn the_docker_runtime_runs_routes_keeps_what_is_unchanged_and_cleans_up() {
     let notes = s.path().join("notes.txt");
     std::fs::write(&notes, NOTES).expect("write the attachment");
     let base = format!("http://127.0.0.1:{}", s.port);
-    // Trac re-reads a user's permissions at most every 5 s: the demo's grant to attach
-    // files reaches a Trac already running within that.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while s.get("/attachment/ticket/1/?action=new").0 != 200 {
-        assert!(
-            Instant::now() < deadline,
-            "the demo's TICKET_APPEND never applied"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    let (status, head, body) = common::trac_form(
-        &base,
+    // Signed in through Trac's Login (the container's TRAC_HTDIGEST from the demo's
+    // accounts) as alice, who owns concept #1 and so may attach to it.
+    let accounts =
+        std::fs::read_to_string(s.path().join(".learntrac/local/embedded/demo-accounts"))
+            .expect("the demo's accounts");
+    let password = accounts
+        .lines()
+        .find_map(|l| l.strip_prefix("alice student "))
+        .expect("alice's password");
+    let alice = common::TracUser::login(&base, "alice", password.trim());
+    assert_eq!(
+        alice.get("/newticket").0,
+        403,
+        "a student files no concepts"
+    );
+    let (status, head, body) = alice.form(
         "/attachment/ticket/1/?action=new",
         "/attachment/ticket/1/",
         &[

@@ -145,12 +145,15 @@ pub async fn seed(database_url: &str, service: &Router, token_secret: &str) -> R
         ("teachers", "TICKET_ADMIN"),
         ("admin", "TRAC_ADMIN"),
     ] {
-        sqlx::query("INSERT INTO permission (username, action) VALUES ($1, $2)")
-            .bind(who)
-            .bind(action)
-            .execute(&mut *tx)
-            .await
-            .map_err(fail)?;
+        // The Trac container may have granted some already (start-trac.sh).
+        sqlx::query(
+            "INSERT INTO permission (username, action) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(who)
+        .bind(action)
+        .execute(&mut *tx)
+        .await
+        .map_err(fail)?;
     }
     // Trac's stock placeholders would sit beside the demo's milestones.
     for sql in [
