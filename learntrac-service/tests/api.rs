@@ -219,7 +219,7 @@ async fn bridge_changes_are_recorded_exactly_as_trac_records_them() {
     let custom = [
         ("mastery_threshold", "0.9".to_string()), // existing row, changed
         ("learning_difficulty", "4.0".to_string()), // no row, not the default: a change
-        ("prerequisite_concepts", "[]".to_string()), // no row, the default: stored, not logged
+        ("prerequisite_concepts", String::new()), // no row, the default: stored, not logged
     ];
     let mut conn = db.pool.acquire().await.expect("connection");
     let rec = update_learning_status(
@@ -238,7 +238,7 @@ async fn bridge_changes_are_recorded_exactly_as_trac_records_them() {
     .expect("a change");
     assert_eq!(rec.comment_number, "1");
     env.trac_change(ids[1], json!({"author": "teacher", "comment": "tuned", "fields": {
-        "status": "accepted", "mastery_threshold": "0.9", "learning_difficulty": "4.0", "prerequisite_concepts": "[]"
+        "status": "accepted", "mastery_threshold": "0.9", "learning_difficulty": "4.0", "prerequisite_concepts": ""
     }}));
 
     let ours = env.read_ticket(ids[0]);

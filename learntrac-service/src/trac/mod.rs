@@ -28,7 +28,7 @@ fn custom_default(name: &str) -> Option<&'static str> {
     match name {
         LEARNING_DIFFICULTY => Some("2.0"),
         MASTERY_THRESHOLD => Some("0.8"),
-        PREREQUISITES => Some("[]"),
+        PREREQUISITES => Some(""),
         _ => None,
     }
 }
@@ -596,6 +596,19 @@ async fn next_comment_number(conn: &mut AnyConnection, ticket: i64) -> Result<u6
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn learning_field_defaults_are_shared_ini_s() {
+        // A default out of step with shared.ini makes our change rows differ from Trac's.
+        let ini = include_str!("../../../trac-legacy/config/shared.ini");
+        for field in [LEARNING_DIFFICULTY, MASTERY_THRESHOLD, PREREQUISITES] {
+            let declared = ini
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{field}.value =")))
+                .map(str::trim);
+            assert_eq!(declared, super::custom_default(field), "{field}");
+        }
+    }
 
     #[test]
     fn prerequisite_lists_as_people_write_them() {
