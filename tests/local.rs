@@ -727,16 +727,7 @@ async fn the_student_page_practises_and_streams_the_tutor_through_the_router() {
     // scroll.
     browser.phone().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let width = browser
-        .eval("document.documentElement.scrollWidth")
-        .await
-        .as_i64()
-        .unwrap_or(0);
-    browser.screenshot("learn-phone-tutor.png").await;
-    assert!(
-        width <= 390,
-        "the page is {width} px wide on a 390 px phone"
-    );
+    browser.assert_fits_phone("learn-phone-tutor.png").await;
 
     // A model that fails: the student is told to try again in her words (not the model's),
     // her question stays in the box; reloaded, the failed turn shows as failed.
@@ -893,6 +884,21 @@ impl Browser {
             serde_json::json!({"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": true}),
         )
         .await;
+    }
+
+    /// Screenshots the page as `name`, then asserts it has no sideways scroll on the
+    /// 390 px screen `phone` set.
+    async fn assert_fits_phone(&mut self, name: &str) {
+        let width = self
+            .eval("document.documentElement.scrollWidth")
+            .await
+            .as_i64()
+            .unwrap_or(0);
+        self.screenshot(name).await;
+        assert!(
+            width <= 390,
+            "the page is {width} px wide on a 390 px phone"
+        );
     }
 
     /// Uncaught script errors since the last `navigate`.
@@ -1275,16 +1281,7 @@ async fn a_school_signs_in_and_each_role_does_only_its_own() {
             .await,
         Value::Bool(true)
     );
-    let width = browser
-        .eval("document.documentElement.scrollWidth")
-        .await
-        .as_i64()
-        .unwrap_or(0);
-    browser.screenshot("learn-phone-concept.png").await;
-    assert!(
-        width <= 390,
-        "the page is {width} px wide on a 390 px phone"
-    );
+    browser.assert_fits_phone("learn-phone-concept.png").await;
     assert!(
         browser.exceptions().is_empty(),
         "{:?}",
