@@ -55,9 +55,42 @@ pub fn issue_token(
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub user: String,
+    /// How they signed in: what a long-lived connection re-checks.
+    pub credential: Credential,
+}
+
+#[derive(Clone)]
+pub enum Credential {
+    /// A bearer token, good until `exp` (seconds since the epoch).
+    Bearer { exp: u64 },
+    /// Trac's login cookie, good while Trac keeps it (a logout deletes it).
+    TracCookie(String),
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credential::Bearer { exp } => write!(f, "Bearer {{ exp: {exp} }}"),
+            Credential::TracCookie(_) => f.write_str("TracCookie(<hidden>)"),
+        }
+    }
 }
 
 impl Caller {
+    /// Whether the sign-in still holds now: the token has not expired, the Trac session
+    /// was not logged out (read fresh, not from the few-second cache).
+    pub async fn still_signed_in(&self, state: &AppState) -> Result<bool, ApiError> {
+        Ok(match &self.credential {
+            Credential::Bearer { exp } => now_secs() < *exp,
+            Credential::TracCookie(cookie) => {
+                permissions::user_for_cookie(&state.db, cookie)
+                    .await?
+                    .as_deref()
+                    == Some(self.user.as_str())
+            }
+        })
+    }
+
     /// Students see and change only their own data; TICKET_ADMIN holders may read anyone's.
     /// To a caller who may not see it, someone else's data is answered as absent (`absent`),
     /// so the API never tells who owns what.
@@ -89,20 +122,53 @@ impl Caller {
 
 /// The user a bearer token names: HS256 only, `exp` required, `nbf` honoured, lifetime at
 /// most [`MAX_TOKEN_LIFETIME`].
-fn verify(token: &str, key: &jsonwebtoken::DecodingKey) -> Option<String> {
+fn verify(token: &str, key: &jsonwebtoken::DecodingKey) -> Option<Caller> {
     let mut validation = Validation::new(Algorithm::HS256);
     validation.validate_nbf = true;
     let claims = jsonwebtoken::decode::<Claims>(token, key, &validation)
         .ok()?
         .claims;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = now_secs();
     // From its issue, and from now (an `iat` set in the future must not stretch it).
     let lifetime_ok = claims.exp.saturating_sub(claims.iat.unwrap_or(now)) <= MAX_TOKEN_LIFETIME
         && claims.exp.saturating_sub(now) <= MAX_TOKEN_LIFETIME;
-    (lifetime_ok && !claims.sub.is_empty()).then_some(claims.sub)
+    (lifetime_ok && !claims.sub.is_empty()).then_some(Caller {
+        user: claims.sub,
+        credential: Credential::Bearer { exp: claims.exp },
+    })
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Whether the request's `Origin` is the site it was sent to (scheme aside: TLS ends at the
+/// load balancer). A browser always sends `Origin` on a WebSocket upgrade, and the cookie
+/// rides along whatever page opened it, so a cookie-signed upgrade from elsewhere — another
+/// site, or a same-site subdomain SameSite would let through — is refused.
+fn same_origin(parts: &Parts) -> bool {
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    let Some(origin) = header("origin") else {
+        return false;
+    };
+    let Some(authority) = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    // The ALB passes Host through; a proxy that rewrites it says the original in
+    // X-Forwarded-Host.
+    let host = header("x-forwarded-host").or_else(|| header("host"));
+    host.is_some_and(|h| h.eq_ignore_ascii_case(authority))
 }
 
 fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
@@ -134,21 +200,28 @@ impl FromRequestParts<AppState> for Caller {
                 .map(|(_, t)| t.trim_start_matches(' '))
                 .ok_or(ApiError::Unauthenticated)?;
             let key = state.token_key.as_ref().ok_or(ApiError::Unauthenticated)?;
-            let user = verify(token, key).ok_or(ApiError::InvalidToken)?;
-            return Ok(Caller { user });
+            return verify(token, key).ok_or(ApiError::InvalidToken);
         }
         if let Some(token) = websocket_bearer(parts) {
             let key = state.token_key.as_ref().ok_or(ApiError::Unauthenticated)?;
-            let user = verify(&token, key).ok_or(ApiError::InvalidToken)?;
-            return Ok(Caller { user });
+            return verify(&token, key).ok_or(ApiError::InvalidToken);
         }
         if let Some(value) = cookie(parts, "trac_auth").filter(|v| !v.is_empty()) {
+            if is_websocket(parts) && !same_origin(parts) {
+                return Err(ApiError::Forbidden(
+                    "a voice connection signed in by Trac's cookie must come from this site's own pages".into(),
+                ));
+            }
+            let signed_in = |user: String| Caller {
+                user,
+                credential: Credential::TracCookie(value.to_string()),
+            };
             if let Some(user) = state.sessions.get(value) {
-                return Ok(Caller { user });
+                return Ok(signed_in(user));
             }
             if let Some(user) = permissions::user_for_cookie(&state.db, value).await? {
                 state.sessions.put(value, &user);
-                return Ok(Caller { user });
+                return Ok(signed_in(user));
             }
         }
         Err(ApiError::Unauthenticated)
@@ -158,12 +231,7 @@ impl FromRequestParts<AppState> for Caller {
 /// A bearer token offered as the WebSocket subprotocol `bearer.<token>` (a browser cannot
 /// set Authorization on a WebSocket, and a token in the URL would land in access logs).
 fn websocket_bearer(parts: &Parts) -> Option<String> {
-    let upgrade = parts
-        .headers
-        .get(axum::http::header::UPGRADE)?
-        .to_str()
-        .ok()?;
-    if !upgrade.eq_ignore_ascii_case("websocket") {
+    if !is_websocket(parts) {
         return None;
     }
     parts
@@ -173,4 +241,12 @@ fn websocket_bearer(parts: &Parts) -> Option<String> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .find_map(|p| p.trim().strip_prefix("bearer.").map(str::to_string))
+}
+
+fn is_websocket(parts: &Parts) -> bool {
+    parts
+        .headers
+        .get(axum::http::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }

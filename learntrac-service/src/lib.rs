@@ -10,6 +10,7 @@ pub mod db;
 pub mod error;
 pub mod healthcheck;
 pub mod learning;
+pub mod limits;
 pub mod numbers;
 pub mod routes;
 pub mod sessions;
@@ -99,6 +100,7 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
             }
         },
         voice: speech_engines(config)?,
+        limits: Arc::new(limits::Limits::default()),
         token_key: config
             .token_secret
             .as_ref()

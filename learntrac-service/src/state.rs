@@ -16,6 +16,8 @@ pub struct AppState {
     pub tutor: Option<Arc<crate::tutor::Tutor>>,
     /// The voice tutor's speech engines, when configured.
     pub voice: Option<Arc<crate::voice::Voice>>,
+    /// What one student and the task may hold at once (answers, sockets, engines).
+    pub limits: Arc<crate::limits::Limits>,
     /// Verifies bearer tokens; None when no token secret is configured.
     pub token_key: Option<Arc<DecodingKey>>,
 }

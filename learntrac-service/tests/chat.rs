@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::fake_model::{FakeModel, answer_words, sse_events};
+use common::fake_model::{FakeModel, answer_words, course_material, sse_events};
 use common::{App, AppOptions, TracEnv, Who, call, standard_seed};
 use serde_json::{Value, json};
 
@@ -119,13 +119,22 @@ async fn a_question_streams_a_grounded_answer_and_the_conversation_is_kept() {
     let system = req["messages"][0]["content"]
         .as_str()
         .expect("system message");
-    for want in [
-        "Concept #2: Equations",
-        "mastery: 0.50 after 1 practice attempt(s); 0.70 counts as mastered",
-        "- #1 Variables (mastered, mastery 0.90)",
-    ] {
-        assert!(system.contains(want), "{want:?} in the prompt:\n{system}");
-    }
+    assert!(
+        system.contains("mastery: 0.50 after 1 practice attempt(s); 0.70 counts as mastered"),
+        "{system}"
+    );
+    // Trac's text arrives as quoted material, not as instructions.
+    let material = course_material(system);
+    assert_eq!(
+        (&material["concept"], &material["summary"]),
+        (&json!(2), &json!("Equations")),
+        "{system}"
+    );
+    assert_eq!(
+        material["prerequisites"][0],
+        json!({"concept": 1, "summary": "Variables", "status": "mastered", "student_mastery": "0.90"}),
+        "{system}"
+    );
     assert_eq!(
         req["messages"][1],
         json!({"role": "user", "content": "How do I start?"})
@@ -392,6 +401,106 @@ async fn a_student_over_the_daily_limit_gets_429_until_midnight() {
     // Another student is not affected.
     let (s, _, _) = ask(&app, 4, Who::Bearer("bob"), json!({"message": "hi"})).await;
     assert_eq!(s, 200);
+}
+
+/// The day's tokens (reservations included) counted for a student.
+async fn tokens_today(env: &TracEnv, student: &str) -> i64 {
+    let mut c = common::sqlx_pg(&env.database_url).await;
+    sqlx::query_scalar::<_, i64>(
+        "SELECT COALESCE(SUM(tokens), 0)::BIGINT FROM learntrac_chat_usage WHERE student = $1",
+    )
+    .bind(student)
+    .fetch_one(&mut c)
+    .await
+    .expect("usage")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn questions_sent_at_once_cannot_overrun_the_token_limit_or_pile_up() {
+    // A limit under one answer's worst case (CHAT_MAX_TOKENS 600 + the prompt): with the
+    // reservation made in the statement that counts the request, exactly one of several
+    // questions sent at once — through two tasks — is answered. (Before: each checked the
+    // total before any answer was counted, and all were answered.)
+    let (env, app, model) = setup(&[("CHAT_DAILY_TOKENS", "700")]).await;
+    let other_task = App::spawn_with(
+        &env.database_url,
+        AppOptions {
+            extra: vec![
+                ("CHAT_BASE_URL", model.base_url.clone()),
+                ("CHAT_MODEL", "tutor-model".to_string()),
+                ("CHAT_DAILY_TOKENS", "700".to_string()),
+            ],
+            ..AppOptions::default()
+        },
+    )
+    .await;
+    let slow = json!({"message": "[slow] explain"});
+    let asked = futures_util::future::join_all(
+        [&app, &app, &other_task, &other_task]
+            .into_iter()
+            .map(|a| ask(a, 1, Who::Bearer("alice"), slow.clone())),
+    )
+    .await;
+    let answered = asked.iter().filter(|(s, _, _)| *s == 200).count();
+    assert_eq!(
+        answered,
+        1,
+        "{:?}",
+        asked.iter().map(|a| a.0).collect::<Vec<_>>()
+    );
+    for (s, _, raw) in asked.iter().filter(|(s, _, _)| *s != 200) {
+        assert_eq!(*s, 429, "{raw}");
+        assert!(raw.contains("700 tokens"), "{raw}");
+    }
+    assert_eq!(model.requests().len(), 1);
+    // Settled to the model's own figure (62), so she can ask again.
+    assert_eq!(tokens_today(&env, "alice").await, 62);
+    let (s, _, raw) = ask(&app, 1, Who::Bearer("alice"), json!({"message": "again"})).await;
+    assert_eq!(s, 200, "{raw}");
+
+    // Thirty at once to one task: two answers in flight per student; the rest are refused
+    // at once, not counted against her day, and never reach the model.
+    let (env, app, model) = setup(&[]).await;
+    let asked = futures_util::future::join_all(
+        (0..30).map(|_| ask(&app, 1, Who::Bearer("alice"), slow.clone())),
+    )
+    .await;
+    let statuses: Vec<u16> = asked.iter().map(|a| a.0).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        2,
+        "{statuses:?}"
+    );
+    let refused = asked.iter().find(|a| a.0 == 429).map(|a| a.2.clone());
+    assert!(
+        refused
+            .as_deref()
+            .unwrap_or("")
+            .contains("answers on the way"),
+        "{refused:?}"
+    );
+    assert_eq!(model.requests().len(), 2);
+    assert_eq!(tokens_today(&env, "alice").await, 2 * 62);
+    // Bob, in the same class, is not held up by her.
+    let (s, _, _) = ask(&app, 4, Who::Bearer("bob"), json!({"message": "hi"})).await;
+    assert_eq!(s, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_conversation_costs_nothing() {
+    let (env, app, model) = setup(&[("CHAT_DAILY_REQUESTS", "1")]).await;
+    let (s, _, raw) = ask(
+        &app,
+        1,
+        Who::Bearer("alice"),
+        json!({"message": "hi", "conversation_id": 999_999}),
+    )
+    .await;
+    assert_eq!(s, 404, "{raw}");
+    assert_eq!(tokens_today(&env, "alice").await, 0);
+    let (s, _, raw) = ask(&app, 1, Who::Bearer("alice"), json!({"message": "hi"})).await;
+    assert_eq!(s, 200, "the 404 did not use her one question: {raw}");
+    assert_eq!(model.requests().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -81,6 +81,7 @@ pub async fn ask(
         &concept,
         q.conversation_id,
         &q.message,
+        None,
     )
     .await?;
     let (tx, rx) = mpsc::channel(64);
@@ -98,9 +99,69 @@ pub async fn ask(
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }
 
-/// Checks the question and the student's daily limits, finds or starts the conversation,
-/// saves the question and assembles what the model is sent: the grounding, the recent
-/// history, the question. Returns the turn and the saved question's id.
+/// Tokens reserved for a voice question's prompt before it is heard (its words unknown):
+/// the grounding and a full history, generously. Settled to the real figure after.
+pub const VOICE_PROMPT_RESERVE: i64 = 4000;
+
+/// Takes one of the student's answers-in-flight slots, counts the request and reserves the
+/// answer's worst case (`prompt_tokens` + the model's `max_tokens`) against the day's
+/// limits, in that order and before any costly work is done for it.
+pub async fn reserve(
+    state: &AppState,
+    tutor: &Tutor,
+    student: &str,
+    prompt_tokens: i64,
+) -> ApiResult<tutor::Reservation> {
+    let now = now_secs();
+    let slot = state
+        .limits
+        .answer(student)
+        .ok_or_else(|| ApiError::TooManyRequests {
+            message: format!(
+                "you already have {} answers on the way; wait for one to finish",
+                crate::limits::ANSWERS_PER_STUDENT
+            ),
+            retry_after: 5,
+        })?;
+    let day = tutor::day_of(now);
+    let tokens = prompt_tokens + i64::from(tutor.settings.model.max_tokens);
+    let settings = &tutor.settings;
+    match store::reserve(
+        &state.db,
+        student,
+        day,
+        tokens,
+        settings.daily_requests,
+        settings.daily_tokens,
+    )
+    .await?
+    {
+        Ok(()) => Ok(tutor::Reservation::new(
+            state.db.clone(),
+            student,
+            day,
+            tokens,
+            slot,
+        )),
+        Err(over) => {
+            let limit = match over {
+                store::Over::Requests => format!("{} questions", settings.daily_requests),
+                store::Over::Tokens => format!("{} tokens", settings.daily_tokens),
+            };
+            Err(ApiError::TooManyRequests {
+                message: format!(
+                    "today's tutor limit ({limit}) is used up; it resets at midnight UTC"
+                ),
+                retry_after: tutor::seconds_to_midnight(now),
+            })
+        }
+    }
+}
+
+/// Checks the question, finds or starts the conversation, assembles what the model is sent
+/// (the grounding, the recent history, the question), counts the request against the
+/// student's daily limits — or takes `reserved`, counted earlier — and saves the question.
+/// Returns the turn and the saved question's id.
 pub async fn prepare(
     state: &AppState,
     tutor: &Tutor,
@@ -108,6 +169,7 @@ pub async fn prepare(
     concept: &Concept,
     conversation_id: Option<i64>,
     question: &str,
+    reserved: Option<tutor::Reservation>,
 ) -> ApiResult<(Turn, i64)> {
     let id = concept.id;
     let question = question.trim();
@@ -117,23 +179,7 @@ pub async fn prepare(
             "a question is 1 to {MAX_QUESTION} characters, this one has {n}"
         )));
     }
-    let now = now_secs();
-    let day = tutor::day_of(now);
-    let usage = store::count_request(&state.db, student, day).await?;
-    let over = if usage.requests > tutor.settings.daily_requests {
-        Some(format!("{} questions", tutor.settings.daily_requests))
-    } else if usage.tokens >= tutor.settings.daily_tokens {
-        Some(format!("{} tokens", tutor.settings.daily_tokens))
-    } else {
-        None
-    };
-    if let Some(limit) = over {
-        return Err(ApiError::TooManyRequests {
-            message: format!("today's tutor limit ({limit}) is used up; it resets at midnight UTC"),
-            retry_after: tutor::seconds_to_midnight(now),
-        });
-    }
-    let (conversation_id, history) = match conversation_id {
+    let (conversation, history) = match conversation_id {
         Some(cid) => {
             let c = store::conversation(&state.db, cid, student)
                 .await?
@@ -143,12 +189,9 @@ pub async fn prepare(
                         "no conversation {cid} of yours about concept #{id}"
                     ))
                 })?;
-            (c.id, c.messages)
+            (Some(c.id), c.messages)
         }
-        None => (
-            store::start(&state.db, id, student, trac::now_micros()).await?,
-            Vec::new(),
-        ),
+        None => (None, Vec::new()),
     };
     let mastery = learning::student_mastery(&state.db, student).await?;
     let prerequisites = trac::prerequisites(&state.db, concept).await?;
@@ -165,6 +208,19 @@ pub async fn prepare(
         role: "user",
         content: question.to_string(),
     });
+    let reservation = match reserved {
+        Some(r) => r,
+        None => {
+            // A token is rarely under three bytes of text; reserving by that errs high.
+            let bytes: usize = messages.iter().map(|m| m.content.len()).sum();
+            let estimate = i64::try_from(bytes / 3 + 1).unwrap_or(i64::MAX);
+            reserve(state, tutor, student, estimate).await?
+        }
+    };
+    let conversation_id = match conversation {
+        Some(cid) => cid,
+        None => store::start(&state.db, id, student, trac::now_micros()).await?,
+    };
     let question_id = store::add_message(
         &state.db,
         conversation_id,
@@ -177,9 +233,8 @@ pub async fn prepare(
     Ok((
         Turn {
             conversation_id,
-            student: student.to_string(),
-            day,
             messages,
+            reservation,
         },
         question_id,
     ))

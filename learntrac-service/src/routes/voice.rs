@@ -10,19 +10,20 @@
 //! the subprotocols `learntrac` and `bearer.<token>` (auth.rs), never a token in the URL.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::ApiQuery;
-use super::chat::{own_concept, prepare, tutor};
+use super::chat::{VOICE_PROMPT_RESERVE, own_concept, prepare, reserve, tutor};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::limits::{Refused, SOCKET_IDLE, SOCKET_LIFETIME, SOCKETS_PER_STUDENT, SocketSlot};
 use crate::state::AppState;
 use crate::trac::{self, Concept};
 use crate::tutor::{self, Tutor};
@@ -60,7 +61,18 @@ pub async fn session(
         )));
     }
     let concept = own_concept(&state, &caller, q.concept).await?;
-    let student = caller.user;
+    let slot = state.limits.socket(&caller.user).map_err(|why| match why {
+        Refused::Student => ApiError::TooManyRequests {
+            message: format!(
+                "you already have {SOCKETS_PER_STUDENT} voice connections open; close another tab first"
+            ),
+            retry_after: 10,
+        },
+        Refused::Task => ApiError::TooManyRequests {
+            message: "the voice tutor is full right now; try again in a minute".into(),
+            retry_after: 60,
+        },
+    })?;
     Ok(upgrade
         .protocols(["learntrac"])
         .max_frame_size(MAX_FRAME)
@@ -71,9 +83,10 @@ pub async fn session(
                 voice,
                 tutor,
                 concept,
-                student,
+                caller,
                 conversation_id: q.conversation_id,
                 socket,
+                _slot: slot,
             };
             s.run().await;
         }))
@@ -84,9 +97,19 @@ struct Session {
     voice: Arc<Voice>,
     tutor: Arc<Tutor>,
     concept: Concept,
-    student: String,
+    caller: Caller,
     conversation_id: Option<i64>,
     socket: WebSocket,
+    /// Held while the socket is open (limits.rs).
+    _slot: SocketSlot,
+}
+
+/// How a session ends, for the page (a close frame's code and reason).
+enum Ended {
+    /// The socket went away, or answered no more.
+    Gone,
+    /// Closed by the service: WebSocket close code and the page's explanation.
+    Closed(u16, &'static str),
 }
 
 impl Session {
@@ -103,31 +126,58 @@ impl Session {
     }
 
     async fn run(&mut self) {
+        if let Ended::Closed(code, reason) = self.serve().await {
+            let _ = self.error("closed", reason).await;
+            let _ = self
+                .socket
+                .send(Message::Close(Some(CloseFrame {
+                    code,
+                    reason: reason.into(),
+                })))
+                .await;
+        }
+    }
+
+    async fn serve(&mut self) -> Ended {
         let mut audio: Vec<i16> = Vec::new();
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.tick().await;
+        let opened = Instant::now();
+        let mut heard_at = Instant::now();
         if !self
             .send(json!({"type": "ready", "sample_rate": SAMPLE_RATE}))
             .await
         {
-            return;
+            return Ended::Gone;
         }
         loop {
+            let idle_until = (heard_at + SOCKET_IDLE).min(opened + SOCKET_LIFETIME);
             let msg = tokio::select! {
                 _ = ping.tick() => {
                     if self.socket.send(Message::Ping(Default::default())).await.is_err() {
-                        return;
+                        return Ended::Gone;
                     }
                     continue;
                 }
+                _ = tokio::time::sleep_until(idle_until.into()) => {
+                    return Ended::Closed(
+                        CLOSE_GOING_AWAY,
+                        if heard_at + SOCKET_IDLE <= opened + SOCKET_LIFETIME {
+                            "the voice connection was idle and closed; it reconnects when you ask"
+                        } else {
+                            "the voice connection was open a long time and closed; it reconnects when you ask"
+                        },
+                    );
+                }
                 msg = self.socket.recv() => msg,
             };
+            heard_at = Instant::now();
             let ok = match msg {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Ended::Gone,
                 Some(Ok(Message::Binary(b))) => {
                     audio.extend(wav::samples(&b));
                     if audio.len() > MAX_UTTERANCE_SECONDS * SAMPLE_RATE as usize {
-                        audio.clear();
+                        audio = Vec::new();
                         self.error(
                             "too_long",
                             &format!("a question is at most {MAX_UTTERANCE_SECONDS} s; ask again"),
@@ -140,10 +190,13 @@ impl Session {
                 Some(Ok(Message::Text(t))) => match serde_json::from_str::<Value>(&t) {
                     Ok(v) if v["type"] == "end" => {
                         let pcm = std::mem::take(&mut audio);
-                        self.utterance(&pcm).await
+                        match self.utterance(&pcm).await {
+                            Ok(ok) => ok,
+                            Err(ended) => return ended,
+                        }
                     }
                     Ok(v) if v["type"] == "cancel" => {
-                        audio.clear();
+                        audio = Vec::new();
                         true
                     }
                     _ => {
@@ -154,75 +207,116 @@ impl Session {
                 Some(Ok(_)) => true, // pings and pongs
             };
             if !ok {
-                return;
+                return Ended::Gone;
             }
         }
     }
 
-    /// Recognises, asks the tutor, streams its text and speaks its answer. False when the
-    /// socket is gone.
-    async fn utterance(&mut self, pcm: &[i16]) -> bool {
-        if pcm.len() < SAMPLE_RATE as usize / 4 {
-            return self.error("no_speech", "no audio arrived before end").await;
-        }
-        let summaries = match trac::student_concepts(&self.state.db, &self.student, &[]).await {
-            Ok(cs) => cs.into_iter().map(|c| c.summary).collect::<Vec<_>>(),
-            Err(e) => {
-                return self
-                    .error("unavailable", &ApiError::from(e).to_string())
-                    .await;
+    /// Whether the student may still talk about this concept: signed in (the token not
+    /// expired, the Trac session not logged out) and still its owner — checked afresh for
+    /// every utterance, since a socket can outlive both.
+    /// (A free function of the parts it reads: `&Session` is not `Send`, its socket not
+    /// being `Sync`.)
+    async fn still_allowed(state: &AppState, caller: &Caller, concept: i64) -> Result<(), Ended> {
+        match caller.still_signed_in(state).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(Ended::Closed(
+                    CLOSE_POLICY,
+                    "your sign-in has ended; sign in again to keep talking",
+                ));
             }
+            Err(_) => return Ok(()), // the database hiccuped: the next step reports it
+        }
+        match own_concept(state, caller, concept).await {
+            Ok(_) => Ok(()),
+            Err(ApiError::NotFound(_) | ApiError::Forbidden(_)) => Err(Ended::Closed(
+                CLOSE_POLICY,
+                "this concept is no longer yours; open your page again",
+            )),
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Recognises, asks the tutor, streams its text and speaks its answer. Ok(false) when
+    /// the socket is gone; Err when the session must end.
+    async fn utterance(&mut self, pcm: &[i16]) -> Result<bool, Ended> {
+        if pcm.len() < SAMPLE_RATE as usize / 4 {
+            return Ok(self.error("no_speech", "no audio arrived before end").await);
+        }
+        Self::still_allowed(&self.state, &self.caller, self.concept.id).await?;
+        // Counted before recognition: listening costs the service as much as answering.
+        let reservation = match reserve(
+            &self.state,
+            &self.tutor,
+            &self.caller.user,
+            VOICE_PROMPT_RESERVE,
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(e) => return Ok(self.refused(e).await),
         };
-        let heard = match self.voice.recognizer.transcribe(pcm, &summaries).await {
+        let summaries = match trac::student_concepts(&self.state.db, &self.caller.user, &[]).await {
+            // This concept's words first: the grammar keeps a bounded number of topics.
+            Ok(cs) => std::iter::once(self.concept.summary.clone())
+                .chain(
+                    cs.into_iter()
+                        .filter(|c| c.id != self.concept.id)
+                        .map(|c| c.summary),
+                )
+                .collect::<Vec<_>>(),
+            Err(e) => return Ok(self.refused(ApiError::from(e)).await),
+        };
+        let Some(engine) = self.state.limits.engine().await else {
+            return Ok(self.error("busy", BUSY).await);
+        };
+        let heard = self.voice.recognizer.transcribe(pcm, &summaries).await;
+        drop(engine);
+        let heard = match heard {
             Ok(t) => t,
             Err(e) => {
                 tracing::warn!(error = %e, "speech recognition failed");
-                return self
+                return Ok(self
                     .error(
                         "recognition_failed",
                         "your question could not be heard just now; try again",
                     )
-                    .await;
+                    .await);
             }
         };
         if heard.is_empty() {
-            return self
+            return Ok(self
                 .error(
                     "not_understood",
                     "nothing was recognised; ask about one of your concepts",
                 )
-                .await;
+                .await);
         }
         if !self
             .send(json!({"type": "transcript", "text": heard}))
             .await
         {
-            return false;
+            return Ok(false);
         }
         let (turn, question_id) = match prepare(
             &self.state,
             &self.tutor,
-            &self.student,
+            &self.caller.user,
             &self.concept,
             self.conversation_id,
             &heard,
+            Some(reservation),
         )
         .await
         {
             Ok(t) => t,
-            Err(e) => {
-                let code = match &e {
-                    ApiError::TooManyRequests { .. } => "too_many_requests",
-                    ApiError::NotFound(_) => "not_found",
-                    _ => "unavailable",
-                };
-                return self.error(code, &e.to_string()).await;
-            }
+            Err(e) => return Ok(self.refused(e).await),
         };
         self.conversation_id = Some(turn.conversation_id);
         let conversation = json!({"type": "conversation", "conversation_id": turn.conversation_id, "question_id": question_id});
         if !self.send(conversation).await {
-            return false;
+            return Ok(false);
         }
         let (tx, mut rx) = mpsc::channel(64);
         // The answer is saved even if the socket drops mid-way (tutor::answer runs to its end).
@@ -241,13 +335,23 @@ impl Session {
             finished |= name == "done";
             data["type"] = json!(name);
             if !self.send(data).await {
-                return false;
+                return Ok(false);
             }
         }
         if !finished || text.trim().is_empty() {
-            return true;
+            return Ok(true);
         }
-        match self.voice.synthesizer.speak(&text).await {
+        let Some(engine) = self.state.limits.engine().await else {
+            return Ok(self
+                .error(
+                    "busy",
+                    "the voice tutor is busy; the answer is shown in writing",
+                )
+                .await);
+        };
+        let spoken = self.voice.synthesizer.speak(&text).await;
+        drop(engine);
+        Ok(match spoken {
             Ok(wav) => {
                 self.send(json!({"type": "audio", "format": "audio/wav", "bytes": wav.len()}))
                     .await
@@ -261,6 +365,21 @@ impl Session {
                 )
                 .await
             }
-        }
+        })
+    }
+
+    /// Tells the page why a question was not taken (limits, a conversation not found).
+    async fn refused(&mut self, e: ApiError) -> bool {
+        let code = match &e {
+            ApiError::TooManyRequests { .. } => "too_many_requests",
+            ApiError::NotFound(_) => "not_found",
+            _ => "unavailable",
+        };
+        self.error(code, &e.to_string()).await
     }
 }
+
+const BUSY: &str = "the voice tutor is busy with other students; ask again in a moment";
+/// RFC 6455 close codes: 1001 going away (idle, lifetime), 1008 policy (sign-in, owner).
+const CLOSE_GOING_AWAY: u16 = 1001;
+const CLOSE_POLICY: u16 = 1008;

@@ -49,9 +49,66 @@ pub type ClientEvent = (&'static str, serde_json::Value);
 /// What to answer, and where to keep it.
 pub struct Turn {
     pub conversation_id: i64,
+    pub messages: Vec<Message>,
+    /// The day's quota the answer was given; settled to the real figure when it ends.
+    pub reservation: Reservation,
+}
+
+/// A counted request, its answer's worst-case tokens reserved against the student's day,
+/// and one of the student's answers-in-flight slots. Settled by [`Reservation::settle`];
+/// dropped unsettled (the question failed before the model was asked), its tokens are
+/// given back and the request stays counted.
+pub struct Reservation {
+    pub db: Db,
     pub student: String,
     pub day: i64,
-    pub messages: Vec<Message>,
+    pub tokens: i64,
+    pub _slot: crate::limits::Held,
+    settled: bool,
+}
+
+impl Reservation {
+    pub fn new(db: Db, student: &str, day: i64, tokens: i64, slot: crate::limits::Held) -> Self {
+        Reservation {
+            db,
+            student: student.to_string(),
+            day,
+            tokens,
+            _slot: slot,
+            settled: false,
+        }
+    }
+
+    /// Counts `used` tokens instead of the reservation.
+    pub async fn settle(mut self, used: i64) {
+        self.settled = true;
+        if let Err(e) =
+            store::settle_tokens(&self.db, &self.student, self.day, used - self.tokens).await
+        {
+            tracing::warn!(error = %e, "cannot count the tutor's tokens");
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        let (db, student, day, tokens) = (
+            self.db.clone(),
+            std::mem::take(&mut self.student),
+            self.day,
+            self.tokens,
+        );
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = store::settle_tokens(&db, &student, day, -tokens).await {
+                    tracing::warn!(error = %e, "cannot give back a tutor reservation");
+                }
+            });
+        }
+    }
 }
 
 /// Streams the model's answer to `client` as `delta` events and saves it, complete or as far
@@ -65,7 +122,11 @@ pub async fn answer(
 ) {
     let (pieces_tx, mut pieces) = mpsc::channel::<Piece>(64);
     let model = tutor.model.clone();
-    let messages = turn.messages;
+    let Turn {
+        conversation_id,
+        messages,
+        reservation,
+    } = turn;
     let prompt_chars: usize = messages.iter().map(|m| m.content.len()).sum();
     let asking = tokio::spawn(async move { model.answer(&messages, &pieces_tx).await });
     let mut text = String::new();
@@ -98,7 +159,7 @@ pub async fn answer(
     // unanswered question out (history_for_model).
     let saved = store::add_message(
         &db,
-        turn.conversation_id,
+        conversation_id,
         "assistant",
         &text,
         status,
@@ -106,13 +167,11 @@ pub async fn answer(
     )
     .await
     .map(Some);
-    if let Err(e) = store::count_tokens(&db, &turn.student, turn.day, tokens).await {
-        tracing::warn!(error = %e, "cannot count the tutor's tokens");
-    }
+    reservation.settle(tokens).await;
     let message_id = match saved {
         Ok(id) => id,
         Err(e) => {
-            tracing::error!(error = %e, conversation = turn.conversation_id, "cannot save the tutor's answer");
+            tracing::error!(error = %e, conversation = conversation_id, "cannot save the tutor's answer");
             let _ = client
                 .send(("error", json!({"code": "not_saved", "message": "the answer could not be saved; ask again"})))
                 .await;
@@ -121,11 +180,7 @@ pub async fn answer(
     };
     match outcome {
         Ok(()) => {
-            tracing::info!(
-                conversation = turn.conversation_id,
-                tokens,
-                "tutor answered"
-            );
+            tracing::info!(conversation = conversation_id, tokens, "tutor answered");
             let _ = client
                 .send(("done", json!({"message_id": message_id, "tokens": tokens})))
                 .await;
@@ -134,7 +189,7 @@ pub async fn answer(
             // The model's own words (its error body, a connection error) are for the
             // operator's log; the student is told what to do. The student's words are never
             // logged.
-            tracing::warn!(conversation = turn.conversation_id, error = %e, "tutor answer stopped");
+            tracing::warn!(conversation = conversation_id, error = %e, "tutor answer stopped");
             let retry_after = match e {
                 ModelError::RateLimited { retry_after } => Some(retry_after),
                 _ => None,

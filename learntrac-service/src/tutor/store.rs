@@ -127,21 +127,59 @@ pub async fn add_message(
     Ok(id)
 }
 
-/// A student's use today (UTC), after counting one more request.
-pub struct Usage {
-    pub requests: i64,
-    pub tokens: i64,
+/// Why a question was refused before the model was asked.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Over {
+    Requests,
+    Tokens,
 }
 
-/// Counts a request against `day` (days since the epoch) and returns the day's totals.
-pub async fn count_request(db: &Db, student: &str, day: i64) -> Result<Usage, sqlx::Error> {
-    // One statement on both backends: the count cannot be lost between two requests.
-    let (requests, tokens): (i64, i64) = db
+/// Counts a request against `day` (days since the epoch) and reserves `reserve` tokens for
+/// its answer, in one statement, when the day's requests are under `max_requests` and its
+/// tokens (answers in flight included, at their reservation) under `max_tokens`. Questions
+/// sent at once are each checked against what the others reserved, so together they
+/// overshoot the token limit by at most one answer's reservation. Settle the reservation
+/// with [`settle_tokens`] when the answer's real figure is known.
+pub async fn reserve(
+    db: &Db,
+    student: &str,
+    day: i64,
+    reserve: i64,
+    max_requests: i64,
+    max_tokens: i64,
+) -> Result<Result<(), Over>, sqlx::Error> {
+    if max_requests < 1 {
+        return Ok(Err(Over::Requests));
+    }
+    if max_tokens < 1 {
+        return Ok(Err(Over::Tokens));
+    }
+    let counted: Option<(i64,)> = db
         .run(async |c| {
             sqlx::query_as(
-                "INSERT INTO learntrac_chat_usage (student, day, requests, tokens) VALUES ($1, $2, 1, 0) \
-                 ON CONFLICT (student, day) DO UPDATE SET requests = learntrac_chat_usage.requests + 1 \
-                 RETURNING requests, tokens",
+                "INSERT INTO learntrac_chat_usage (student, day, requests, tokens) VALUES ($1, $2, 1, $3) \
+                 ON CONFLICT (student, day) DO UPDATE SET \
+                   requests = learntrac_chat_usage.requests + 1, \
+                   tokens = learntrac_chat_usage.tokens + $3 \
+                 WHERE learntrac_chat_usage.requests < $4 AND learntrac_chat_usage.tokens < $5 \
+                 RETURNING requests",
+            )
+            .bind(student)
+            .bind(day)
+            .bind(reserve)
+            .bind(max_requests)
+            .bind(max_tokens)
+            .fetch_optional(c)
+            .await
+        })
+        .await?;
+    if counted.is_some() {
+        return Ok(Ok(()));
+    }
+    let (requests,): (i64,) = db
+        .run(async |c| {
+            sqlx::query_as(
+                "SELECT requests FROM learntrac_chat_usage WHERE student = $1 AND day = $2",
             )
             .bind(student)
             .bind(day)
@@ -149,14 +187,19 @@ pub async fn count_request(db: &Db, student: &str, day: i64) -> Result<Usage, sq
             .await
         })
         .await?;
-    Ok(Usage { requests, tokens })
+    Ok(Err(if requests >= max_requests {
+        Over::Requests
+    } else {
+        Over::Tokens
+    }))
 }
 
-pub async fn count_tokens(
+/// Replaces a reservation by the answer's real figure (`delta` = used − reserved).
+pub async fn settle_tokens(
     db: &Db,
     student: &str,
     day: i64,
-    tokens: i64,
+    delta: i64,
 ) -> Result<(), sqlx::Error> {
     db.run(async |c| {
         sqlx::query(
@@ -164,7 +207,7 @@ pub async fn count_tokens(
         )
         .bind(student)
         .bind(day)
-        .bind(tokens)
+        .bind(delta)
         .execute(c)
         .await
     })

@@ -19,16 +19,24 @@ const OPENINGS: &[&str] = &[
 ];
 const CLOSINGS: &[&str] = &["with an example", "please", "again", "step by step"];
 
+pub const MAX_TOPICS: usize = 40;
+pub const MAX_TOPIC_WORDS: usize = 8;
+
 /// Each concept's summary as a spoken topic, in the dictionary's words, with the singular
 /// of a plural last word where the dictionary knows it ("linear equations" → "linear
 /// equation").
+/// The grammar is bounded, whatever a student owns: the first [`MAX_TOPICS`] summaries
+/// (the caller puts the concept being talked about first), [`MAX_TOPIC_WORDS`] words each.
+/// Recognition's time and memory grow with the grammar (2 000 topics: 13.7 s of CPU and
+/// 140 MB an utterance, measured).
 pub fn topics(summaries: &[String], dictionary: &HashSet<String>) -> Vec<String> {
     let mut out = BTreeSet::new();
-    for s in summaries {
+    for s in summaries.iter().take(MAX_TOPICS) {
         let words: Vec<String> = s
             .to_lowercase()
             .split(|c: char| !c.is_ascii_alphabetic())
             .filter(|w| !w.is_empty() && dictionary.contains(*w))
+            .take(MAX_TOPIC_WORDS)
             .map(str::to_string)
             .collect();
         if words.is_empty() {
@@ -116,5 +124,20 @@ mod tests {
             "{g}"
         );
         assert!(g.starts_with("#JSGF V1.0;"));
+    }
+
+    #[test]
+    fn the_grammar_is_bounded_whatever_a_student_owns() {
+        let dict: HashSet<String> = ["equation", "word"].into_iter().map(String::from).collect();
+        let many: Vec<String> = (0..2000)
+            .map(|i| format!("equation {}", "word ".repeat(i % 50)))
+            .collect();
+        let t = topics(&many, &dict);
+        assert!(t.len() <= 2 * MAX_TOPICS, "{} topics", t.len());
+        assert!(
+            t.iter().all(|p| p.split(' ').count() <= MAX_TOPIC_WORDS),
+            "{t:?}"
+        );
+        assert!(jsgf(&t).len() < 10_000);
     }
 }

@@ -5,7 +5,6 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -31,6 +30,9 @@ pub fn on_path(name: &str) -> Option<PathBuf> {
 pub struct Pocketsphinx {
     bin: PathBuf,
     dictionary: HashSet<String>,
+    /// Where recordings and grammars are written: private to the service's user, under
+    /// TMPDIR (in AWS, a task volume: the root filesystem is read-only).
+    work: tempfile::TempDir,
 }
 
 impl Pocketsphinx {
@@ -52,31 +54,34 @@ impl Pocketsphinx {
                 dictionary.display()
             ));
         }
+        let work = tempfile::Builder::new()
+            .prefix("learntrac-voice-")
+            .tempdir()
+            .map_err(|e| {
+                format!(
+                    "cannot make a private work folder under {} (set TMPDIR to a writable folder): {e}",
+                    std::env::temp_dir().display()
+                )
+            })?;
         Ok(Pocketsphinx {
             bin,
             dictionary: words,
+            work,
         })
     }
 }
 
-/// A file in the temporary folder, removed when dropped.
-struct TempFile(PathBuf);
-
-impl TempFile {
-    fn new(ext: &str) -> Self {
-        static N: AtomicU64 = AtomicU64::new(0);
-        TempFile(std::env::temp_dir().join(format!(
-            "learntrac-voice-{}-{}.{ext}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        )))
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
+/// A new file in the engines' private folder (mode 0700, made at start): created
+/// exclusively with mode 0600 under an unpredictable name, so no other local user can read
+/// a student's recording or plant a link or FIFO where it will be written. Removed when
+/// dropped.
+fn private_file(dir: &Path, ext: &str) -> Result<tempfile::TempPath, SpeechError> {
+    tempfile::Builder::new()
+        .prefix("utterance-")
+        .suffix(&format!(".{ext}"))
+        .tempfile_in(dir)
+        .map(tempfile::NamedTempFile::into_temp_path)
+        .map_err(|e| engine_error("pocketsphinx", format!("cannot create a work file: {e}")))
 }
 
 fn engine_error(engine: &'static str, e: impl std::fmt::Display) -> SpeechError {
@@ -94,20 +99,20 @@ impl Recognizer for Pocketsphinx {
     ) -> BoxFuture<'a, Result<String, SpeechError>> {
         Box::pin(async move {
             const ENGINE: &str = "pocketsphinx";
-            let audio = TempFile::new("wav");
-            let gram = TempFile::new("gram");
-            tokio::fs::write(&audio.0, wav::encode(pcm, SAMPLE_RATE))
+            let audio = private_file(self.work.path(), "wav")?;
+            let gram = private_file(self.work.path(), "gram")?;
+            tokio::fs::write(&audio, wav::encode(pcm, SAMPLE_RATE))
                 .await
                 .map_err(|e| engine_error(ENGINE, e))?;
             let topics = grammar::topics(topics, &self.dictionary);
-            tokio::fs::write(&gram.0, grammar::jsgf(&topics))
+            tokio::fs::write(&gram, grammar::jsgf(&topics))
                 .await
                 .map_err(|e| engine_error(ENGINE, e))?;
             let run = Command::new(&self.bin)
                 .arg("-infile")
-                .arg(&audio.0)
+                .arg(&*audio)
                 .arg("-jsgf")
-                .arg(&gram.0)
+                .arg(&*gram)
                 .args(["-logfn", "/dev/null"])
                 .stdin(Stdio::null())
                 .kill_on_drop(true)

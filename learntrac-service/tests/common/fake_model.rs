@@ -88,11 +88,10 @@ async fn completions(State(seen): State<Seen>, headers: HeaderMap, body: String)
         .first()
         .and_then(|m| m["content"].as_str())
         .unwrap_or("");
-    let concept = system
-        .lines()
-        .find_map(|l| l.strip_prefix("Concept #"))
-        .and_then(|l| l.split_once(": "))
-        .map_or("nothing".to_string(), |(_, s)| s.to_string());
+    let concept = course_material(system)["summary"]
+        .as_str()
+        .unwrap_or("nothing")
+        .to_string();
     if last.contains("[429]") {
         return (
             StatusCode::TOO_MANY_REQUESTS,
@@ -139,6 +138,16 @@ async fn completions(State(seen): State<Seen>, headers: HeaderMap, body: String)
         .header("content-type", "text/event-stream")
         .body(Body::from_stream(stream))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// The course material a system prompt quotes (the JSON between its markers); Null when
+/// there is none.
+pub fn course_material(system: &str) -> Value {
+    system
+        .split_once("<course-material>")
+        .and_then(|(_, rest)| rest.rsplit_once("</course-material>"))
+        .and_then(|(inside, _)| serde_json::from_str(inside).ok())
+        .unwrap_or(Value::Null)
 }
 
 /// Server-Sent Events as (event, JSON data), from a whole response body.
