@@ -43,6 +43,8 @@ pub struct Config {
     pub voice: VoiceEngine,
     /// The recogniser's pronunciation dictionary (VOICE_DICTIONARY).
     pub voice_dictionary: std::path::PathBuf,
+    /// VOICE_IDLE_SECONDS: a voice socket quiet this long is closed.
+    pub voice_idle: Duration,
 }
 
 /// VOICE_ENGINE: `none` (the default), `local` (espeak-ng and PocketSphinx on this machine;
@@ -253,6 +255,11 @@ impl Config {
             voice_dictionary: get("VOICE_DICTIONARY")
                 .unwrap_or_else(|| crate::voice::local::DEBIAN_DICTIONARY.into())
                 .into(),
+            voice_idle: Duration::from_secs(parse(
+                vars,
+                "VOICE_IDLE_SECONDS",
+                crate::limits::SOCKET_IDLE.as_secs(),
+            )?),
             database_url,
             redis_url,
             port: parse(vars, "PORT", 8001)?,

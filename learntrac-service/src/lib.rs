@@ -100,7 +100,7 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
             }
         },
         voice: speech_engines(config)?,
-        limits: Arc::new(limits::Limits::default()),
+        limits: Arc::new(limits::Limits::for_this_machine(config.voice_idle)),
         token_key: config
             .token_secret
             .as_ref()

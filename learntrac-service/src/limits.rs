@@ -16,7 +16,8 @@ pub const SOCKETS_PER_STUDENT: usize = 2;
 /// Voice sockets one task holds at once. Each may buffer up to a 30 s utterance (~1 MB), so
 /// this bounds the memory voice can take (docs/service.md states the figure).
 pub const SOCKETS_PER_TASK: usize = 100;
-/// A voice socket with no message from the page for this long is closed.
+/// A voice socket with no message from the page for this long is closed (the default of
+/// VOICE_IDLE_SECONDS).
 pub const SOCKET_IDLE: Duration = Duration::from_secs(120);
 /// A voice socket is closed after this long whatever it does; the page reconnects.
 pub const SOCKET_LIFETIME: Duration = Duration::from_secs(30 * 60);
@@ -31,18 +32,23 @@ pub struct Limits {
     /// Speech-engine processes running at once: one per core, so recognition never takes
     /// the cores the API's other requests need.
     engines: Arc<Semaphore>,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Limits::new(cores)
-    }
+    /// How long a voice socket may stay quiet.
+    pub socket_idle: Duration,
 }
 
 impl Limits {
+    /// One engine slot per core.
+    pub fn for_this_machine(socket_idle: Duration) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Limits {
+            socket_idle,
+            ..Limits::new(cores)
+        }
+    }
+
     pub fn new(engine_slots: usize) -> Self {
         Limits {
+            socket_idle: SOCKET_IDLE,
             answers: PerStudent::new(ANSWERS_PER_STUDENT),
             sockets: PerStudent::new(SOCKETS_PER_STUDENT),
             all_sockets: Arc::new(Semaphore::new(SOCKETS_PER_TASK)),

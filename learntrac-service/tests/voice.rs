@@ -9,22 +9,85 @@ use common::{App, AppOptions, TracEnv, Who, call, standard_seed};
 use futures_util::StreamExt;
 
 async fn setup() -> (TracEnv, App, FakeModel) {
+    setup_with(&[]).await
+}
+
+async fn setup_with(extra: &[(&'static str, &str)]) -> (TracEnv, App, FakeModel) {
     let env = TracEnv::postgres().await;
     standard_seed(&env);
     let model = FakeModel::start().await;
+    let mut vars = vec![
+        ("CHAT_BASE_URL", model.base_url.clone()),
+        ("CHAT_MODEL", "tutor-model".into()),
+        ("VOICE_ENGINE", "local".into()),
+    ];
+    vars.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
     let app = App::spawn_with(
         &env.database_url,
         AppOptions {
-            extra: vec![
-                ("CHAT_BASE_URL", model.base_url.clone()),
-                ("CHAT_MODEL", "tutor-model".into()),
-                ("VOICE_ENGINE", "local".into()),
-            ],
+            extra: vars,
             ..AppOptions::default()
         },
     )
     .await;
     (env, app, model)
+}
+
+/// Connects with a Trac login cookie and the given Origin, as a browser page would.
+async fn connect_by_cookie(
+    url: &str,
+    cookie: &str,
+    origin: &str,
+) -> Result<speech::Socket, tokio_tungstenite::tungstenite::Error> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = url.into_client_request()?;
+    let h = req.headers_mut();
+    h.insert(
+        "sec-websocket-protocol",
+        "learntrac".parse().expect("header"),
+    );
+    h.insert(
+        "cookie",
+        format!("trac_auth={cookie}").parse().expect("header"),
+    );
+    h.insert("origin", origin.parse().expect("header"));
+    tokio_tungstenite::connect_async(req).await.map(|(s, _)| s)
+}
+
+fn status_of(r: Result<speech::Socket, tokio_tungstenite::tungstenite::Error>) -> u16 {
+    match r {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => resp.status().as_u16(),
+        Err(e) => panic!("{e}"),
+        Ok(_) => 101,
+    }
+}
+
+/// Reads until the service closes the socket: the last error event and the close code.
+async fn closed(socket: &mut speech::Socket) -> (serde_json::Value, Option<u16>) {
+    use tokio_tungstenite::tungstenite::Message;
+    let mut last = serde_json::Value::Null;
+    while let Ok(Some(msg)) =
+        tokio::time::timeout(std::time::Duration::from_secs(30), socket.next()).await
+    {
+        match msg {
+            Ok(Message::Text(t)) => {
+                let v: serde_json::Value = serde_json::from_str(&t).unwrap_or_default();
+                if v["type"] == "error" {
+                    last = v;
+                }
+            }
+            Ok(Message::Close(frame)) => return (last, frame.map(|f| u16::from(f.code))),
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    (last, None)
+}
+
+fn spoken_question(dir: &std::path::Path) -> Vec<u8> {
+    let wav = dir.join("q.wav");
+    speech::say("how do i solve an equation", &wav, 0.5);
+    speech::pcm_of(&wav)
 }
 
 fn token(user: &str) -> String {
@@ -134,4 +197,128 @@ async fn the_socket_needs_a_student_and_their_own_concept() {
         .url("/api/voice/ws?concept=2")
         .replace("http://", "ws://");
     assert_eq!(refused(connect(&ws, Some(&token("alice"))).await), 503);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_socket_ends_with_its_sign_in_or_its_owner_and_needs_the_sites_own_origin() {
+    let (env, app, model) = setup().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let question = spoken_question(dir.path());
+    let ws = app
+        .url("/api/voice/ws?concept=2")
+        .replace("http://", "ws://");
+    let own_origin = app.url("").trim_end_matches('/').to_string();
+
+    // A cookie-signed upgrade from another site (or a same-site subdomain) is refused;
+    // from the page's own origin it is taken.
+    assert_eq!(
+        status_of(connect_by_cookie(&ws, "alice-cookie", "https://evil.example").await),
+        403
+    );
+    assert_eq!(
+        status_of(connect_by_cookie(&ws, "alice-cookie", "http://learn.school.example").await),
+        403
+    );
+    let mut by_cookie = connect_by_cookie(&ws, "alice-cookie", &own_origin)
+        .await
+        .expect("same-origin upgrade");
+
+    // A token that expires while the socket is open: the next question closes it (1008).
+    let short =
+        learntrac_service::auth::issue_token(common::TOKEN_SECRET, "alice", 2).expect("token");
+    let mut socket = connect(&ws, Some(&short)).await.expect("connect");
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    let reply = ask(&mut socket, &question).await;
+    assert!(reply.of("transcript").is_none(), "{:?}", reply.events);
+    let (err, code) = closed(&mut socket).await;
+    let err = if err.is_null() {
+        reply.of("error").cloned().unwrap_or_default()
+    } else {
+        err
+    };
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("sign-in has ended"),
+        "{err}"
+    );
+    assert_eq!(code, Some(1008));
+
+    // Logged out of Trac (its cookie row deleted): the cookie-signed socket closes too.
+    let mut db = common::sqlx_pg(&env.database_url).await;
+    sqlx::query("DELETE FROM auth_cookie WHERE cookie = 'alice-cookie'")
+        .execute(&mut db)
+        .await
+        .expect("logout");
+    let reply = ask(&mut by_cookie, &question).await;
+    assert!(reply.of("transcript").is_none(), "{:?}", reply.events);
+    assert_eq!(closed(&mut by_cookie).await.1, Some(1008));
+
+    // The concept reassigned to bob while alice's socket is open: closed at her next
+    // question, past no cache.
+    let mut socket = connect(&ws, Some(&token("alice"))).await.expect("connect");
+    sqlx::query("UPDATE ticket SET owner = 'bob' WHERE id = 2")
+        .execute(&mut db)
+        .await
+        .expect("reassign");
+    let reply = ask(&mut socket, &question).await;
+    assert!(reply.of("transcript").is_none(), "{:?}", reply.events);
+    let (err, code) = closed(&mut socket).await;
+    let err = if err.is_null() {
+        reply.of("error").cloned().unwrap_or_default()
+    } else {
+        err
+    };
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no longer yours"),
+        "{err}"
+    );
+    assert_eq!(code, Some(1008));
+    assert!(model.requests().is_empty(), "nothing reached the model");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_student_cannot_hold_many_sockets_or_listen_for_free() {
+    let (_env, app, model) =
+        setup_with(&[("CHAT_DAILY_REQUESTS", "1"), ("VOICE_IDLE_SECONDS", "2")]).await;
+    let ws = app
+        .url("/api/voice/ws?concept=2")
+        .replace("http://", "ws://");
+    let mut first = connect(&ws, Some(&token("alice"))).await.expect("first");
+    let _second = connect(&ws, Some(&token("alice"))).await.expect("second");
+    assert_eq!(status_of(connect(&ws, Some(&token("alice"))).await), 429);
+    // Others are not held by her sockets.
+    let bob_ws = app
+        .url("/api/voice/ws?concept=4")
+        .replace("http://", "ws://");
+    let _bob = connect(&bob_ws, Some(&token("bob"))).await.expect("bob");
+
+    // Noise is counted before it is recognised: her one question of the day is spent on
+    // it, and the real question after it is refused before recognition.
+    let noise: Vec<u8> = (0..32_000u32)
+        .flat_map(|i| ((i.wrapping_mul(2_654_435_761) >> 16) as i16).to_le_bytes())
+        .collect();
+    let reply = ask(&mut first, &noise).await;
+    assert!(reply.of("error").is_some(), "{:?}", reply.events);
+    let dir = tempfile::tempdir().expect("dir");
+    let reply = ask(&mut first, &spoken_question(dir.path())).await;
+    let err = reply.of("error").cloned().unwrap_or_default();
+    assert_eq!(err["code"], "too_many_requests", "{:?}", reply.events);
+    assert!(reply.of("transcript").is_none());
+    assert!(model.requests().is_empty());
+
+    // Quiet for VOICE_IDLE_SECONDS: closed (1001), and her slot is free again.
+    let (err, code) = closed(&mut first).await;
+    assert!(
+        err["message"].as_str().unwrap_or("").contains("idle"),
+        "{err}"
+    );
+    assert_eq!(code, Some(1001));
+    let _again = connect(&ws, Some(&token("alice")))
+        .await
+        .expect("a slot came back");
 }

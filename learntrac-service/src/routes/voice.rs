@@ -23,7 +23,7 @@ use super::ApiQuery;
 use super::chat::{VOICE_PROMPT_RESERVE, own_concept, prepare, reserve, tutor};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::limits::{Refused, SOCKET_IDLE, SOCKET_LIFETIME, SOCKETS_PER_STUDENT, SocketSlot};
+use crate::limits::{Refused, SOCKET_LIFETIME, SOCKETS_PER_STUDENT, SocketSlot};
 use crate::state::AppState;
 use crate::trac::{self, Concept};
 use crate::tutor::{self, Tutor};
@@ -144,6 +144,7 @@ impl Session {
         ping.tick().await;
         let opened = Instant::now();
         let mut heard_at = Instant::now();
+        let idle = self.state.limits.socket_idle;
         if !self
             .send(json!({"type": "ready", "sample_rate": SAMPLE_RATE}))
             .await
@@ -151,7 +152,7 @@ impl Session {
             return Ended::Gone;
         }
         loop {
-            let idle_until = (heard_at + SOCKET_IDLE).min(opened + SOCKET_LIFETIME);
+            let idle_until = (heard_at + idle).min(opened + SOCKET_LIFETIME);
             let msg = tokio::select! {
                 _ = ping.tick() => {
                     if self.socket.send(Message::Ping(Default::default())).await.is_err() {
@@ -162,7 +163,7 @@ impl Session {
                 _ = tokio::time::sleep_until(idle_until.into()) => {
                     return Ended::Closed(
                         CLOSE_GOING_AWAY,
-                        if heard_at + SOCKET_IDLE <= opened + SOCKET_LIFETIME {
+                        if heard_at + idle <= opened + SOCKET_LIFETIME {
                             "the voice connection was idle and closed; it reconnects when you ask"
                         } else {
                             "the voice connection was open a long time and closed; it reconnects when you ask"
@@ -171,7 +172,10 @@ impl Session {
                 }
                 msg = self.socket.recv() => msg,
             };
-            heard_at = Instant::now();
+            // Only the page's own messages count: pongs answer our pings by themselves.
+            if matches!(msg, Some(Ok(Message::Binary(_) | Message::Text(_)))) {
+                heard_at = Instant::now();
+            }
             let ok = match msg {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Ended::Gone,
                 Some(Ok(Message::Binary(b))) => {
