@@ -562,6 +562,7 @@ struct TutorStack {
     home: tempfile::TempDir,
     child: Child,
     alice: String,
+    bob: String,
     base: String,
     port: u16,
 }
@@ -583,14 +584,15 @@ impl TutorStack {
         let child = up(project.path(), home.path(), port, true);
         let data = project.path().join(".learntrac/local/embedded");
         let secret = std::fs::read_to_string(data.join("token-secret")).expect("token secret");
-        let alice =
-            learntrac_service::auth::issue_token(secret.trim(), "alice", 600).expect("token");
+        let token = |who| learntrac_service::auth::issue_token(secret.trim(), who, 600);
+        let (alice, bob) = (token("alice").expect("token"), token("bob").expect("token"));
         TutorStack {
             _model: model,
             project,
             home,
             child,
             alice,
+            bob,
             base: format!("http://127.0.0.1:{port}"),
             port,
         }
@@ -684,13 +686,36 @@ async fn the_student_page_practises_and_streams_the_tutor_through_the_router() {
     assert_eq!(events.last().map(|e| e.0.as_str()), Some("done"), "{body}");
 
     // The page, as a student's browser runs it: signed in by the demo token in the link,
-    // concept #2 opened, the question asked through the link, the answer streamed in.
+    // concept #2 opened, the question put in the box by the link — and asked only when she
+    // presses Send (a link must not spend her questions) — the answer streamed in.
     let question = "How do I start?";
     let url = format!(
         "{base}/learn/?concept=2&ask={}#token={alice}",
         question.replace(' ', "%20").replace('?', "%3F")
     );
     let mut browser = Browser::open(&url, None).await;
+    browser
+        .wait_until(&format!(
+            "document.getElementById('question').value === {question:?} && !document.getElementById('send').disabled"
+        ))
+        .await;
+    // (The conversation asked above through the API is on the page already.)
+    let bubbles = "document.querySelectorAll('.msg.user').length";
+    let before = browser.eval(bubbles).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        (
+            browser.eval(bubbles).await,
+            browser
+                .eval("document.getElementById('question').value")
+                .await
+        ),
+        (before, Value::String(question.into())),
+        "the link asked nothing by itself"
+    );
+    browser
+        .eval("document.getElementById('send').click()")
+        .await;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while browser
         .eval("!!document.querySelector('[data-done]')")
@@ -758,6 +783,50 @@ async fn the_student_page_practises_and_streams_the_tutor_through_the_router() {
         .wait_until("document.querySelectorAll('.msg.assistant.incomplete').length === 1")
         .await;
     browser.screenshot("learn-phone-failed-turn.png").await;
+
+    // A link signing in as someone else, opened in her signed-in tab: asked first, and
+    // nothing changes unless she agrees.
+    browser
+        .navigate(&format!("{base}/learn/?concept=2#token={}", stack.bob))
+        .await;
+    browser
+        .wait_until("!document.getElementById('switch').hidden")
+        .await;
+    let asked = browser
+        .eval("document.getElementById('switch').innerText")
+        .await;
+    let asked = asked.as_str().unwrap_or("");
+    assert!(
+        asked.contains("signs in as bob") && asked.contains("signed in as alice"),
+        "{asked}"
+    );
+    browser.screenshot("learn-phone-switch-account.png").await;
+    browser
+        .eval("document.getElementById('switch-stay').click()")
+        .await;
+    assert_eq!(
+        browser
+            .eval("document.getElementById('who').innerText")
+            .await,
+        "signed in as alice"
+    );
+    browser
+        .navigate(&format!("{base}/learn/#token={}", stack.bob))
+        .await;
+    browser
+        .wait_until("!document.getElementById('switch').hidden")
+        .await;
+    browser
+        .eval("document.getElementById('switch-to').click()")
+        .await;
+    browser
+        .wait_until("document.getElementById('who').innerText === 'signed in as bob'")
+        .await;
+    assert!(
+        browser.exceptions().is_empty(),
+        "{:?}",
+        browser.exceptions()
+    );
     drop(browser);
 
     let stdout = stack.down();
@@ -1317,23 +1386,39 @@ async fn a_school_signs_in_and_each_role_does_only_its_own() {
     );
     drop(browser);
 
-    // A bad or expired link says so (a fresh browser: no Trac cookie).
+    // A damaged, an expired or a forged link says so, and the page keeps working (a fresh
+    // browser: no Trac cookie). A token with a line break or a space once broke the
+    // page's script (an invalid header value).
     let mut browser = Browser::open("about:blank", None).await;
-    browser
-        .navigate(&format!("{base}/learn/#token=not-a-token"))
-        .await;
-    browser
-        .wait_until("document.getElementById('signin-error').innerText.length > 0")
-        .await;
-    let said = browser
-        .eval("document.getElementById('signin-error').innerText")
-        .await;
-    assert!(
-        said.as_str()
-            .unwrap_or("")
-            .contains("expired or is not valid"),
-        "{said}"
-    );
+    for (link, says) in [
+        ("not-a-token", "damaged"),
+        ("a.b%0Ac.d", "damaged"),
+        ("%E0%A4%A", "damaged"),
+        (
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJib2IiLCJleHAiOjF9.c2lnbmF0dXJl",
+            "expired or is not valid",
+        ),
+    ] {
+        // From the second link on, a fragment change in the open page (hashchange).
+        browser
+            .eval("var e = document.getElementById('signin-error'); if (e) e.textContent = ''")
+            .await;
+        browser
+            .navigate(&format!("{base}/learn/#token={link}"))
+            .await;
+        browser
+            .wait_until("document.getElementById('signin-error').innerText.length > 0")
+            .await;
+        let said = browser
+            .eval("document.getElementById('signin-error').innerText")
+            .await;
+        assert!(said.as_str().unwrap_or("").contains(says), "{link}: {said}");
+        assert!(
+            browser.exceptions().is_empty(),
+            "{link}: {:?}",
+            browser.exceptions()
+        );
+    }
     browser.screenshot("learn-bad-link.png").await;
     drop(browser);
 

@@ -1,7 +1,7 @@
 // The student page: plain JavaScript against the same API every client uses. Signed in by
 // Trac's cookie (same site, sent by the browser) or a bearer token from `#token=…` (kept in
-// this tab's sessionStorage only). `?concept=ID` opens a concept; `&ask=TEXT` asks the
-// tutor at once (a link Trac's ticket pages can carry).
+// this tab's sessionStorage only). `?concept=ID` opens a concept; `&ask=TEXT` puts a
+// question in the box (a link Trac's ticket pages can carry); the student sends it.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -12,9 +12,26 @@ let current = null;
 let conversation = null;
 let chatOn = false;
 
-// A `#token=…` link: taken into this tab (and out of the address bar), on load and when
-// pasted into a tab already on the page. True when it changed the token.
-function adoptHashToken() {
+// A bearer token's shape (a JWT: three base64url parts). Anything else would break the
+// Authorization header or the WebSocket subprotocol, so it is refused here, in words.
+const TOKEN_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+// Whom a token names (its `sub`), read without verifying: only to ask before switching.
+function tokenUser(t) {
+  try {
+    const part = t.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return String(JSON.parse(atob(part)).sub || "");
+  } catch (e) {
+    return "";
+  }
+}
+
+// A `#token=…` link, taken out of the address bar on load and when pasted into a tab
+// already on the page. It does not act on its own: signIn() uses it at once only when
+// nobody is signed in here, or it names who is; otherwise the student is asked first
+// (a link someone else sent must not quietly swap whose work this tab shows).
+let offered = null;
+function takeHashToken() {
   if (!location.hash.startsWith("#token=")) return false;
   let t = "";
   try {
@@ -23,15 +40,44 @@ function adoptHashToken() {
     t = "";
   }
   history.replaceState(null, "", location.pathname + location.search);
-  if (!t) {
+  if (!TOKEN_SHAPE.test(t)) {
     showError("signin-error", "This sign-in link is damaged. Log in to Trac, or ask for a new link.");
     return false;
   }
-  token = t;
-  sessionStorage.setItem("learntrac-token", token);
+  offered = t;
   return true;
 }
-adoptHashToken();
+
+function useToken(t) {
+  token = t;
+  sessionStorage.setItem("learntrac-token", token);
+}
+
+// Decides what an offered link does once we know who is signed in (`me`, or null).
+function settleOffer() {
+  const t = offered;
+  offered = null;
+  $("switch").hidden = true;
+  if (!t) return false;
+  const linkUser = tokenUser(t);
+  if (!me || linkUser === me) {
+    useToken(t);
+    return true;
+  }
+  $("switch-text").textContent = "This link signs in as " + (linkUser || "someone else") +
+    ", but this page is signed in as " + me + ".";
+  $("switch-to").textContent = "Switch to " + (linkUser || "the link's account");
+  $("switch-stay").textContent = "Stay as " + me;
+  $("switch").hidden = false;
+  $("switch-to").onclick = () => {
+    $("switch").hidden = true;
+    useToken(t);
+    signIn();
+  };
+  $("switch-stay").onclick = () => ($("switch").hidden = true);
+  return false;
+}
+takeHashToken();
 
 function showError(id, text) {
   const e = $(id);
@@ -74,6 +120,7 @@ async function signIn() {
     me = (await api("/api/LearnTrac/me")).user;
   } catch (e) {
     me = null;
+    if (settleOffer()) return signIn();
     $("who").textContent = "not signed in";
     $("signin").hidden = false;
     $("concepts-panel").hidden = true;
@@ -87,6 +134,7 @@ async function signIn() {
     }
     return;
   }
+  if (offered && settleOffer()) return signIn();
   $("who").textContent = "signed in as " + me;
   $("signin").hidden = true;
   showError("signin-error", "");
@@ -157,11 +205,13 @@ async function openConcept(id) {
     await startVoice();
     setTimeout(stopVoice, listen * 1000);
   }
+  // `&ask=TEXT` only fills the box: a link must not spend a student's questions, or put
+  // words in their conversation, without them pressing Send.
   const ask = params.get("ask");
   if (ask && Number(params.get("concept")) === id) {
     params.delete("ask");
-    $("question").value = ask;
-    await send();
+    $("question").value = ask.slice(0, 4000);
+    $("question").focus();
   }
 }
 
@@ -353,7 +403,7 @@ $("question").addEventListener("keydown", (e) => {
   }
 });
 window.addEventListener("hashchange", () => {
-  if (adoptHashToken()) signIn();
+  if (takeHashToken()) signIn();
 });
 $("score").addEventListener("input", () => ($("score-out").textContent = $("score").value + "%"));
 $("practise").addEventListener("click", async () => {
@@ -372,8 +422,12 @@ $("practise").addEventListener("click", async () => {
 });
 $("token-form").addEventListener("submit", (e) => {
   e.preventDefault();
-  token = $("token").value.trim();
-  sessionStorage.setItem("learntrac-token", token);
+  const t = $("token").value.trim();
+  if (!TOKEN_SHAPE.test(t)) {
+    showError("signin-error", "That is not a LearnTrac token; paste the whole token, or log in to Trac.");
+    return;
+  }
+  useToken(t);
   signIn();
 });
 
