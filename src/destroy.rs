@@ -24,6 +24,9 @@ pub struct Summary {
     pub destroyed: Vec<String>,
     /// What is still there, and why.
     pub remaining: Vec<String>,
+    /// SSM parameters deleted (`--secrets`): names only, never values.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub secrets_deleted: Vec<String>,
     pub seconds: f64,
 }
 
@@ -124,23 +127,36 @@ pub async fn destroy(
         ));
     }
 
-    if going.is_empty() && state.is_empty() {
+    // Every parameter under the prefix goes with --secrets, those bootstrap made and those
+    // set by hand (CHAT_API_KEY…): each is named before anyone confirms.
+    let ssm = aws_sdk_ssm::Client::new(&config);
+    let secrets: Vec<String> = if args.secrets {
+        crate::aws::ssm::list(&ssm, &env.ssm_prefix())
+            .await?
+            .into_iter()
+            .map(|p| p.name)
+            .collect()
+    } else {
+        Vec::new()
+    };
+
+    if going.is_empty() && state.is_empty() && secrets.is_empty() {
         return Ok(Summary {
             ok: true,
             environment: env.environment.clone(),
             destroyed: Vec::new(),
             remaining,
+            secrets_deleted: Vec::new(),
             seconds: reporter.elapsed(),
         });
     }
-    confirm(env, &going, &keep, &remaining, args.yes)?;
+    confirm(env, &going, &keep, &secrets, &remaining, args.yes)?;
 
     if !keep.is_empty() {
         // Forgotten by Terraform, kept in AWS: the plan made before no longer matches.
         tf.state_rm(&keep, &line).await?;
         tf.plan_destroy(PLAN_FILE, &line).await?;
     }
-    let ssm = aws_sdk_ssm::Client::new(&config);
     // A deploy must not take the fast path onto a stack that is going.
     crate::deploy::record::forget(&ssm, env).await?;
     let phase = reporter.phase("terraform apply -destroy");
@@ -168,19 +184,24 @@ pub async fn destroy(
     }
     phase.finish(&format!("{deregistered} revision(s) deregistered"));
 
+    let mut secrets_deleted = Vec::new();
     if args.secrets {
         let phase = reporter.phase("secrets");
-        let mut deleted = 0;
-        for p in crate::aws::ssm::list(&ssm, &env.ssm_prefix()).await? {
-            deleted += usize::from(crate::aws::ssm::delete(&ssm, &p.name).await?);
+        let mut deleted = Vec::new();
+        for name in &secrets {
+            if crate::aws::ssm::delete(&ssm, name).await? {
+                deleted.push(name.clone());
+            }
         }
-        phase.finish(&format!("{deleted} SSM parameter(s) deleted"));
+        phase.finish(&format!("{} SSM parameter(s) deleted", deleted.len()));
+        secrets_deleted = deleted;
     }
     Ok(Summary {
         ok: true,
         environment: env.environment.clone(),
         destroyed: going,
         remaining,
+        secrets_deleted,
         seconds: reporter.elapsed(),
     })
 }
@@ -190,6 +211,7 @@ fn confirm(
     env: &Environment,
     going: &[String],
     keep: &[String],
+    secrets: &[String],
     remaining: &[String],
     yes: bool,
 ) -> Result<()> {
@@ -203,6 +225,9 @@ fn confirm(
     }
     for k in keep {
         list.push_str(&format!("    kept: {k}\n"));
+    }
+    for name in secrets {
+        list.push_str(&format!("    - SSM parameter {name} (--secrets)\n"));
     }
     for r in remaining {
         list.push_str(&format!("    remains: {r}\n"));

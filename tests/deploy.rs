@@ -1182,6 +1182,21 @@ async fn deploy_applies_the_stack_rolls_out_verifies_and_status_reads_it_back() 
         "the list, then the refusal: {}",
         run.stderr
     );
+    // With --secrets, every parameter that would go is named before anyone confirms
+    // (bootstrap's and any set by hand), values never.
+    let run = p
+        .cli(&["destroy", "local", "--templates", "tmpl", "--secrets"])
+        .run();
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let project = p.prefix.trim_end_matches("-local");
+    let redis_token = p.redis_token().await;
+    assert!(
+        run.stderr
+            .contains(&format!("SSM parameter /{project}/local/redis/auth-token"))
+            && !run.stderr.contains(&redis_token),
+        "{}",
+        run.stderr
+    );
     assert!(
         p.state().await == state_before,
         "nothing changed: the state is byte-identical"

@@ -85,15 +85,15 @@ fn print(ctx: &Ctx, batch: &[Line], follow: bool, first: bool) {
         // Following, JSON is one object per line; otherwise one document.
         OutputFormat::Json if !follow => {
             crate::ui::print(&format!(
-                "{:#}\n",
-                serde_json::to_value(batch).unwrap_or_default()
+                "{}\n",
+                crate::ui::text::json_safe(serde_json::to_string_pretty(batch).unwrap_or_default())
             ));
         }
         OutputFormat::Json | OutputFormat::Jsonl => {
             for l in batch {
                 crate::ui::print(&format!(
                     "{}\n",
-                    serde_json::to_string(l).unwrap_or_default()
+                    crate::ui::text::json_safe(serde_json::to_string(l).unwrap_or_default())
                 ));
             }
         }

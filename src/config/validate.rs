@@ -54,21 +54,27 @@ pub const WIRED_VARIABLES: &[&str] = &[
     "LEARNTRAC_ENVIRONMENT",
 ];
 
-/// Words that mark a variable as secret: its value belongs in SSM, not in `environment`.
+/// Parts of a name that mark a variable as secret: its value belongs in SSM, not in
+/// `environment`.
 const SECRET_WORDS: &[&str] = &[
     "PASSWORD",
     "PASSWD",
     "SECRET",
-    "TOKEN",
     "API_KEY",
     "PRIVATE_KEY",
     "ACCESS_KEY",
     "CREDENTIAL",
 ];
 
+/// Whether a variable's name says it holds a secret. `TOKEN` counts only as a whole word
+/// (`REDIS_AUTH_TOKEN`, `GITHUB_TOKEN`): `CHAT_DAILY_TOKENS` and `CHAT_MAX_TOKENS` are
+/// counts of model tokens, which docs/tutor.md tells operators to set.
 pub fn looks_secret(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
     SECRET_WORDS.iter().any(|w| upper.contains(w))
+        || upper
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|w| w == "TOKEN")
 }
 
 /// `scheme://user:password@host` carries a password in plain text.
@@ -1027,6 +1033,8 @@ mod tests {
         assert!(looks_secret("DB_PASSWORD"));
         assert!(looks_secret("openai_api_key"));
         assert!(!looks_secret("TRAC_ENV"));
+        assert!(looks_secret("REDIS_AUTH_TOKEN") && looks_secret("token"));
+        assert!(!looks_secret("CHAT_DAILY_TOKENS") && !looks_secret("CHAT_MAX_TOKENS"));
         assert!(has_url_credentials("postgres://u:p@host/db"));
         assert!(!has_url_credentials("postgres://u@host/db"));
         assert!(!has_url_credentials("http://host:8000/x@y"));

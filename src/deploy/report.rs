@@ -91,7 +91,7 @@ impl Reporter {
             }
             Sink::Jsonl => {
                 if let Ok(s) = serde_json::to_string(&event) {
-                    crate::ui::print(&format!("{s}\n"));
+                    crate::ui::print(&format!("{}\n", crate::ui::text::json_safe(s)));
                 }
                 self.text(&event);
             }

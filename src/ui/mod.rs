@@ -96,11 +96,11 @@ impl Output {
     pub fn result<T: Serialize>(&self, value: &T, human: impl FnOnce() -> String) {
         match self.format {
             OutputFormat::Json => match serde_json::to_string_pretty(value) {
-                Ok(s) => print(&format!("{s}\n")),
+                Ok(s) => print(&format!("{}\n", text::json_safe(s))),
                 Err(e) => eprintln!("error: cannot encode the result as JSON: {e}"),
             },
             OutputFormat::Jsonl => match serde_json::to_string(value) {
-                Ok(s) => print(&format!("{s}\n")),
+                Ok(s) => print(&format!("{}\n", text::json_safe(s))),
                 Err(e) => eprintln!("error: cannot encode the result as JSON: {e}"),
             },
             OutputFormat::Human if !self.quiet => {

@@ -45,9 +45,41 @@ pub fn printable(s: &str) -> String {
     out
 }
 
+/// JSON for a terminal or a pipe: serde_json escapes only C0 controls, so C1 controls
+/// (U+0080–U+009F: a lone CSI, U+009B, is read by terminals as ESC [) and the line and
+/// paragraph separators from logs would go out raw. Escaping them keeps the JSON the same
+/// value. (Only strings hold non-ASCII characters, so the whole text can be mapped.)
+pub fn json_safe(json: String) -> String {
+    if !json
+        .chars()
+        .any(|c| ('\u{80}'..='\u{9f}').contains(&c) || matches!(c, '\u{2028}' | '\u{2029}'))
+    {
+        return json;
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if ('\u{80}'..='\u{9f}').contains(&c) || matches!(c, '\u{2028}' | '\u{2029}') {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
-    use super::printable;
+    use super::{json_safe, printable};
+
+    #[test]
+    fn json_goes_out_without_raw_c1_controls_and_means_the_same() {
+        let v = serde_json::json!({"message": "a\u{9b}31mred\u{85}next\u{2028}é"});
+        let out = json_safe(serde_json::to_string(&v).unwrap_or_default());
+        assert!(out.is_ascii() || !out.chars().any(|c| ('\u{80}'..='\u{9f}').contains(&c)));
+        assert!(out.contains("\\u009b") && out.contains("\\u2028") && out.contains('é'));
+        let back: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+        assert_eq!(back, v);
+    }
 
     #[test]
     fn drops_escape_sequences_and_shows_other_controls() {
