@@ -98,12 +98,28 @@ pub async fn run(env: &Environment, opts: &Options) -> Result<Report> {
         notes: Vec::new(),
     };
     let again = format!("learntrac bootstrap {} --yes", env.environment);
+    // Whose account this is, before anything is made in it: the same check deploy,
+    // rollback and destroy make (aws.account_id), so a bucket and secrets are never
+    // created with another account's credentials.
+    let identity = crate::aws::sts::identity(&crate::aws::sdk_config(env).await).await?;
+    crate::deploy::preflight::account(env, &identity)?;
+    report.notes.push(format!(
+        "account {} as {}{}",
+        identity.account,
+        identity.arn,
+        if env.aws.account_id.is_some() {
+            " (aws.account_id matches)"
+        } else {
+            " (set aws.account_id in the environment file to pin it)"
+        }
+    ));
     if let Some(s3cfg) = &env.terraform.s3 {
         let region = s3cfg.region.as_deref().unwrap_or(&env.aws.region);
         let client = s3::client(env, region).await;
         state_bucket(
             &client,
             &s3cfg.bucket,
+            &identity.account,
             region,
             opts.apply,
             &again,
@@ -176,6 +192,7 @@ async fn ecs_service_linked_role(
 async fn state_bucket(
     c: &aws_sdk_s3::Client,
     bucket: &str,
+    account: &str,
     region: &str,
     apply: bool,
     again: &str,
@@ -195,7 +212,7 @@ async fn state_bucket(
             Some(again.to_string()),
         )
     };
-    match s3::existence(c, bucket).await? {
+    match s3::existence(c, bucket, account).await? {
         Existence::Forbidden => {
             report.items.push(item(
                 "(state bucket)",
@@ -299,7 +316,7 @@ async fn state_bucket(
     }
 
     match s3::policy(c, bucket).await? {
-        Some(p) if p.contains(s3::TLS_ONLY_SID) => report.items.push(item(
+        Some(p) if s3::denies_insecure_transport(&p, bucket) => report.items.push(item(
             "TLS-only policy",
             State::Present,
             "non-TLS requests denied".into(),
@@ -309,7 +326,10 @@ async fn state_bucket(
         Some(_) => report.items.push(item(
             "TLS-only policy",
             State::Wrong,
-            "the bucket has a policy without a statement denying non-TLS requests".into(),
+            "the bucket has a policy without a statement denying non-TLS requests to \
+             everyone (Effect Deny, Principal *, Action s3:*, the bucket and its objects, \
+             aws:SecureTransport false)"
+                .into(),
             Some(format!(
                 "add to it a Deny of s3:* when aws:SecureTransport is false (Sid {}), as in \
                  docs/operations.md",
@@ -331,11 +351,7 @@ async fn state_bucket(
     }
 
     let rules = s3::lifecycle_rules(c, bucket).await?;
-    let has_rule = rules.iter().any(|r| {
-        r.noncurrent_version_expiration()
-            .and_then(|n| n.noncurrent_days())
-            .is_some()
-    });
+    let has_rule = rules.iter().any(s3::expires_every_old_version);
     let detail = format!(
         "replaced state versions expire after {} days",
         s3::NONCURRENT_DAYS

@@ -382,3 +382,62 @@ fn a_new_account_gets_ecs_s_service_linked_role_once() {
         dry.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn another_accounts_credentials_make_nothing_and_a_policy_is_read_not_named() {
+    // The environment pins another account than the credentials' (moto's 123456789012):
+    // nothing is made, and the message says whose credentials these are.
+    let a = account(false);
+    a.project.edit(
+        "local",
+        "account_id: \"123456789012\"",
+        "account_id: \"999999999999\"",
+    );
+    let run = a.bootstrap_yes();
+    assert_ne!(run.code, 0, "{}", run.stdout);
+    assert!(
+        run.stderr.contains("belong to account 123456789012")
+            && run.stderr.contains("account 999999999999"),
+        "{}",
+        run.stderr
+    );
+    let head = a.s3().head_bucket().bucket(&a.bucket).send().await;
+    assert!(head.is_err(), "no bucket was made with the wrong account");
+    assert!(
+        a.parameter("trac/htdigest").await.is_none(),
+        "no secret either"
+    );
+
+    // The right account: made. Then a policy whose statement carries our Sid but allows
+    // another account in is reported wrong, not "present".
+    a.project.edit(
+        "local",
+        "account_id: \"999999999999\"",
+        "account_id: \"123456789012\"",
+    );
+    assert_eq!(a.bootstrap_yes().code, 0);
+    let policy = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::999999999999:root"},
+            "Action": "s3:*",
+            "Resource": [format!("arn:aws:s3:::{}", a.bucket), format!("arn:aws:s3:::{}/*", a.bucket)]
+        }]
+    });
+    a.s3()
+        .put_bucket_policy()
+        .bucket(&a.bucket)
+        .policy(policy.to_string())
+        .send()
+        .await
+        .expect("policy");
+    let run = a.cli(&["bootstrap", "local", "-o", "json"]).run();
+    let report = json(&run);
+    let tls = states(&report)
+        .into_iter()
+        .find(|(item, _)| item.ends_with("TLS-only policy"))
+        .expect("the policy item");
+    assert_eq!(tls.1, "wrong", "{}", run.stdout);
+}

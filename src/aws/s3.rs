@@ -48,8 +48,14 @@ pub enum Existence {
     Forbidden,
 }
 
-pub async fn existence(c: &Client, bucket: &str) -> Result<Existence> {
-    match c.head_bucket().bucket(bucket).send().await {
+/// Whether the bucket exists and is `account`'s: S3 answers 403 for a bucket another
+/// account owns (ExpectedBucketOwner), even where these credentials could read it.
+pub async fn existence(c: &Client, bucket: &str, account: &str) -> Result<Existence> {
+    let mut head = c.head_bucket().bucket(bucket);
+    if !account.is_empty() {
+        head = head.expected_bucket_owner(account);
+    }
+    match head.send().await {
         Ok(_) => Ok(Existence::Ours),
         Err(e) => match e.raw_response().map(|r| r.status().as_u16()) {
             Some(404) => Ok(Existence::Missing),
@@ -188,6 +194,129 @@ pub fn tls_only_policy(bucket: &str) -> String {
         }]
     })
     .to_string()
+}
+
+/// Whether a bucket policy refuses every non-TLS request to the bucket and its objects:
+/// a statement with Effect Deny, Principal `*`, Action `s3:*`, both resources, and the
+/// condition aws:SecureTransport = false — read, not trusted by its Sid (a statement named
+/// DenyInsecureTransport can allow anything).
+pub fn denies_insecure_transport(policy: &str, bucket: &str) -> bool {
+    use serde_json::Value;
+    let Ok(doc) = serde_json::from_str::<Value>(policy) else {
+        return false;
+    };
+    let list = |v: &Value| -> Vec<String> {
+        match v {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let statements = match &doc["Statement"] {
+        Value::Array(a) => a.clone(),
+        v @ Value::Object(_) => vec![v.clone()],
+        _ => Vec::new(),
+    };
+    statements.iter().any(|st| {
+        let everyone = st["Principal"] == "*" || list(&st["Principal"]["AWS"]) == ["*"];
+        let actions = list(&st["Action"]);
+        let resources = list(&st["Resource"]);
+        let insecure = &st["Condition"]["Bool"]["aws:SecureTransport"];
+        st["Effect"] == "Deny"
+            && st.get("NotPrincipal").is_none()
+            && st.get("NotAction").is_none()
+            && everyone
+            && actions.iter().any(|a| a == "s3:*" || a == "*")
+            && resources.contains(&format!("arn:aws:s3:::{bucket}"))
+            && resources.contains(&format!("arn:aws:s3:::{bucket}/*"))
+            && (insecure == "false" || list(insecure) == ["false"] || insecure == false)
+    })
+}
+
+/// Whether a lifecycle rule expires replaced versions of every object: enabled, with a
+/// noncurrent-version expiry, and not narrowed to a prefix or tags (the state's key could
+/// lie outside them).
+pub fn expires_every_old_version(rule: &LifecycleRule) -> bool {
+    #[allow(deprecated)] // the rule's own `prefix`: the older form S3 may still return
+    let no_legacy_prefix = rule.prefix().unwrap_or("").is_empty();
+    let whole_bucket = match rule.filter() {
+        None => no_legacy_prefix,
+        Some(f) => {
+            f.prefix().unwrap_or("").is_empty()
+                && f.tag().is_none()
+                && f.and().is_none()
+                && f.object_size_greater_than().is_none()
+                && f.object_size_less_than().is_none()
+        }
+    };
+    rule.status() == &ExpirationStatus::Enabled
+        && whole_bucket
+        && rule
+            .noncurrent_version_expiration()
+            .and_then(|n| n.noncurrent_days())
+            .is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tls_policy_is_read_not_trusted_by_its_sid() {
+        let bucket = "school-state";
+        assert!(denies_insecure_transport(&tls_only_policy(bucket), bucket));
+        // The review's case: the Sid, with Effect Allow to another account.
+        let allow = tls_only_policy(bucket)
+            .replace("\"Deny\"", "\"Allow\"")
+            .replace(
+                "\"Principal\":\"*\"",
+                "\"Principal\":{\"AWS\":\"arn:aws:iam::999999999999:root\"}",
+            );
+        assert!(allow.contains("Allow"));
+        assert!(!denies_insecure_transport(&allow, bucket));
+        // Denied only for objects, or for another bucket, or when TLS *is* used.
+        let objects_only =
+            tls_only_policy(bucket).replace(&format!("\"arn:aws:s3:::{bucket}\","), "");
+        assert!(!denies_insecure_transport(&objects_only, bucket));
+        assert!(!denies_insecure_transport(
+            &tls_only_policy("other"),
+            bucket
+        ));
+        let inverted = tls_only_policy(bucket).replace("\"false\"", "\"true\"");
+        assert!(!denies_insecure_transport(&inverted, bucket));
+        assert!(!denies_insecure_transport("not json", bucket));
+        // The same statement with a Sid of its own, among others, passes.
+        let renamed = format!(
+            "{{\"Version\":\"2012-10-17\",\"Statement\":[{{\"Sid\":\"Other\",\"Effect\":\"Allow\",\"Principal\":{{\"AWS\":\"arn:aws:iam::1:root\"}},\"Action\":\"s3:GetObject\",\"Resource\":\"arn:aws:s3:::{bucket}/*\"}},{}]}}",
+            serde_json::from_str::<serde_json::Value>(&tls_only_policy(bucket))
+                .map(|v| v["Statement"][0].to_string().replace(TLS_ONLY_SID, "Mine"))
+                .unwrap_or_default()
+        );
+        assert!(denies_insecure_transport(&renamed, bucket), "{renamed}");
+    }
+
+    #[test]
+    fn only_an_enabled_whole_bucket_rule_counts() {
+        let rule = |status: ExpirationStatus, prefix: &str| {
+            LifecycleRule::builder()
+                .status(status)
+                .filter(LifecycleRuleFilter::builder().prefix(prefix).build())
+                .noncurrent_version_expiration(
+                    NoncurrentVersionExpiration::builder()
+                        .noncurrent_days(90)
+                        .build(),
+                )
+                .build()
+                .ok()
+        };
+        let ok = |r: Option<LifecycleRule>| r.as_ref().is_some_and(expires_every_old_version);
+        assert!(ok(rule(ExpirationStatus::Enabled, "")));
+        assert!(!ok(rule(ExpirationStatus::Disabled, "")));
+        assert!(!ok(rule(ExpirationStatus::Enabled, "logs/")));
+    }
 }
 
 pub async fn put_policy(c: &Client, bucket: &str, policy: &str) -> Result<()> {

@@ -115,7 +115,9 @@ pub async fn run(checks: Checks<'_>) -> Result<Ready> {
             Some(s3cfg) => {
                 let region = s3cfg.region.as_deref().unwrap_or(&env.aws.region);
                 let client = crate::aws::s3::client(env, region).await;
-                let bucket = crate::aws::s3::existence(&client, &s3cfg.bucket)
+                // Owned by the pinned account, when the environment names one.
+                let owner = env.aws.account_id.as_deref().unwrap_or("");
+                let bucket = crate::aws::s3::existence(&client, &s3cfg.bucket, owner)
                     .await
                     .map(|e| Some((s3cfg.bucket.clone(), e)))?;
                 let table = match &s3cfg.lock_table {
