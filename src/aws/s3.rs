@@ -260,6 +260,61 @@ pub fn expires_every_old_version(rule: &LifecycleRule) -> bool {
             .is_some()
 }
 
+pub async fn put_policy(c: &Client, bucket: &str, policy: &str) -> Result<()> {
+    c.put_bucket_policy()
+        .bucket(bucket)
+        .policy(policy)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| fail("set the bucket policy", bucket, e))
+}
+
+/// Ids of the bucket's lifecycle rules.
+pub async fn lifecycle_rules(c: &Client, bucket: &str) -> Result<Vec<LifecycleRule>> {
+    match c
+        .get_bucket_lifecycle_configuration()
+        .bucket(bucket)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(out.rules().to_vec()),
+        Err(e) if code(&e) == "NoSuchLifecycleConfiguration" => Ok(Vec::new()),
+        Err(e) => Err(fail("read the bucket's lifecycle rules", bucket, e)),
+    }
+}
+
+/// Adds the rule expiring replaced state versions, keeping the bucket's other rules.
+pub async fn add_noncurrent_expiry(
+    c: &Client,
+    bucket: &str,
+    mut rules: Vec<LifecycleRule>,
+) -> Result<()> {
+    let rule = LifecycleRule::builder()
+        .id(NONCURRENT_RULE_ID)
+        .status(ExpirationStatus::Enabled)
+        .filter(LifecycleRuleFilter::builder().prefix("").build())
+        .noncurrent_version_expiration(
+            NoncurrentVersionExpiration::builder()
+                .noncurrent_days(NONCURRENT_DAYS)
+                .build(),
+        )
+        .build()
+        .map_err(|e| fail("describe the lifecycle rule", bucket, e))?;
+    rules.push(rule);
+    let conf = BucketLifecycleConfiguration::builder()
+        .set_rules(Some(rules))
+        .build()
+        .map_err(|e| fail("describe the lifecycle rules", bucket, e))?;
+    c.put_bucket_lifecycle_configuration()
+        .bucket(bucket)
+        .lifecycle_configuration(conf)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| fail("set the lifecycle rules", bucket, e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,59 +372,4 @@ mod tests {
         assert!(!ok(rule(ExpirationStatus::Disabled, "")));
         assert!(!ok(rule(ExpirationStatus::Enabled, "logs/")));
     }
-}
-
-pub async fn put_policy(c: &Client, bucket: &str, policy: &str) -> Result<()> {
-    c.put_bucket_policy()
-        .bucket(bucket)
-        .policy(policy)
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(|e| fail("set the bucket policy", bucket, e))
-}
-
-/// Ids of the bucket's lifecycle rules.
-pub async fn lifecycle_rules(c: &Client, bucket: &str) -> Result<Vec<LifecycleRule>> {
-    match c
-        .get_bucket_lifecycle_configuration()
-        .bucket(bucket)
-        .send()
-        .await
-    {
-        Ok(out) => Ok(out.rules().to_vec()),
-        Err(e) if code(&e) == "NoSuchLifecycleConfiguration" => Ok(Vec::new()),
-        Err(e) => Err(fail("read the bucket's lifecycle rules", bucket, e)),
-    }
-}
-
-/// Adds the rule expiring replaced state versions, keeping the bucket's other rules.
-pub async fn add_noncurrent_expiry(
-    c: &Client,
-    bucket: &str,
-    mut rules: Vec<LifecycleRule>,
-) -> Result<()> {
-    let rule = LifecycleRule::builder()
-        .id(NONCURRENT_RULE_ID)
-        .status(ExpirationStatus::Enabled)
-        .filter(LifecycleRuleFilter::builder().prefix("").build())
-        .noncurrent_version_expiration(
-            NoncurrentVersionExpiration::builder()
-                .noncurrent_days(NONCURRENT_DAYS)
-                .build(),
-        )
-        .build()
-        .map_err(|e| fail("describe the lifecycle rule", bucket, e))?;
-    rules.push(rule);
-    let conf = BucketLifecycleConfiguration::builder()
-        .set_rules(Some(rules))
-        .build()
-        .map_err(|e| fail("describe the lifecycle rules", bucket, e))?;
-    c.put_bucket_lifecycle_configuration()
-        .bucket(bucket)
-        .lifecycle_configuration(conf)
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(|e| fail("set the lifecycle rules", bucket, e))
 }
