@@ -13,6 +13,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 pub const ANSWERS_PER_STUDENT: usize = 2;
 /// Voice sockets one student may hold open at once.
 pub const SOCKETS_PER_STUDENT: usize = 2;
+/// Speech-engine runs one student may have at once (their sockets share it): a student
+/// with two tabs cannot hold both of a two-core task's engines.
+pub const ENGINES_PER_STUDENT: usize = 1;
 /// Voice sockets one task holds at once. Each may buffer up to a 30 s utterance (~1 MB), so
 /// this bounds the memory voice can take (docs/service.md states the figure).
 pub const SOCKETS_PER_TASK: usize = 100;
@@ -29,6 +32,7 @@ pub struct Limits {
     answers: Arc<PerStudent>,
     sockets: Arc<PerStudent>,
     all_sockets: Arc<Semaphore>,
+    engines_of: Arc<PerStudent>,
     /// Speech-engine processes running at once: one per core, so recognition never takes
     /// the cores the API's other requests need.
     engines: Arc<Semaphore>,
@@ -52,6 +56,7 @@ impl Limits {
             answers: PerStudent::new(ANSWERS_PER_STUDENT),
             sockets: PerStudent::new(SOCKETS_PER_STUDENT),
             all_sockets: Arc::new(Semaphore::new(SOCKETS_PER_TASK)),
+            engines_of: PerStudent::new(ENGINES_PER_STUDENT),
             engines: Arc::new(Semaphore::new(engine_slots.max(1))),
         }
     }
@@ -75,12 +80,19 @@ impl Limits {
         })
     }
 
-    /// Waits (at most [`ENGINE_WAIT`]) for a speech engine; None when all stayed busy.
-    pub async fn engine(&self) -> Option<OwnedSemaphorePermit> {
-        tokio::time::timeout(ENGINE_WAIT, self.engines.clone().acquire_owned())
+    /// A speech engine for `student`: their own share first (refused at once if another
+    /// of their sockets is using it), then the task's, waited for at most [`ENGINE_WAIT`].
+    /// None when either stayed busy.
+    pub async fn engine(&self, student: &str) -> Option<EngineSlot> {
+        let mine = self.engines_of.take(student)?;
+        let task = tokio::time::timeout(ENGINE_WAIT, self.engines.clone().acquire_owned())
             .await
             .ok()?
-            .ok()
+            .ok()?;
+        Some(EngineSlot {
+            _mine: mine,
+            _task: task,
+        })
     }
 }
 
@@ -91,6 +103,11 @@ pub enum Refused {
     Student,
     /// The task holds all it can.
     Task,
+}
+
+pub struct EngineSlot {
+    _mine: Held,
+    _task: OwnedSemaphorePermit,
 }
 
 pub struct SocketSlot {
@@ -183,5 +200,20 @@ mod tests {
         assert_eq!(limits.socket("someone-new").err(), Some(Refused::Task));
         open.pop();
         assert!(limits.socket("someone-new").is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_student_holds_one_engine_and_others_get_theirs() {
+        let limits = Limits::new(2);
+        let a = limits.engine("alice").await;
+        assert!(a.is_some());
+        assert!(
+            limits.engine("alice").await.is_none(),
+            "her second tab is refused at once"
+        );
+        let b = limits.engine("bob").await;
+        assert!(b.is_some(), "bob gets the other engine");
+        drop(a);
+        assert!(limits.engine("alice").await.is_some());
     }
 }

@@ -272,7 +272,7 @@ impl Session {
                 .collect::<Vec<_>>(),
             Err(e) => return Ok(self.refused(ApiError::from(e)).await),
         };
-        let Some(engine) = self.state.limits.engine().await else {
+        let Some(engine) = self.state.limits.engine(&self.caller.user).await else {
             return Ok(self.error("busy", BUSY).await);
         };
         let heard = self.voice.recognizer.transcribe(pcm, &summaries).await;
@@ -345,7 +345,7 @@ impl Session {
         if !finished || text.trim().is_empty() {
             return Ok(true);
         }
-        let Some(engine) = self.state.limits.engine().await else {
+        let Some(engine) = self.state.limits.engine(&self.caller.user).await else {
             return Ok(self
                 .error(
                     "busy",
