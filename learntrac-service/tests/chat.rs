@@ -504,6 +504,56 @@ async fn a_wrong_conversation_costs_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_long_conversation_is_read_a_page_at_a_time() {
+    let (_env, app, _model) = setup(&[]).await;
+    let mut conversation = Value::Null;
+    for i in 0..3 {
+        let mut body = json!({"message": format!("question {i}")});
+        if !conversation.is_null() {
+            body["conversation_id"] = conversation.clone();
+        }
+        let (s, events, raw) = ask(&app, 1, Who::Bearer("alice"), body).await;
+        assert_eq!(s, 200, "{raw}");
+        conversation = events[0].1["conversation_id"].clone();
+    }
+    let page = |q: &str| {
+        app.get(
+            &format!("/api/chat/conversations/{conversation}{q}"),
+            Who::Bearer("alice"),
+        )
+    };
+    let (s, newest) = call(page("?limit=2")).await;
+    assert_eq!(s, 200, "{newest}");
+    let contents = |v: &Value| -> Vec<String> {
+        v["messages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|m| {
+                format!(
+                    "{}:{}",
+                    m["role"].as_str().unwrap_or(""),
+                    m["content"].as_str().unwrap_or("").len().min(10)
+                )
+            })
+            .collect()
+    };
+    assert_eq!(newest["messages"][0]["content"], "question 2", "{newest}");
+    assert_eq!(contents(&newest).len(), 2);
+    assert_eq!(newest["more"], true);
+    let before = newest["messages"][0]["id"].clone();
+    let (_, older) = call(page(&format!("?limit=4&before={before}"))).await;
+    assert_eq!(older["messages"][0]["content"], "question 0", "{older}");
+    assert_eq!(contents(&older).len(), 4);
+    assert_eq!(older["more"], false);
+    let (_, all) = call(page("")).await;
+    assert_eq!(contents(&all).len(), 6, "the default page holds it all");
+    for bad in ["?limit=0", "?limit=201", "?limit=x", "?page=2"] {
+        assert_eq!(call(page(bad)).await.0, 400, "{bad}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn without_a_model_students_are_told_the_tutor_is_off() {
     let env = TracEnv::postgres().await;
     standard_seed(&env);

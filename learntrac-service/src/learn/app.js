@@ -193,6 +193,7 @@ async function openConcept(id) {
       const convo = await api("/api/chat/concepts/" + id + "/conversation");
       conversation = convo.id;
       convo.messages.forEach((m) => bubble(m.role, m.content, m.status));
+      if (convo.more && convo.messages.length) earlierButton(convo.id, convo.messages[0].id);
     } catch (e) {
       if (e.status !== 404) showError("chat-error", "Your earlier conversation could not be loaded just now.");
     }
@@ -213,6 +214,27 @@ async function openConcept(id) {
     $("question").value = ask.slice(0, 4000);
     $("question").focus();
   }
+}
+
+// A long conversation arrives a page at a time (the newest 100 messages): this button,
+// above them, fetches the page before.
+function earlierButton(id, before) {
+  const button = el("button", { type: "button", class: "earlier" }, "Show earlier messages");
+  button.addEventListener("click", async () => {
+    try {
+      const page = await api("/api/chat/conversations/" + id + "?before=" + before);
+      button.remove();
+      const first = $("chat").firstChild;
+      page.messages.forEach((m) => {
+        const b = el("div", { class: "msg " + m.role + (m.status === "incomplete" ? " incomplete" : "") }, m.content);
+        $("chat").insertBefore(b, first);
+      });
+      if (page.more && page.messages.length) earlierButton(id, page.messages[0].id);
+    } catch (e) {
+      showError("chat-error", "Earlier messages could not be loaded just now.");
+    }
+  });
+  $("chat").prepend(button);
 }
 
 function bubble(role, text, status) {

@@ -14,7 +14,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::concepts::{absent_concept, only_their_own};
-use super::{ApiJson, ApiPath, ConceptId};
+use super::{ApiJson, ApiPath, ApiQuery, ConceptId};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::learning;
@@ -181,7 +181,10 @@ pub async fn prepare(
     }
     let (conversation, history) = match conversation_id {
         Some(cid) => {
-            let c = store::conversation(&state.db, cid, student)
+            // Enough for the history sent (HISTORY turns of two messages, and a failed
+            // turn or two that history_for_model leaves out).
+            let recent = store::Page::newest(i64::try_from(2 * HISTORY + 4).unwrap_or(44));
+            let c = store::conversation(&state.db, cid, student, recent)
                 .await?
                 .filter(|c| c.concept_id == id)
                 .ok_or_else(|| {
@@ -240,15 +243,43 @@ pub async fn prepare(
     ))
 }
 
+/// `?before=MESSAGE_ID&limit=N`: a page of a conversation's messages, the newest first
+/// chosen, oldest first returned (`limit` 1–200, default 100).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    #[serde(default)]
+    pub before: Option<i64>,
+    #[serde(default)]
+    pub limit: Option<i64>,
+}
+
+impl PageQuery {
+    fn page(&self) -> ApiResult<store::Page> {
+        let limit = self.limit.unwrap_or(100);
+        if !(1..=store::Page::MAX).contains(&limit) {
+            return Err(ApiError::BadRequest(format!(
+                "limit is 1 to {}, not {limit}",
+                store::Page::MAX
+            )));
+        }
+        Ok(store::Page {
+            before: self.before,
+            limit,
+        })
+    }
+}
+
 /// The student's newest conversation about a concept (to pick up where they left off).
 pub async fn latest(
     State(state): State<AppState>,
     caller: Caller,
     ConceptId(id): ConceptId,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<store::Conversation>> {
     tutor(&state)?;
     own_concept(&state, &caller, id).await?;
-    store::latest(&state.db, id, &caller.user)
+    store::latest(&state.db, id, &caller.user, q.page()?)
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::NotFound(format!("no conversation about concept #{id} yet")))
@@ -259,9 +290,10 @@ pub async fn conversation(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<store::Conversation>> {
     tutor(&state)?;
-    store::conversation(&state.db, id, &caller.user)
+    store::conversation(&state.db, id, &caller.user, q.page()?)
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::NotFound(format!("no conversation {id} of yours")))

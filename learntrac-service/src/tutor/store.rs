@@ -9,7 +9,29 @@ pub struct Conversation {
     pub id: i64,
     pub concept_id: i64,
     pub student: String,
+    /// The newest messages (before `before`, when asked), oldest first.
     pub messages: Vec<StoredMessage>,
+    /// Whether older messages exist: ask again with `before` = the first message's id.
+    pub more: bool,
+}
+
+/// Which messages of a conversation to read: at most `limit`, older than `before`.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    pub before: Option<i64>,
+    pub limit: i64,
+}
+
+impl Page {
+    /// The most messages one read returns.
+    pub const MAX: i64 = 200;
+
+    pub fn newest(limit: i64) -> Self {
+        Page {
+            before: None,
+            limit: limit.clamp(1, Self::MAX),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, sqlx::FromRow)]
@@ -24,11 +46,12 @@ pub struct StoredMessage {
     pub created_at: i64,
 }
 
-/// The conversation `id` if it is `student`'s about `concept_id`.
+/// The conversation `id` if it is `student`'s, with one page of its messages.
 pub async fn conversation(
     db: &Db,
     id: i64,
     student: &str,
+    page: Page,
 ) -> Result<Option<Conversation>, sqlx::Error> {
     // One connection for the head and its messages.
     db.run(async |c| {
@@ -43,18 +66,25 @@ pub async fn conversation(
         let Some((id, concept_id, student)) = head else {
             return Ok(None);
         };
-        let messages = sqlx::query_as::<_, StoredMessage>(
+        // One more than asked, newest first: whether older ones exist, without a count.
+        let mut messages = sqlx::query_as::<_, StoredMessage>(
             "SELECT id, role, content, status, created_at FROM learntrac_chat_message \
-             WHERE conversation_id = $1 ORDER BY id",
+             WHERE conversation_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
         )
         .bind(id)
+        .bind(page.before.unwrap_or(i64::MAX))
+        .bind(page.limit + 1)
         .fetch_all(c)
         .await?;
+        let more = messages.len() > usize::try_from(page.limit).unwrap_or(usize::MAX);
+        messages.truncate(usize::try_from(page.limit).unwrap_or(usize::MAX));
+        messages.reverse();
         Ok(Some(Conversation {
             id,
             concept_id,
             student,
             messages,
+            more,
         }))
     })
     .await
@@ -65,6 +95,7 @@ pub async fn latest(
     db: &Db,
     concept_id: i64,
     student: &str,
+    page: Page,
 ) -> Result<Option<Conversation>, sqlx::Error> {
     let id: Option<(i64,)> = db
         .run(async |c| {
@@ -79,7 +110,7 @@ pub async fn latest(
         })
         .await?;
     match id {
-        Some((id,)) => conversation(db, id, student).await,
+        Some((id,)) => conversation(db, id, student, page).await,
         None => Ok(None),
     }
 }

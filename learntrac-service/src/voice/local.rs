@@ -54,21 +54,28 @@ impl Pocketsphinx {
                 dictionary.display()
             ));
         }
-        let work = tempfile::Builder::new()
-            .prefix("learntrac-voice-")
-            .tempdir()
-            .map_err(|e| {
-                format!(
-                    "cannot make a private work folder under {} (set TMPDIR to a writable folder): {e}",
-                    std::env::temp_dir().display()
-                )
-            })?;
         Ok(Pocketsphinx {
             bin,
             dictionary: words,
-            work,
+            work: work_folder()?,
         })
     }
+}
+
+/// The engines' work folder: a new one under TMPDIR with a random name, mode 0700.
+fn work_folder() -> Result<tempfile::TempDir, String> {
+    use std::os::unix::fs::PermissionsExt;
+    // Explicitly: a folder is otherwise made 0777 less the umask (0755 under Docker's).
+    tempfile::Builder::new()
+        .prefix("learntrac-voice-")
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir()
+        .map_err(|e| {
+            format!(
+                "cannot make a private work folder under {} (set TMPDIR to a writable folder): {e}",
+                std::env::temp_dir().display()
+            )
+        })
 }
 
 /// A new file in the engines' private folder (mode 0700, made at start): created
@@ -193,5 +200,41 @@ impl Synthesizer for EspeakNg {
             }
             Ok(wav)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn recordings_are_private_and_never_at_a_name_someone_could_plant() {
+        let work = work_folder().expect("work folder");
+        let mode = |p: &Path| std::fs::metadata(p).map(|m| m.permissions().mode() & 0o777);
+        assert_eq!(
+            mode(work.path()).ok(),
+            Some(0o700),
+            "only the service's user enters"
+        );
+        let a = private_file(work.path(), "wav").expect("file");
+        let b = private_file(work.path(), "wav").expect("file");
+        assert_ne!(*a, *b);
+        assert_eq!(
+            mode(&a).ok(),
+            Some(0o600),
+            "a recording is the service's alone"
+        );
+        // The folder's name is random too (the old files were learntrac-voice-PID-N.wav in
+        // the shared temp folder, where another user could plant a FIFO or a link).
+        let other = work_folder().expect("work folder");
+        assert_ne!(work.path(), other.path());
+        let name = a.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        assert!(!name.contains(&std::process::id().to_string()), "{name}");
+        // Removed with its guard.
+        let path = a.to_path_buf();
+        drop(a);
+        assert!(!path.exists());
     }
 }
