@@ -43,17 +43,22 @@ pub struct Config {
     pub voice: VoiceEngine,
     /// The recogniser's pronunciation dictionary (VOICE_DICTIONARY).
     pub voice_dictionary: std::path::PathBuf,
+    /// The OpenAI-compatible audio endpoint, with VOICE_ENGINE=openai.
+    pub voice_openai: Option<crate::voice::openai::OpenAiVoiceConfig>,
     /// VOICE_IDLE_SECONDS: a voice socket quiet this long is closed.
     pub voice_idle: Duration,
 }
 
 /// VOICE_ENGINE: `none` (the default), `local` (espeak-ng and PocketSphinx on this machine;
-/// start-up fails without them) or `auto` (local when they are here, else none).
+/// start-up fails without them), `auto` (local when they are here, else none) or `openai`
+/// (an OpenAI-compatible audio endpoint: free-form speech).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VoiceEngine {
     None,
     Local,
     Auto,
+    /// An OpenAI-compatible audio endpoint (`Config::voice_openai`).
+    OpenAi,
 }
 
 impl std::fmt::Debug for Config {
@@ -242,12 +247,18 @@ impl Config {
             None | Some("none") => VoiceEngine::None,
             Some("local") => VoiceEngine::Local,
             Some("auto") => VoiceEngine::Auto,
+            Some("openai") => VoiceEngine::OpenAi,
             Some(other) => {
                 return Err(ConfigError {
                     var: "VOICE_ENGINE",
-                    problem: format!("`{other}` is not none, local or auto"),
+                    problem: format!("`{other}` is not none, local, auto or openai"),
                 });
             }
+        };
+        let voice_openai = if voice == VoiceEngine::OpenAi {
+            Some(openai_voice(vars)?)
+        } else {
+            None
         };
         Ok(Config {
             chat,
@@ -255,6 +266,7 @@ impl Config {
             voice_dictionary: get("VOICE_DICTIONARY")
                 .unwrap_or_else(|| crate::voice::local::DEBIAN_DICTIONARY.into())
                 .into(),
+            voice_openai,
             voice_idle: Duration::from_secs(parse(
                 vars,
                 "VOICE_IDLE_SECONDS",
@@ -278,6 +290,35 @@ impl Config {
             )?),
         })
     }
+}
+
+/// VOICE_ENGINE=openai's settings: the endpoint and key default to the chat's.
+fn openai_voice(
+    vars: &HashMap<String, String>,
+) -> Result<crate::voice::openai::OpenAiVoiceConfig, ConfigError> {
+    let get = |k: &str| vars.get(k).filter(|v| !v.is_empty()).cloned();
+    let base_url = get("VOICE_BASE_URL")
+        .or_else(|| get("CHAT_BASE_URL"))
+        .ok_or_else(|| ConfigError {
+            var: "VOICE_BASE_URL",
+            problem: "VOICE_ENGINE=openai needs an endpoint: set VOICE_BASE_URL, or CHAT_BASE_URL \
+                      (e.g. https://api.openai.com/v1)"
+                .into(),
+        })?;
+    if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
+        return Err(ConfigError {
+            var: "VOICE_BASE_URL",
+            problem: format!("`{}` is not an http(s):// URL", redact(&base_url)),
+        });
+    }
+    Ok(crate::voice::openai::OpenAiVoiceConfig {
+        base_url,
+        api_key: get("VOICE_API_KEY").or_else(|| get("CHAT_API_KEY")),
+        stt_model: get("VOICE_STT_MODEL").unwrap_or_else(|| "whisper-1".into()),
+        tts_model: get("VOICE_TTS_MODEL").unwrap_or_else(|| "tts-1".into()),
+        voice: get("VOICE_TTS_VOICE").unwrap_or_else(|| "alloy".into()),
+        stall: Duration::from_secs(parse(vars, "VOICE_STALL_SECONDS", 20)?),
+    })
 }
 
 /// The chat tutor's settings: both CHAT_BASE_URL and CHAT_MODEL, or neither.
@@ -387,6 +428,46 @@ mod tests {
         )]))
         .expect_err("a mode libpq does not know");
         assert_eq!(e.var, "DATABASE_SSLMODE");
+    }
+
+    #[test]
+    fn openai_voice_takes_the_chats_endpoint_and_key_unless_told_otherwise() {
+        let e = Config::from_vars(&vars(&[
+            ("DATABASE_URL", "sqlite://x.db"),
+            ("VOICE_ENGINE", "openai"),
+        ]))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(e.contains("VOICE_BASE_URL"), "{e}");
+        let c = Config::from_vars(&vars(&[
+            ("DATABASE_URL", "sqlite://x.db"),
+            ("VOICE_ENGINE", "openai"),
+            ("CHAT_BASE_URL", "https://api.openai.com/v1"),
+            ("CHAT_MODEL", "gpt-4o-mini"),
+            ("CHAT_API_KEY", "sk-chat"),
+        ]))
+        .ok()
+        .and_then(|c| c.voice_openai)
+        .expect("openai voice");
+        assert_eq!(
+            (
+                c.base_url.as_str(),
+                c.api_key.as_deref(),
+                c.stt_model.as_str(),
+                c.voice.as_str()
+            ),
+            (
+                "https://api.openai.com/v1",
+                Some("sk-chat"),
+                "whisper-1",
+                "alloy"
+            )
+        );
+        assert!(
+            !format!("{c:?}").contains("sk-chat"),
+            "the key never in Debug"
+        );
     }
 
     #[test]

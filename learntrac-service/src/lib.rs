@@ -54,7 +54,7 @@ pub enum StartupError {
     Cache(#[from] redis::RedisError),
     #[error("chat tutor: {0}")]
     Chat(String),
-    #[error("voice tutor (VOICE_ENGINE=local): {0}")]
+    #[error("voice tutor (VOICE_ENGINE): {0}")]
     Voice(String),
 }
 
@@ -124,6 +124,16 @@ fn speech_engines(config: &Config) -> Result<Option<Arc<voice::Voice>>, StartupE
         VoiceEngine::Local => local()
             .map(|v| Some(Arc::new(v)))
             .map_err(StartupError::Voice),
+        VoiceEngine::OpenAi => {
+            let c = config.voice_openai.clone().ok_or_else(|| {
+                StartupError::Voice("VOICE_ENGINE=openai without its settings".into())
+            })?;
+            let engine = |c| voice::openai::OpenAiSpeech::new(c).map_err(StartupError::Voice);
+            Ok(Some(Arc::new(voice::Voice {
+                recognizer: Box::new(engine(c.clone())?),
+                synthesizer: Box::new(engine(c)?),
+            })))
+        }
         VoiceEngine::Auto => match local() {
             Ok(v) => Ok(Some(Arc::new(v))),
             Err(why) => {

@@ -322,3 +322,123 @@ async fn one_student_cannot_hold_many_sockets_or_listen_for_free() {
         .await
         .expect("a slot came back");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn free_form_speech_through_an_openai_compatible_endpoint() {
+    use common::fake_audio::FakeAudio;
+    // What PocketSphinx's grammar could never hear: the double hears it, as Whisper would.
+    let sentence = "I don't get why you flip the sign when you divide by a negative";
+    let audio = FakeAudio::start(sentence).await;
+    let base = audio.base_url.clone();
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut v: Vec<(&'static str, String)> = vec![
+            ("VOICE_ENGINE", "openai".into()),
+            ("VOICE_BASE_URL", base.clone()),
+            ("VOICE_API_KEY", "sk-voice-key".into()),
+            ("VOICE_STALL_SECONDS", "1".into()),
+        ];
+        v.extend(extra.iter().map(|(k, x)| (*k, x.to_string())));
+        v
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let spoken = {
+        let wav = dir.path().join("free.wav");
+        speech::say(sentence, &wav, 0.3);
+        speech::pcm_of(&wav)
+    };
+    let start = |vars: Vec<(&'static str, String)>| async move {
+        let vars: Vec<(&'static str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (env, app, model) = setup_with(&vars).await;
+        let ws = app
+            .url("/api/voice/ws?concept=2")
+            .replace("http://", "ws://");
+        let socket = connect(&ws, Some(&token("alice"))).await.expect("connect");
+        (env, app, model, socket)
+    };
+
+    let (_env, _app, model, mut socket) = start(with(&[])).await;
+    let _ready = socket.next().await;
+    let reply = ask(&mut socket, &spoken).await;
+    assert_eq!(
+        reply.of("transcript").map(|t| t["text"].clone()),
+        Some(serde_json::json!(sentence)),
+        "{:?}",
+        reply.events
+    );
+    assert_eq!(reply.text(), answer_words("Equations").concat());
+    let wav = reply.audio.clone().expect("the answer spoken");
+    assert_eq!(&wav[..4], b"RIFF");
+    assert_eq!(model.requests()[0]["messages"][1]["content"], sentence);
+    // What the endpoint was sent, read as a server reads it.
+    let parts = audio.heard.transcriptions.lock().expect("lock")[0].clone();
+    let part = |n: &str| parts.iter().find(|p| p.name == n).cloned().expect(n);
+    let file = part("file");
+    assert_eq!(file.filename.as_deref(), Some("question.wav"));
+    assert_eq!(file.content_type.as_deref(), Some("audio/wav"));
+    assert_eq!(&file.data[..4], b"RIFF");
+    assert_eq!(
+        file.data.len(),
+        44 + spoken.len(),
+        "the whole utterance, as WAV"
+    );
+    assert_eq!(part("model").data, b"whisper-1");
+    assert_eq!(part("response_format").data, b"json");
+    assert!(
+        String::from_utf8_lossy(&part("prompt").data).starts_with("Equations"),
+        "the concept's names bias the spelling"
+    );
+    let said = audio.heard.speech.lock().expect("lock")[0].clone();
+    assert_eq!(said["model"], "tts-1");
+    assert_eq!(said["voice"], "alloy");
+    assert_eq!(said["response_format"], "wav");
+    assert_eq!(said["input"], answer_words("Equations").concat().trim());
+    assert!(
+        audio
+            .heard
+            .auth
+            .lock()
+            .expect("lock")
+            .iter()
+            .all(|a| a == "Bearer sk-voice-key")
+    );
+
+    // Faults, each told to the student in their words (never the endpoint's).
+    for (extra, code, says) in [
+        (("VOICE_STT_MODEL", "whisper-429"), "busy", "7 seconds"),
+        (
+            ("VOICE_STT_MODEL", "whisper-500"),
+            "recognition_failed",
+            "try again",
+        ),
+        (
+            ("VOICE_STT_MODEL", "whisper-stall"),
+            "recognition_failed",
+            "try again",
+        ),
+        (
+            ("VOICE_TTS_MODEL", "tts-500"),
+            "synthesis_failed",
+            "shown in writing",
+        ),
+    ] {
+        let (_env, _app, _model, mut socket) = start(with(&[extra])).await;
+        let _ready = socket.next().await;
+        let started = std::time::Instant::now();
+        let reply = ask(&mut socket, &spoken).await;
+        let err = reply
+            .of("error")
+            .cloned()
+            .unwrap_or_else(|| panic!("{extra:?}: {:?}", reply.events));
+        assert_eq!(err["code"], code, "{extra:?}: {err}");
+        let message = err["message"].as_str().unwrap_or("");
+        assert!(message.contains(says), "{extra:?}: {message}");
+        assert!(
+            !message.contains("Sorry about that") && !message.contains("Rate limit reached"),
+            "{message}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{extra:?}: a stall is bounded"
+        );
+    }
+}

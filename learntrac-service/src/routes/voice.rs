@@ -27,7 +27,7 @@ use crate::limits::{Refused, SOCKET_LIFETIME, SOCKETS_PER_STUDENT, SocketSlot};
 use crate::state::AppState;
 use crate::trac::{self, Concept};
 use crate::tutor::{self, Tutor};
-use crate::voice::{MAX_UTTERANCE_SECONDS, SAMPLE_RATE, Voice, wav};
+use crate::voice::{MAX_UTTERANCE_SECONDS, SAMPLE_RATE, SpeechError, Voice, wav};
 
 const PING_EVERY: Duration = Duration::from_secs(20);
 /// A frame larger than a second of audio is not what the page sends.
@@ -279,6 +279,17 @@ impl Session {
         drop(engine);
         let heard = match heard {
             Ok(t) => t,
+            Err(SpeechError::RateLimited { retry_after, .. }) => {
+                tracing::warn!(retry_after, "speech recognition rate limited");
+                return Ok(self
+                    .error(
+                        "busy",
+                        &format!(
+                            "the voice tutor is busy right now; ask again in {retry_after} seconds"
+                        ),
+                    )
+                    .await);
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "speech recognition failed");
                 return Ok(self

@@ -1,11 +1,13 @@
 //! The voice tutor's speech: recognition and synthesis behind two small traits, so the
-//! engines can change (Amazon Transcribe and Polly in AWS are the next ones; not built yet)
-//! without touching the socket. The engines here run on the service's own machine:
-//! PocketSphinx recognises against a grammar built from the student's concepts (reliable
-//! where open dictation is not), espeak-ng speaks.
+//! engines can change without touching the socket. `local` runs on the service's own
+//! machine: PocketSphinx recognises against a grammar built from the student's concepts
+//! (reliable where open dictation is not), espeak-ng speaks. `openai` sends the audio to an
+//! OpenAI-compatible endpoint and hears free-form speech. (Amazon Transcribe and Polly are
+//! not built yet.)
 
 pub mod grammar;
 pub mod local;
+pub mod openai;
 pub mod wav;
 
 use futures_util::future::BoxFuture;
@@ -25,6 +27,11 @@ pub enum SpeechError {
     },
     #[error("the speech engine {0} took too long")]
     TimedOut(&'static str),
+    #[error("the speech engine {engine} is rate limited; retry in {retry_after} s")]
+    RateLimited {
+        engine: &'static str,
+        retry_after: u64,
+    },
 }
 
 pub trait Recognizer: Send + Sync {

@@ -3,6 +3,7 @@
 //! and the service on port 0 in-process.
 #![allow(dead_code)]
 
+pub mod fake_audio;
 pub mod fake_model;
 pub mod speech;
 
