@@ -1098,6 +1098,11 @@ async fn a_student_asks_by_voice_in_the_browser_and_hears_the_answer() {
         states.contains(&"speaking".to_string()),
         "the answer played: {states:?}"
     );
+    assert_eq!(
+        browser.eval("document.body.dataset.played || ''").await,
+        "2",
+        "both sentences played, one after the other"
+    );
     let chat = chat.as_str().unwrap_or("");
     assert!(
         chat.contains("how do i solve a linear equation"),

@@ -387,11 +387,20 @@ async fn free_form_speech_through_an_openai_compatible_endpoint() {
         String::from_utf8_lossy(&part("prompt").data).starts_with("Equations"),
         "the concept's names bias the spelling"
     );
-    let said = audio.heard.speech.lock().expect("lock")[0].clone();
-    assert_eq!(said["model"], "tts-1");
-    assert_eq!(said["voice"], "alloy");
-    assert_eq!(said["response_format"], "wav");
-    assert_eq!(said["input"], answer_words("Equations").concat().trim());
+    // Spoken a sentence at a time, in order.
+    let said = audio.heard.speech.lock().expect("lock").clone();
+    let inputs: Vec<&str> = said.iter().filter_map(|r| r["input"].as_str()).collect();
+    assert_eq!(
+        inputs,
+        [
+            "Let's work on Equations.",
+            "First, what do you already know?"
+        ]
+    );
+    assert_eq!(reply.parts.len(), 2);
+    assert_eq!(said[0]["model"], "tts-1");
+    assert_eq!(said[0]["voice"], "alloy");
+    assert_eq!(said[0]["response_format"], "wav");
     assert!(
         audio
             .heard
@@ -441,4 +450,43 @@ async fn free_form_speech_through_an_openai_compatible_endpoint() {
             "{extra:?}: a stall is bounded"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_first_sentence_is_heard_while_the_tutor_is_still_writing_the_second() {
+    let (_env, app, model) = setup().await;
+    // The model pauses 1.5 s after each sentence: "Let's work on Equations." — pause —
+    // "First, what do you already know?"
+    model.pause_between_sentences(std::time::Duration::from_millis(1500));
+    let dir = tempfile::tempdir().expect("dir");
+    let ws = app
+        .url("/api/voice/ws?concept=2")
+        .replace("http://", "ws://");
+    let mut socket = connect(&ws, Some(&token("alice"))).await.expect("connect");
+    let _ready = socket.next().await;
+    let reply = ask(&mut socket, &spoken_question(dir.path())).await;
+    let kinds: Vec<String> = reply
+        .events
+        .iter()
+        .map(|e| match e["type"].as_str() {
+            Some("delta") => format!("delta:{}", e["text"].as_str().unwrap_or("").trim()),
+            Some(k) => k.to_string(),
+            None => "?".into(),
+        })
+        .collect();
+    let at = |k: &str| kinds.iter().position(|x| x == k);
+    let first_audio = at("audio").unwrap_or_else(|| panic!("{kinds:?}"));
+    let last_word = at("delta:know?").unwrap_or_else(|| panic!("{kinds:?}"));
+    assert!(
+        first_audio < last_word,
+        "the first sentence's audio came before the second sentence was written: {kinds:?}"
+    );
+    // Both sentences spoken, in order, and the end said.
+    assert_eq!(reply.parts.len(), 2, "{kinds:?}");
+    assert!(reply.parts.iter().all(|p| p.starts_with(b"RIFF")));
+    assert_eq!(
+        reply.of("spoken").map(|s| s["parts"].clone()),
+        Some(serde_json::json!(2))
+    );
+    assert!(kinds.iter().position(|k| k == "done") < at("spoken"));
 }

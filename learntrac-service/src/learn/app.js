@@ -328,9 +328,41 @@ function voiceState(s) {
 function stopSpeaking() {
   const v = voice;
   if (!v) return;
+  v.queue = [];
   if (v.audio) v.audio.pause();
   voiceState("ended");
   v.ws.close();
+}
+
+// The answer arrives spoken a sentence at a time, while the tutor is still writing: each
+// part plays after the one before; the last one ends the turn once the server says
+// `spoken`.
+function playNext(v) {
+  if (v.playing) return;
+  const part = v.queue.shift();
+  if (!part) {
+    if (v.spokenAll) {
+      voiceState("ended");
+      v.ws.close();
+    }
+    return;
+  }
+  v.playing = true;
+  const audio = (v.audio = new Audio(URL.createObjectURL(part)));
+  audio.addEventListener("playing", () => voiceState("speaking"));
+  audio.addEventListener("ended", () => {
+    v.playing = false;
+    v.played = (v.played || 0) + 1;
+    document.body.dataset.played = String(v.played); // how many parts were heard
+    URL.revokeObjectURL(audio.src);
+    playNext(v);
+  });
+  audio.play().catch(() => {
+    v.playing = false;
+    v.queue = [];
+    voiceState("error:playback");
+    $("chat-error").textContent = "The answer could not be played; it is shown in writing.";
+  });
 }
 
 async function startVoice() {
@@ -342,7 +374,7 @@ async function startVoice() {
   if (conversation) url.searchParams.set("conversation_id", conversation);
   const ws = new WebSocket(url, token ? ["learntrac", "bearer." + token] : ["learntrac"]);
   ws.binaryType = "arraybuffer";
-  const v = (voice = { ws, answer: null, expectAudio: false });
+  const v = (voice = { ws, answer: null, expectAudio: false, queue: [], playing: false, spokenAll: false });
   ws.onmessage = (m) => onVoiceMessage(v, m);
   ws.onclose = () => {
     if (voice === v) voice = null;
@@ -382,10 +414,9 @@ function stopVoice() {
 function onVoiceMessage(v, m) {
   if (typeof m.data !== "string") {
     if (!v.expectAudio) return;
-    const audio = (v.audio = new Audio(URL.createObjectURL(new Blob([m.data], { type: "audio/wav" }))));
-    audio.addEventListener("playing", () => voiceState("speaking"));
-    audio.addEventListener("ended", () => { voiceState("ended"); v.ws.close(); });
-    audio.play().catch(() => { voiceState("error:playback"); $("chat-error").textContent = "The answer could not be played; it is shown in writing."; });
+    v.expectAudio = false;
+    v.queue.push(new Blob([m.data], { type: "audio/wav" }));
+    playNext(v);
     return;
   }
   const d = JSON.parse(m.data);
@@ -396,6 +427,10 @@ function onVoiceMessage(v, m) {
   else if (d.type === "delta" && v.answer) v.answer.textContent += d.text;
   else if (d.type === "done" && v.answer) v.answer.dataset.done = "true";
   else if (d.type === "audio") v.expectAudio = true;
+  else if (d.type === "spoken") {
+    v.spokenAll = true;
+    playNext(v);
+  }
   else if (d.type === "error") {
     if (v.answer) v.answer.classList.add("incomplete");
     $("chat-error").textContent = d.message;

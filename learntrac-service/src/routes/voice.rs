@@ -341,46 +341,80 @@ impl Session {
             turn,
             tx,
         ));
-        let mut text = String::new();
+        // Speak while the tutor is still writing: each sentence goes to the synthesizer as
+        // soon as it is complete, and its audio to the page as soon as it is ready, in order.
+        // Unbounded, so the loop below never waits on it while the speaker waits on the loop;
+        // the budget bounds it (MAX_SPOKEN characters).
+        let (say, sentences) = mpsc::unbounded_channel::<String>();
+        let (spoken_tx, mut spoken) = mpsc::channel::<Result<Vec<u8>, SpeechError>>(4);
+        let speaker = tokio::spawn(speak_in_order(
+            self.voice.clone(),
+            self.state.limits.clone(),
+            self.caller.user.clone(),
+            sentences,
+            spoken_tx,
+        ));
+        // Aborted with the socket, a new question, or a failure: nothing more is spoken.
+        let _speaker = AbortOnDrop(speaker);
+        let mut say = Some(say);
+        let mut pending = String::new();
+        let mut budget = MAX_SPOKEN;
         let mut finished = false;
-        while let Some((name, mut data)) = rx.recv().await {
-            if name == "delta" {
-                text.push_str(data["text"].as_str().unwrap_or(""));
-            }
-            finished |= name == "done";
-            data["type"] = json!(name);
-            if !self.send(data).await {
-                return Ok(false);
+        let mut parts = 0usize;
+        loop {
+            tokio::select! {
+                event = rx.recv(), if say.is_some() => match event {
+                    Some((name, mut data)) => {
+                        if name == "delta" {
+                            pending.push_str(data["text"].as_str().unwrap_or(""));
+                            while let Some(sentence) = take_sentence(&mut pending) {
+                                queue(&say, &mut budget, sentence);
+                            }
+                        }
+                        finished |= name == "done";
+                        data["type"] = json!(name);
+                        if !self.send(data).await {
+                            return Ok(false);
+                        }
+                    }
+                    None => {
+                        if !finished {
+                            return Ok(true); // the error event told the page
+                        }
+                        let rest = std::mem::take(&mut pending);
+                        queue(&say, &mut budget, rest);
+                        say = None; // the speaker ends after the last sentence
+                    }
+                },
+                audio = spoken.recv() => match audio {
+                    Some(Ok(wav)) => {
+                        let header = json!({"type": "audio", "format": "audio/wav", "bytes": wav.len(), "part": parts});
+                        if !(self.send(header).await
+                            && self.socket.send(Message::Binary(wav.into())).await.is_ok())
+                        {
+                            return Ok(false);
+                        }
+                        parts += 1;
+                    }
+                    Some(Err(SpeechError::RateLimited { .. })) => {
+                        return Ok(self
+                            .error("busy", "the voice tutor is busy; the rest of the answer is shown in writing")
+                            .await);
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "speech synthesis failed");
+                        return Ok(self
+                            .error(
+                                "synthesis_failed",
+                                "the answer could not be spoken; it is shown in writing",
+                            )
+                            .await);
+                    }
+                    None => break,
+                },
             }
         }
-        if !finished || text.trim().is_empty() {
-            return Ok(true);
-        }
-        let Some(engine) = self.state.limits.engine(&self.caller.user).await else {
-            return Ok(self
-                .error(
-                    "busy",
-                    "the voice tutor is busy; the answer is shown in writing",
-                )
-                .await);
-        };
-        let spoken = self.voice.synthesizer.speak(&text).await;
-        drop(engine);
-        Ok(match spoken {
-            Ok(wav) => {
-                self.send(json!({"type": "audio", "format": "audio/wav", "bytes": wav.len()}))
-                    .await
-                    && self.socket.send(Message::Binary(wav.into())).await.is_ok()
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "speech synthesis failed");
-                self.error(
-                    "synthesis_failed",
-                    "the answer could not be spoken; it is shown in writing",
-                )
-                .await
-            }
-        })
+        Ok(self.send(json!({"type": "spoken", "parts": parts})).await)
     }
 
     /// Tells the page why a question was not taken (limits, a conversation not found).
@@ -398,3 +432,117 @@ const BUSY: &str = "the voice tutor is busy with other students; ask again in a 
 /// RFC 6455 close codes: 1001 going away (idle, lifetime), 1008 policy (sign-in, owner).
 const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_POLICY: u16 = 1008;
+
+/// The most text spoken for one answer (its start; the page shows all of it).
+const MAX_SPOKEN: usize = 1500;
+
+/// Queues a sentence for speaking within the answer's budget; blank text is skipped.
+fn queue(say: &Option<mpsc::UnboundedSender<String>>, budget: &mut usize, sentence: String) {
+    let sentence: String = sentence.trim().chars().take(*budget).collect();
+    if sentence.is_empty() {
+        return;
+    }
+    *budget -= sentence.chars().count();
+    if let Some(s) = say {
+        let _ = s.send(sentence);
+    }
+}
+
+/// The first complete sentence of `pending`, taken out of it: up to `.`, `?`, `!` or a
+/// line break followed by whitespace, once at least a few words long (so "e.g. " or "2. "
+/// do not become sentences of their own); or, with no end in sight, about 300 characters
+/// cut at a space.
+fn take_sentence(pending: &mut String) -> Option<String> {
+    const MIN: usize = 16;
+    const MAX: usize = 300;
+    let bytes = pending.as_bytes();
+    let mut cut = None;
+    for (i, c) in pending.char_indices() {
+        let ends = matches!(c, '.' | '?' | '!' | '\n');
+        let next_is_space = bytes.get(i + 1).is_some_and(|b| b.is_ascii_whitespace());
+        if ends && next_is_space && i + 1 >= MIN {
+            cut = Some(i + 1);
+            break;
+        }
+    }
+    if cut.is_none() && pending.len() > MAX {
+        cut = pending[..MAX]
+            .rfind(' ')
+            .or_else(|| (1..=MAX).rev().find(|&i| pending.is_char_boundary(i)));
+    }
+    let at = cut?;
+    let sentence = pending[..at].trim().to_string();
+    pending.replace_range(..at, "");
+    Some(sentence)
+}
+
+/// Speaks each sentence in turn, an engine held per sentence (other students' turns come
+/// between); stops at the first failure, or when the socket no longer wants the audio.
+async fn speak_in_order(
+    voice: Arc<Voice>,
+    limits: Arc<crate::limits::Limits>,
+    student: String,
+    mut sentences: mpsc::UnboundedReceiver<String>,
+    spoken: mpsc::Sender<Result<Vec<u8>, SpeechError>>,
+) {
+    while let Some(sentence) = sentences.recv().await {
+        let Some(engine) = limits.engine(&student).await else {
+            let _ = spoken
+                .send(Err(SpeechError::RateLimited {
+                    engine: "pool",
+                    retry_after: 5,
+                }))
+                .await;
+            return;
+        };
+        let wav = voice.synthesizer.speak(&sentence).await;
+        drop(engine);
+        let failed = wav.is_err();
+        if spoken.send(wav).await.is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::take_sentence;
+
+    #[test]
+    fn sentences_are_cut_where_they_end_and_not_at_every_dot() {
+        let mut p = "Let's work on Linear equations. First, what do you".to_string();
+        assert_eq!(
+            take_sentence(&mut p).as_deref(),
+            Some("Let's work on Linear equations.")
+        );
+        assert_eq!(p, " First, what do you");
+        assert_eq!(take_sentence(&mut p), None, "no end yet");
+        p.push_str(" already know? ");
+        assert_eq!(
+            take_sentence(&mut p).as_deref(),
+            Some("First, what do you already know?")
+        );
+        // Abbreviations and list numbers early in a sentence do not cut it.
+        let mut p = "E.g. 2. Take x = 3.5 to both sides. Then".to_string();
+        assert_eq!(
+            take_sentence(&mut p).as_deref(),
+            Some("E.g. 2. Take x = 3.5 to both sides.")
+        );
+        // A run-on answer is cut near 300 characters, at a space.
+        let mut p = "word ".repeat(100);
+        let s = take_sentence(&mut p).unwrap_or_default();
+        assert!(s.len() <= 300 && s.ends_with("word"), "{s}");
+        // Multi-byte text is cut on a character boundary.
+        let mut p = "é".repeat(400);
+        assert!(take_sentence(&mut p).is_some());
+    }
+}

@@ -25,11 +25,24 @@ pub struct Seen {
     pub requests: Arc<Mutex<Vec<Value>>>,
     /// Every Authorization header, in order.
     pub auth: Arc<Mutex<Vec<String>>>,
+    /// Milliseconds to wait after a sentence's last word (see `pause_between_sentences`).
+    pub pause_ms: Arc<std::sync::atomic::AtomicU64>,
 }
 
 pub struct FakeModel {
     pub base_url: String,
     pub seen: Seen,
+}
+
+impl FakeModel {
+    /// From now on, pause this long after each sentence of an answer (a model thinking
+    /// between sentences), so a test can see what arrives before the answer ends.
+    pub fn pause_between_sentences(&self, pause: Duration) {
+        self.seen.pause_ms.store(
+            u64::try_from(pause.as_millis()).unwrap_or(u64::MAX),
+            std::sync::atomic::Ordering::SeqCst,
+        );
+    }
 }
 
 impl FakeModel {
@@ -113,6 +126,7 @@ async fn completions(State(seen): State<Seen>, headers: HeaderMap, body: String)
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, Infallible>>(8);
     let stall = last.contains("[stall]");
     let slow = last.contains("[slow]");
+    let pause = Duration::from_millis(seen.pause_ms.load(std::sync::atomic::Ordering::SeqCst));
     tokio::spawn(async move {
         let _ = tx.send(Ok(Bytes::from(": keep-alive\n\n"))).await;
         for (i, w) in words.iter().enumerate() {
@@ -125,6 +139,9 @@ async fn completions(State(seen): State<Seen>, headers: HeaderMap, body: String)
             }
             if tx.send(Ok(chunk(w))).await.is_err() {
                 return;
+            }
+            if !pause.is_zero() && w.trim_end().ends_with(['.', '?', '!']) {
+                tokio::time::sleep(pause).await;
             }
         }
         let usage = json!({"id": "c1", "object": "chat.completion.chunk", "choices": [],

@@ -69,10 +69,12 @@ pub async fn connect(
     Ok(socket)
 }
 
-/// What came back for one question: every JSON event in order, and the spoken answer.
+/// What came back for one question: every JSON event in order, and the spoken answer
+/// (its first part in `audio`, every part in `parts`).
 pub struct Reply {
     pub events: Vec<Value>,
     pub audio: Option<Vec<u8>>,
+    pub parts: Vec<Vec<u8>>,
 }
 
 impl Reply {
@@ -89,7 +91,8 @@ impl Reply {
     }
 }
 
-/// Streams `pcm` in 200 ms frames, ends the utterance and reads until the audio (or an error).
+/// Streams `pcm` in 200 ms frames, ends the utterance and reads until the answer has been
+/// spoken (`spoken`), an error, or the socket's end.
 pub async fn ask(socket: &mut Socket, pcm: &[u8]) -> Reply {
     for frame in pcm.chunks(6400) {
         socket
@@ -102,35 +105,32 @@ pub async fn ask(socket: &mut Socket, pcm: &[u8]) -> Reply {
         .await
         .expect("send end");
     let mut events = Vec::new();
+    let mut parts = Vec::new();
     let mut expect_audio = false;
+    let reply = |events, parts: Vec<Vec<u8>>| Reply {
+        events,
+        audio: parts.first().cloned(),
+        parts,
+    };
     while let Some(msg) = socket.next().await {
-        match msg.expect("a message") {
+        let Ok(msg) = msg else { break };
+        match msg {
             Message::Text(t) => {
                 let v: Value = serde_json::from_str(&t).expect("JSON event");
                 let kind = v["type"].as_str().unwrap_or("").to_string();
                 events.push(v);
                 match kind.as_str() {
                     "audio" => expect_audio = true,
-                    "error" => {
-                        return Reply {
-                            events,
-                            audio: None,
-                        };
-                    }
+                    "error" | "spoken" => return reply(events, parts),
                     _ => {}
                 }
             }
             Message::Binary(b) if expect_audio => {
-                return Reply {
-                    events,
-                    audio: Some(b.to_vec()),
-                };
+                expect_audio = false;
+                parts.push(b.to_vec());
             }
             _ => {}
         }
     }
-    Reply {
-        events,
-        audio: None,
-    }
+    reply(events, parts)
 }
