@@ -268,6 +268,69 @@ fn a_secret_in_plain_environment_is_rejected_with_the_fix() {
 }
 
 #[test]
+fn openai_voice_needs_an_endpoint_and_on_openai_a_key() {
+    // On OpenAI's endpoint without a key secret: refused at the variable.
+    let p = Project::new();
+    p.edit(
+        "dev",
+        "LOG_FORMAT: json",
+        "LOG_FORMAT: json\n      CHAT_BASE_URL: https://api.openai.com/v1\n      CHAT_MODEL: gpt-4o-mini\n      VOICE_ENGINE: openai",
+    );
+    let run = validate(&p, "dev");
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("VOICE_ENGINE is openai on OpenAI's endpoint, without a key")
+            && run
+                .stderr
+                .contains("VOICE_API_KEY (or CHAT_API_KEY) under services.learntrac.secrets"),
+        "{}",
+        run.stderr
+    );
+    // With the key secret: valid, and `config show` says what the tasks will use.
+    p.edit(
+        "dev",
+        "LEARNTRAC_TOKEN_SECRET: /learntrac/dev/token-secret",
+        "LEARNTRAC_TOKEN_SECRET: /learntrac/dev/token-secret\n      CHAT_API_KEY: /learntrac/dev/chat-api-key",
+    );
+    let run = validate(&p, "dev");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let show = Cli::new()
+        .root(p.path())
+        .args(["config", "show", "dev", "-o", "json"])
+        .run();
+    let v: serde_json::Value = serde_json::from_str(&show.stdout).expect("JSON");
+    assert!(
+        v["derived"]["voice"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("openai: free-form speech"),
+        "{v}"
+    );
+    // An engine that does not exist, and openai with no endpoint at all.
+    let p = Project::new();
+    p.edit(
+        "dev",
+        "LOG_FORMAT: json",
+        "LOG_FORMAT: json\n      VOICE_ENGINE: whisper",
+    );
+    let run = validate(&p, "dev");
+    assert!(
+        run.stderr.contains("`whisper` is not a voice engine"),
+        "{}",
+        run.stderr
+    );
+    let p = Project::new();
+    p.edit(
+        "dev",
+        "LOG_FORMAT: json",
+        "LOG_FORMAT: json\n      VOICE_ENGINE: openai",
+    );
+    let run = validate(&p, "dev");
+    assert!(run.stderr.contains("no endpoint is set"), "{}", run.stderr);
+}
+
+#[test]
 fn production_rules() {
     let p = Project::new();
     p.edit("prod", "multi_az: true", "multi_az: false");
@@ -421,7 +484,7 @@ fn show_resolves_defaults_and_lists_secrets_by_name() {
     assert_eq!(v["derived"]["name_prefix"], "learntrac-dev");
     assert_eq!(v["derived"]["serves"], "http");
     assert_eq!(
-        v["derived"]["voice"], "off: the service's VOICE_ENGINE is not local or auto",
+        v["derived"]["voice"], "off: the service's VOICE_ENGINE is not local, auto or openai",
         "dev's tasks have no voice engines"
     );
     let local = Cli::new()

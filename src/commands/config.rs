@@ -152,8 +152,17 @@ pub fn show(name: &str, ctx: &Ctx) -> Result<i32> {
             },
             voice: if env.voice_engines() {
                 "local engines (espeak-ng, PocketSphinx) in the service image"
+            } else if env
+                .services
+                .get(crate::config::ServiceName::Learntrac)
+                .environment
+                .get("VOICE_ENGINE")
+                .map(String::as_str)
+                == Some("openai")
+            {
+                "openai: free-form speech through VOICE_BASE_URL (else CHAT_BASE_URL), keyed by the VOICE_API_KEY (else CHAT_API_KEY) secret"
             } else {
-                "off: the service's VOICE_ENGINE is not local or auto"
+                "off: the service's VOICE_ENGINE is not local, auto or openai"
             },
             wiring,
             db_roles: {

@@ -639,6 +639,43 @@ fn service(scope: &Scope, name: ServiceName, svc: &Service, p: &mut FileParser) 
         }
         check_ssm_path(p, &at, param);
     }
+    if name == ServiceName::Learntrac {
+        voice(svc, &key("environment.VOICE_ENGINE"), p);
+    }
+}
+
+/// The service's VOICE_ENGINE: a value it knows; `openai` with an endpoint and, on OpenAI's
+/// own, a key among the secrets (the tasks would start and every spoken question fail).
+fn voice(svc: &Service, at: &str, p: &mut FileParser) {
+    let env = |k: &str| svc.environment.get(k).map(String::as_str);
+    match env("VOICE_ENGINE") {
+        None | Some("none" | "local" | "auto") => {}
+        Some("openai") => {
+            let endpoint = env("VOICE_BASE_URL").or(env("CHAT_BASE_URL"));
+            let keyed = ["VOICE_API_KEY", "CHAT_API_KEY"]
+                .iter()
+                .any(|k| svc.secrets.contains_key(*k));
+            match endpoint {
+                None => {
+                    p.at_value(at, "VOICE_ENGINE is openai but no endpoint is set")
+                        .expected = Some(
+                        "VOICE_BASE_URL (or CHAT_BASE_URL) in services.learntrac.environment, e.g. https://api.openai.com/v1".into(),
+                    );
+                }
+                Some(url) if url.contains("api.openai.com") && !keyed => {
+                    p.at_value(at, "VOICE_ENGINE is openai on OpenAI's endpoint, without a key")
+                        .expected = Some(
+                        "VOICE_API_KEY (or CHAT_API_KEY) under services.learntrac.secrets, naming an SSM parameter".into(),
+                    );
+                }
+                Some(_) => {}
+            }
+        }
+        Some(other) => {
+            p.at_value(at, format!("`{other}` is not a voice engine"))
+                .expected = Some("none, local, auto or openai".into());
+        }
+    }
 }
 
 fn is_env_var(s: &str) -> bool {
