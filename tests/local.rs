@@ -1391,6 +1391,27 @@ async fn a_school_signs_in_and_each_role_does_only_its_own() {
     );
     drop(browser);
 
+    // Logging out of Trac (its POST form) ends the sign-in everywhere: Trac offers Login
+    // again, and the service stops taking her cookie once its few-second memory of checked
+    // cookies has passed (SESSION_CACHE_MS).
+    let cookie = alice.auth_cookie();
+    let (status, head, body) = alice.form("/wiki/WikiStart", "/logout", &[], None);
+    assert!(matches!(status, 302 | 303), "{head}{body:.500}");
+    let (_, front) = alice.get("/wiki/WikiStart");
+    assert!(front.contains("href=\"/login\""), "{front:.2000}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (s, _) = concept_as(&base, &cookie, 1).await;
+        if s == 401 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "her old cookie still answered {s} after logout"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
     // A damaged, an expired or a forged link says so, and the page keeps working (a fresh
     // browser: no Trac cookie). A token with a line break or a space once broke the
     // page's script (an invalid header value).

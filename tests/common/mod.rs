@@ -462,9 +462,11 @@ impl TracUser {
             .output()
             .expect("curl");
         let html = String::from_utf8_lossy(&page.stdout);
+        // `name` before `value`, with or without `type` between (the logout form's order).
         let token = html
-            .split("name=\"__FORM_TOKEN\" value=\"")
+            .split("name=\"__FORM_TOKEN\"")
             .nth(1)
+            .and_then(|r| r.split("value=\"").nth(1))
             .and_then(|r| r.split('"').next())
             .unwrap_or_else(|| panic!("no form token on {form_page}:\n{html}"))
             .to_string();
