@@ -225,6 +225,11 @@ pub fn denies_insecure_transport(policy: &str, bucket: &str) -> bool {
         let actions = list(&st["Action"]);
         let resources = list(&st["Resource"]);
         let insecure = &st["Condition"]["Bool"]["aws:SecureTransport"];
+        // Exactly that condition: another key or operator would narrow the Deny.
+        let only_that = st["Condition"].as_object().is_some_and(|c| c.len() == 1)
+            && st["Condition"]["Bool"]
+                .as_object()
+                .is_some_and(|b| b.len() == 1);
         st["Effect"] == "Deny"
             && st.get("NotPrincipal").is_none()
             && st.get("NotAction").is_none()
@@ -232,6 +237,7 @@ pub fn denies_insecure_transport(policy: &str, bucket: &str) -> bool {
             && actions.iter().any(|a| a == "s3:*" || a == "*")
             && resources.contains(&format!("arn:aws:s3:::{bucket}"))
             && resources.contains(&format!("arn:aws:s3:::{bucket}/*"))
+            && only_that
             && (insecure == "false" || list(insecure) == ["false"] || insecure == false)
     })
 }
@@ -290,6 +296,8 @@ pub async fn add_noncurrent_expiry(
     bucket: &str,
     mut rules: Vec<LifecycleRule>,
 ) -> Result<()> {
+    // Ours, if disabled or narrowed, is replaced (S3 refuses two rules with one id).
+    rules.retain(|r| r.id() != Some(NONCURRENT_RULE_ID));
     let rule = LifecycleRule::builder()
         .id(NONCURRENT_RULE_ID)
         .status(ExpirationStatus::Enabled)
@@ -343,6 +351,13 @@ mod tests {
         let inverted = tls_only_policy(bucket).replace("\"false\"", "\"true\"");
         assert!(!denies_insecure_transport(&inverted, bucket));
         assert!(!denies_insecure_transport("not json", bucket));
+        // A narrowing condition beside it: denied only for one account's principals.
+        let narrowed = tls_only_policy(bucket).replace(
+            "\"Condition\":{",
+            "\"Condition\":{\"StringEquals\":{\"aws:PrincipalAccount\":\"111111111111\"},",
+        );
+        assert!(narrowed.contains("PrincipalAccount"), "{narrowed}");
+        assert!(!denies_insecure_transport(&narrowed, bucket));
         // The same statement with a Sid of its own, among others, passes.
         let renamed = format!(
             "{{\"Version\":\"2012-10-17\",\"Statement\":[{{\"Sid\":\"Other\",\"Effect\":\"Allow\",\"Principal\":{{\"AWS\":\"arn:aws:iam::1:root\"}},\"Action\":\"s3:GetObject\",\"Resource\":\"arn:aws:s3:::{bucket}/*\"}},{}]}}",

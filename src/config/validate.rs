@@ -66,16 +66,22 @@ const SECRET_WORDS: &[&str] = &[
     "CREDENTIAL",
 ];
 
-/// Whether a variable's name says it holds a secret. `TOKEN` counts only as a whole word
-/// (`REDIS_AUTH_TOKEN`, `GITHUB_TOKEN`): `CHAT_DAILY_TOKENS` and `CHAT_MAX_TOKENS` are
-/// counts of model tokens, which docs/tutor.md tells operators to set.
+/// Whether a variable's name says it holds a secret. A word ending in `TOKEN`
+/// (`REDIS_AUTH_TOKEN`, `NGROK_AUTHTOKEN`) or `TOKENS` counts — but not `TOKENS` after a
+/// count word: `CHAT_DAILY_TOKENS` and `CHAT_MAX_TOKENS` are counts of model tokens, which
+/// docs/tutor.md tells operators to set.
 pub fn looks_secret(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
+    let words: Vec<&str> = upper.split(|c: char| !c.is_ascii_alphanumeric()).collect();
     SECRET_WORDS.iter().any(|w| upper.contains(w))
-        || upper
-            .split(|c: char| !c.is_ascii_alphanumeric())
-            .any(|w| w == "TOKEN")
+        || words.iter().enumerate().any(|(i, w)| {
+            let counted = i > 0 && COUNT_WORDS.contains(&words[i - 1]);
+            w.ends_with("TOKEN") || (w.ends_with("TOKENS") && !counted)
+        })
 }
+
+/// Words that make `…_TOKENS` a number of tokens rather than tokens.
+const COUNT_WORDS: &[&str] = &["MAX", "MIN", "DAILY", "LIMIT", "NUM", "TOTAL"];
 
 /// `scheme://user:password@host` carries a password in plain text.
 pub fn has_url_credentials(value: &str) -> bool {
@@ -1072,6 +1078,7 @@ mod tests {
         assert!(!looks_secret("TRAC_ENV"));
         assert!(looks_secret("REDIS_AUTH_TOKEN") && looks_secret("token"));
         assert!(!looks_secret("CHAT_DAILY_TOKENS") && !looks_secret("CHAT_MAX_TOKENS"));
+        assert!(looks_secret("NGROK_AUTHTOKEN") && looks_secret("API_TOKENS"));
         assert!(has_url_credentials("postgres://u:p@host/db"));
         assert!(!has_url_credentials("postgres://u@host/db"));
         assert!(!has_url_credentials("http://host:8000/x@y"));

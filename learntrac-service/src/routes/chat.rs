@@ -211,14 +211,38 @@ pub async fn prepare(
         role: "user",
         content: question.to_string(),
     });
+    // A token is rarely under three bytes of text; reserving by that errs high.
+    let bytes: usize = messages.iter().map(|m| m.content.len()).sum();
+    let estimate = i64::try_from(bytes / 3 + 1).unwrap_or(i64::MAX);
     let reservation = match reserved {
-        Some(r) => r,
-        None => {
-            // A token is rarely under three bytes of text; reserving by that errs high.
-            let bytes: usize = messages.iter().map(|m| m.content.len()).sum();
-            let estimate = i64::try_from(bytes / 3 + 1).unwrap_or(i64::MAX);
-            reserve(state, tutor, student, estimate).await?
+        // Reserved before the words were known (voice): topped up to this prompt's worst
+        // case, under the same limit, so a long history cannot ride on a small reservation.
+        Some(mut r) => {
+            let needed = estimate.saturating_add(i64::from(tutor.settings.model.max_tokens));
+            if needed > r.tokens {
+                let extra = needed - r.tokens;
+                if !store::top_up(
+                    &state.db,
+                    student,
+                    r.day,
+                    extra,
+                    tutor.settings.daily_tokens,
+                )
+                .await?
+                {
+                    return Err(ApiError::TooManyRequests {
+                        message: format!(
+                            "today's tutor limit ({} tokens) is used up; it resets at midnight UTC",
+                            tutor.settings.daily_tokens
+                        ),
+                        retry_after: tutor::seconds_to_midnight(now_secs()),
+                    });
+                }
+                r.tokens = needed;
+            }
+            r
         }
+        None => reserve(state, tutor, student, estimate).await?,
     };
     let conversation_id = match conversation {
         Some(cid) => cid,

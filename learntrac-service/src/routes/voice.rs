@@ -114,10 +114,16 @@ enum Ended {
 
 impl Session {
     async fn send(&mut self, v: Value) -> bool {
-        self.socket
-            .send(Message::Text(v.to_string().into()))
-            .await
-            .is_ok()
+        self.deliver(Message::Text(v.to_string().into())).await
+    }
+
+    /// Sends one frame; false when the socket is gone or the page stopped reading (a
+    /// frozen tab must not hold its slots, its engine or its answer for ever).
+    async fn deliver(&mut self, m: Message) -> bool {
+        matches!(
+            tokio::time::timeout(SEND_WAIT, self.socket.send(m)).await,
+            Ok(Ok(()))
+        )
     }
 
     async fn error(&mut self, code: &str, message: &str) -> bool {
@@ -129,8 +135,7 @@ impl Session {
         if let Ended::Closed(code, reason) = self.serve().await {
             let _ = self.error("closed", reason).await;
             let _ = self
-                .socket
-                .send(Message::Close(Some(CloseFrame {
+                .deliver(Message::Close(Some(CloseFrame {
                     code,
                     reason: reason.into(),
                 })))
@@ -155,7 +160,7 @@ impl Session {
             let idle_until = (heard_at + idle).min(opened + SOCKET_LIFETIME);
             let msg = tokio::select! {
                 _ = ping.tick() => {
-                    if self.socket.send(Message::Ping(Default::default())).await.is_err() {
+                    if !self.deliver(Message::Ping(Default::default())).await {
                         return Ended::Gone;
                     }
                     continue;
@@ -230,7 +235,13 @@ impl Session {
                     "your sign-in has ended; sign in again to keep talking",
                 ));
             }
-            Err(_) => return Ok(()), // the database hiccuped: the next step reports it
+            // Not known to hold: closed (the page reconnects), never assumed.
+            Err(_) => {
+                return Err(Ended::Closed(
+                    CLOSE_TRY_AGAIN,
+                    "your sign-in could not be checked just now; ask again in a moment",
+                ));
+            }
         }
         match own_concept(state, caller, concept).await {
             Ok(_) => Ok(()),
@@ -238,7 +249,10 @@ impl Session {
                 CLOSE_POLICY,
                 "this concept is no longer yours; open your page again",
             )),
-            Err(_) => Ok(()),
+            Err(_) => Err(Ended::Closed(
+                CLOSE_TRY_AGAIN,
+                "your concept could not be checked just now; ask again in a moment",
+            )),
         }
     }
 
@@ -360,10 +374,14 @@ impl Session {
         let mut pending = String::new();
         let mut budget = MAX_SPOKEN;
         let mut finished = false;
+        // The model's answer has ended (all deltas forwarded).
+        let mut answered = false;
+        // Speech failed: why, told the page once the answer is whole.
+        let mut silenced: Option<(&str, &str)> = None;
         let mut parts = 0usize;
         loop {
             tokio::select! {
-                event = rx.recv(), if say.is_some() => match event {
+                event = rx.recv(), if !answered => match event {
                     Some((name, mut data)) => {
                         if name == "delta" {
                             pending.push_str(data["text"].as_str().unwrap_or(""));
@@ -381,38 +399,44 @@ impl Session {
                         if !finished {
                             return Ok(true); // the error event told the page
                         }
+                        answered = true;
                         let rest = std::mem::take(&mut pending);
                         queue(&say, &mut budget, rest);
                         say = None; // the speaker ends after the last sentence
+                        if silenced.is_some() {
+                            break;
+                        }
                     }
                 },
-                audio = spoken.recv() => match audio {
+                audio = spoken.recv(), if silenced.is_none() => match audio {
                     Some(Ok(wav)) => {
                         let header = json!({"type": "audio", "format": "audio/wav", "bytes": wav.len(), "part": parts});
-                        if !(self.send(header).await
-                            && self.socket.send(Message::Binary(wav.into())).await.is_ok())
-                        {
+                        if !(self.send(header).await && self.deliver(Message::Binary(wav.into())).await) {
                             return Ok(false);
                         }
                         parts += 1;
                     }
-                    Some(Err(SpeechError::RateLimited { .. })) => {
-                        return Ok(self
-                            .error("busy", "the voice tutor is busy; the rest of the answer is shown in writing")
-                            .await);
-                    }
                     Some(Err(e)) => {
-                        tracing::warn!(error = %e, "speech synthesis failed");
-                        return Ok(self
-                            .error(
-                                "synthesis_failed",
-                                "the answer could not be spoken; it is shown in writing",
-                            )
-                            .await);
+                        // The rest is not spoken, but still written: the deltas keep
+                        // coming, and the error ends the turn once the answer is whole.
+                        silenced = Some(match e {
+                            SpeechError::RateLimited { .. } => ("busy", "the voice tutor is busy; the rest of the answer is shown in writing"),
+                            e => {
+                                tracing::warn!(error = %e, "speech synthesis failed");
+                                ("synthesis_failed", "the answer could not be spoken; it is shown in writing")
+                            }
+                        });
+                        say = None;
+                        if answered {
+                            break;
+                        }
                     }
                     None => break,
                 },
             }
+        }
+        if let Some((code, message)) = silenced {
+            return Ok(self.error(code, message).await);
         }
         Ok(self.send(json!({"type": "spoken", "parts": parts})).await)
     }
@@ -428,10 +452,14 @@ impl Session {
     }
 }
 
+/// How long one frame may wait for the page to read it.
+const SEND_WAIT: Duration = Duration::from_secs(15);
 const BUSY: &str = "the voice tutor is busy with other students; ask again in a moment";
 /// RFC 6455 close codes: 1001 going away (idle, lifetime), 1008 policy (sign-in, owner).
 const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_POLICY: u16 = 1008;
+/// RFC 6455 1013: try again later (the database could not confirm the sign-in).
+const CLOSE_TRY_AGAIN: u16 = 1013;
 
 /// The most text spoken for one answer (its start; the page shows all of it).
 const MAX_SPOKEN: usize = 1500;
@@ -455,6 +483,9 @@ fn queue(say: &Option<mpsc::UnboundedSender<String>>, budget: &mut usize, senten
 fn take_sentence(pending: &mut String) -> Option<String> {
     const MIN: usize = 16;
     const MAX: usize = 300;
+    // What follows a cut starts with its space: gone, so every cut below is past 0.
+    let lead = pending.len() - pending.trim_start().len();
+    pending.replace_range(..lead, "");
     let bytes = pending.as_bytes();
     let mut cut = None;
     for (i, c) in pending.char_indices() {
@@ -466,9 +497,9 @@ fn take_sentence(pending: &mut String) -> Option<String> {
         }
     }
     if cut.is_none() && pending.len() > MAX {
-        cut = pending[..MAX]
-            .rfind(' ')
-            .or_else(|| (1..=MAX).rev().find(|&i| pending.is_char_boundary(i)));
+        // On a character boundary first (byte 300 may fall inside one), then at a space.
+        let end = (1..=MAX).rev().find(|&i| pending.is_char_boundary(i))?;
+        cut = Some(pending[..end].rfind(' ').filter(|&i| i > 0).unwrap_or(end));
     }
     let at = cut?;
     let sentence = pending[..at].trim().to_string();
@@ -541,8 +572,21 @@ mod tests {
         let mut p = "word ".repeat(100);
         let s = take_sentence(&mut p).unwrap_or_default();
         assert!(s.len() <= 300 && s.ends_with("word"), "{s}");
-        // Multi-byte text is cut on a character boundary.
-        let mut p = "é".repeat(400);
-        assert!(take_sentence(&mut p).is_some());
+        // Multi-byte text is cut on a character boundary, wherever byte 300 falls.
+        for lead in ["", "a", "ab"] {
+            let mut p = format!("{lead}{}", "线".repeat(200));
+            let s = take_sentence(&mut p).unwrap_or_default();
+            assert!(!s.is_empty() && s.len() <= 300, "{lead}: {}", s.len());
+        }
+        // A long run without a space after a cut (a URL, a formula) still moves on: every
+        // call takes something, so the caller's loop ends.
+        let mut p = format!("Here it is. {}", "x".repeat(700));
+        let mut taken = 0;
+        while let Some(s) = take_sentence(&mut p) {
+            assert!(!s.is_empty());
+            taken += 1;
+            assert!(taken < 10, "no progress");
+        }
+        assert_eq!(taken, 3, "the sentence, then two 300-character cuts");
     }
 }

@@ -111,15 +111,41 @@ impl Drop for Reservation {
     }
 }
 
+/// Where an answer's events go: the student's stream, until it is closed or stops reading
+/// for [`CLIENT_WAIT`] — then the answer goes on unsent, and is saved and counted all the
+/// same (a frozen tab must not hold the answer, its slot and its reservation for ever).
+struct Client {
+    tx: mpsc::Sender<ClientEvent>,
+    gone: bool,
+}
+
+/// How long one event may wait for a client that reads slowly.
+const CLIENT_WAIT: Duration = Duration::from_secs(15);
+
+impl Client {
+    async fn tell(&mut self, event: ClientEvent) {
+        if !self.gone {
+            self.gone = !matches!(
+                tokio::time::timeout(CLIENT_WAIT, self.tx.send(event)).await,
+                Ok(Ok(()))
+            );
+        }
+    }
+}
+
 /// Streams the model's answer to `client` as `delta` events and saves it, complete or as far
 /// as it got; the last event is `done` or `error`. Runs to the end even when the client has
-/// gone (sends to a closed channel are ignored).
+/// gone or stopped reading.
 pub async fn answer(
     db: Db,
     tutor: std::sync::Arc<Tutor>,
     turn: Turn,
     client: mpsc::Sender<ClientEvent>,
 ) {
+    let mut client = Client {
+        tx: client,
+        gone: false,
+    };
     let (pieces_tx, mut pieces) = mpsc::channel::<Piece>(64);
     let model = tutor.model.clone();
     let Turn {
@@ -134,7 +160,7 @@ pub async fn answer(
     while let Some(piece) = pieces.recv().await {
         match piece {
             Piece::Text(t) => {
-                let _ = client.send(("delta", json!({ "text": t }))).await;
+                client.tell(("delta", json!({ "text": t }))).await;
                 text.push_str(&t);
             }
             Piece::Usage(n) => counted = Some(n),
@@ -146,9 +172,10 @@ pub async fn answer(
             "the answer's task failed: {e}"
         ))),
     };
-    // Servers that send no usage: about four characters a token.
+    // Servers that send no usage: a token per three bytes, erring high (as the reservation
+    // does; four is nearer for English, one character for Chinese is three bytes).
     let tokens = counted
-        .unwrap_or_else(|| i64::try_from((prompt_chars + text.len()) / 4).unwrap_or(i64::MAX));
+        .unwrap_or_else(|| i64::try_from((prompt_chars + text.len()) / 3).unwrap_or(i64::MAX));
     let status = if outcome.is_ok() {
         "complete"
     } else {
@@ -172,8 +199,8 @@ pub async fn answer(
         Ok(id) => id,
         Err(e) => {
             tracing::error!(error = %e, conversation = conversation_id, "cannot save the tutor's answer");
-            let _ = client
-                .send(("error", json!({"code": "not_saved", "message": "the answer could not be saved; ask again"})))
+            client
+                .tell(("error", json!({"code": "not_saved", "message": "the answer could not be saved; ask again"})))
                 .await;
             return;
         }
@@ -181,8 +208,8 @@ pub async fn answer(
     match outcome {
         Ok(()) => {
             tracing::info!(conversation = conversation_id, tokens, "tutor answered");
-            let _ = client
-                .send(("done", json!({"message_id": message_id, "tokens": tokens})))
+            client
+                .tell(("done", json!({"message_id": message_id, "tokens": tokens})))
                 .await;
         }
         Err(e) => {
@@ -194,8 +221,8 @@ pub async fn answer(
                 ModelError::RateLimited { retry_after } => Some(retry_after),
                 _ => None,
             };
-            let _ = client
-                .send((
+            client
+                .tell((
                     "error",
                     json!({
                         "code": e.code(),

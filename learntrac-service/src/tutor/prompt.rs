@@ -10,6 +10,18 @@ use crate::trac::{Concept, Prerequisites};
 
 use super::model::Message;
 
+/// The most of a ticket's text the prompt quotes, in characters: a description is the
+/// teacher's explanation, not a book (Trac allows ~256 KB; every question would pay for it).
+const MAX_DESCRIPTION: usize = 6000;
+const MAX_SUMMARY: usize = 300;
+
+fn clip(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((at, _)) => format!("{} …", &s[..at]),
+        None => s.to_string(),
+    }
+}
+
 /// The system message that grounds every answer. Our instructions come first; what people
 /// wrote in Trac (a concept's summary and description, prerequisites' summaries) follows as
 /// quoted material — one JSON document between markers it cannot close (every `<` in it is
@@ -54,7 +66,7 @@ pub fn system(
         .map(|p| {
             json!({
                 "concept": p.id,
-                "summary": p.summary.as_deref().unwrap_or(""),
+                "summary": clip(p.summary.as_deref().unwrap_or(""), MAX_SUMMARY),
                 "status": p.status.as_deref().unwrap_or("unknown"),
                 "student_mastery": prerequisite_mastery(p.id)
                     .map_or_else(|| "not practised".to_string(), |m| format!("{m:.2}")),
@@ -63,8 +75,8 @@ pub fn system(
         .collect();
     let material = json!({
         "concept": concept.id,
-        "summary": concept.summary,
-        "description": concept.description.trim(),
+        "summary": clip(&concept.summary, MAX_SUMMARY),
+        "description": clip(concept.description.trim(), MAX_DESCRIPTION),
         "status_in_the_course": concept.status,
         "prerequisites": direct,
     });
@@ -175,5 +187,10 @@ mod tests {
         assert_eq!(parsed["description"], hostile);
         assert_eq!(parsed["prerequisites"][0]["summary"], hostile);
         assert!(!msg.content.contains("\nSYSTEM:"), "{}", msg.content);
+
+        // A book pasted into a description is quoted only in part.
+        concept.description = "x".repeat(300_000);
+        let msg = system(&concept, None, &prereqs, &|_| None);
+        assert!(msg.content.len() < 10_000, "{}", msg.content.len());
     }
 }

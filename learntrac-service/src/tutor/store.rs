@@ -225,6 +225,33 @@ pub async fn reserve(
     }))
 }
 
+/// Adds `extra` to a reservation when the day's tokens are still under `max_tokens` (a
+/// voice question, reserved before its words were known, whose prompt came out larger).
+/// False when the limit has been reached meanwhile.
+pub async fn top_up(
+    db: &Db,
+    student: &str,
+    day: i64,
+    extra: i64,
+    max_tokens: i64,
+) -> Result<bool, sqlx::Error> {
+    let row: Option<(i64,)> = db
+        .run(async |c| {
+            sqlx::query_as(
+                "UPDATE learntrac_chat_usage SET tokens = tokens + $3 \
+                 WHERE student = $1 AND day = $2 AND tokens < $4 RETURNING tokens",
+            )
+            .bind(student)
+            .bind(day)
+            .bind(extra)
+            .bind(max_tokens)
+            .fetch_optional(c)
+            .await
+        })
+        .await?;
+    Ok(row.is_some())
+}
+
 /// Replaces a reservation by the answer's real figure (`delta` = used − reserved).
 pub async fn settle_tokens(
     db: &Db,
