@@ -1,6 +1,8 @@
 //! `learntrac local` with the embedded runtime, on a machine state with no Docker socket.
 
 mod common;
+#[path = "../learntrac-service/tests/common/fake_audio.rs"]
+mod fake_audio;
 #[path = "../learntrac-service/tests/common/fake_model.rs"]
 mod fake_model;
 #[path = "../learntrac-service/tests/common/speech.rs"]
@@ -569,13 +571,18 @@ struct TutorStack {
 
 impl TutorStack {
     async fn up(voice: &str) -> Self {
+        Self::up_with(&format!("      VOICE_ENGINE: {voice}\n")).await
+    }
+
+    /// With `voice` as the service's voice lines of local.yaml.
+    async fn up_with(voice: &str) -> Self {
         let model = fake_model::FakeModel::start().await;
         let project = Project::new();
         project.edit(
             "local",
             "      VOICE_ENGINE: auto\n",
             &format!(
-                "      CHAT_BASE_URL: {}\n      CHAT_MODEL: tutor-model\n      VOICE_ENGINE: {voice}\n",
+                "      CHAT_BASE_URL: {}\n      CHAT_MODEL: tutor-model\n{voice}",
                 model.base_url
             ),
         );
@@ -1037,6 +1044,59 @@ impl Drop for Browser {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn free_form_speech_from_the_microphone_through_an_openai_compatible_endpoint() {
+    // What the local engines' grammar cannot hear, through VOICE_ENGINE=openai and a double
+    // of the audio API: the page's microphone (Chromium's fake one, playing espeak-ng's
+    // recording) → the double's transcript → the tutor's answer, played a sentence at a time.
+    let sentence = "I don't get why you flip the sign when you divide by a negative";
+    let audio = fake_audio::FakeAudio::start(sentence).await;
+    let stack = TutorStack::up_with(&format!(
+        "      VOICE_ENGINE: openai\n      VOICE_BASE_URL: {}\n",
+        audio.base_url
+    ))
+    .await;
+    let (alice, base) = (&stack.alice, &stack.base);
+    let dir = tempfile::tempdir().expect("dir");
+    let wav = dir.path().join("free.wav");
+    speech::say(sentence, &wav, 1.0);
+    let url = format!("{base}/learn/?concept=2&listen=5#token={alice}");
+    let mut browser = Browser::open(&url, Some(&wav)).await;
+    browser
+        .wait_until("document.body.dataset.voice === 'ended' || (document.body.dataset.voice || '').startsWith('error')")
+        .await;
+    let chat = browser
+        .eval("document.getElementById('chat').innerText")
+        .await;
+    let chat = chat.as_str().unwrap_or("").to_string();
+    browser.screenshot("learn-page-voice-free-form.png").await;
+    assert_eq!(
+        browser.eval("document.body.dataset.voice").await,
+        "ended",
+        "{chat}"
+    );
+    assert!(
+        chat.contains(sentence),
+        "the double's transcript shown: {chat}"
+    );
+    let answer = fake_model::answer_words("Linear equations").concat();
+    assert!(chat.contains(answer.trim()), "the answer shown: {chat}");
+    assert_eq!(
+        browser.eval("document.body.dataset.played || ''").await,
+        "2"
+    );
+    // The double was sent the page's recording as a WAV file of speech (over a second).
+    let sent = audio.heard.transcriptions.lock().expect("lock")[0].clone();
+    let file = sent.iter().find(|p| p.name == "file").expect("file part");
+    assert!(
+        file.data.starts_with(b"RIFF") && file.data.len() > 44 + 32_000,
+        "{} bytes",
+        file.data.len()
+    );
+    drop(browser);
+    stack.down();
 }
 
 #[tokio::test(flavor = "multi_thread")]
