@@ -45,6 +45,8 @@ pub struct Config {
     pub voice_dictionary: std::path::PathBuf,
     /// The OpenAI-compatible audio endpoint, with VOICE_ENGINE=openai.
     pub voice_openai: Option<crate::voice::openai::OpenAiVoiceConfig>,
+    /// VOICE_DAILY_SECONDS: seconds of speech a student may send per UTC day.
+    pub voice_daily_seconds: i64,
     /// VOICE_IDLE_SECONDS: a voice socket quiet this long is closed.
     pub voice_idle: Duration,
 }
@@ -267,6 +269,7 @@ impl Config {
                 .unwrap_or_else(|| crate::voice::local::DEBIAN_DICTIONARY.into())
                 .into(),
             voice_openai,
+            voice_daily_seconds: parse(vars, "VOICE_DAILY_SECONDS", 1800)?,
             voice_idle: Duration::from_secs(parse(
                 vars,
                 "VOICE_IDLE_SECONDS",

@@ -117,6 +117,7 @@ fn speech_engines(config: &Config) -> Result<Option<Arc<voice::Voice>>, StartupE
                 &config.voice_dictionary,
             )?),
             synthesizer: Box::new(voice::local::EspeakNg::locate()?),
+            daily_seconds: config.voice_daily_seconds,
         })
     };
     match config.voice {
@@ -132,6 +133,7 @@ fn speech_engines(config: &Config) -> Result<Option<Arc<voice::Voice>>, StartupE
             Ok(Some(Arc::new(voice::Voice {
                 recognizer: Box::new(engine(c.clone())?),
                 synthesizer: Box::new(engine(c)?),
+                daily_seconds: config.voice_daily_seconds,
             })))
         }
         VoiceEngine::Auto => match local() {

@@ -495,3 +495,37 @@ async fn the_first_sentence_is_heard_while_the_tutor_is_still_writing_the_second
     );
     assert!(kinds.iter().position(|k| k == "done") < at("spoken"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn speech_is_counted_against_a_daily_allowance() {
+    let (env, app, model) = setup_with(&[("VOICE_DAILY_SECONDS", "2")]).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let question = spoken_question(dir.path());
+    let ws = app
+        .url("/api/voice/ws?concept=2")
+        .replace("http://", "ws://");
+    let mut socket = connect(&ws, Some(&token("alice"))).await.expect("connect");
+    let _ready = socket.next().await;
+    // The first question fits (the day had none); it is counted, rounded up to seconds.
+    let reply = ask(&mut socket, &question).await;
+    assert!(reply.of("spoken").is_some(), "{:?}", reply.events);
+    let mut db = common::sqlx_pg(&env.database_url).await;
+    let (seconds,): (i64,) =
+        sqlx::query_as("SELECT audio_seconds FROM learntrac_chat_usage WHERE student = 'alice'")
+            .fetch_one(&mut db)
+            .await
+            .expect("usage");
+    let expected = i64::try_from((question.len() / 2).div_ceil(16_000)).unwrap_or(0);
+    assert_eq!(seconds, expected);
+    // The next is refused before it is heard, and says she can still type.
+    let reply = ask(&mut socket, &question).await;
+    let err = reply.of("error").cloned().unwrap_or_default();
+    assert_eq!(err["code"], "too_many_requests", "{:?}", reply.events);
+    let message = err["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains("2 seconds of speech") && message.contains("still type"),
+        "{message}"
+    );
+    assert!(reply.of("transcript").is_none());
+    assert_eq!(model.requests().len(), 1);
+}

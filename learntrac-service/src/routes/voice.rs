@@ -26,7 +26,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::limits::{Refused, SOCKET_LIFETIME, SOCKETS_PER_STUDENT, SocketSlot};
 use crate::state::AppState;
 use crate::trac::{self, Concept};
-use crate::tutor::{self, Tutor};
+use crate::tutor::{self, Tutor, store};
 use crate::voice::{MAX_UTTERANCE_SECONDS, SAMPLE_RATE, SpeechError, Voice, wav};
 
 const PING_EVERY: Duration = Duration::from_secs(20);
@@ -275,6 +275,36 @@ impl Session {
             Ok(r) => r,
             Err(e) => return Ok(self.refused(e).await),
         };
+        // Seconds of speech, counted (rounded up) with the request, against the day's.
+        let seconds = i64::try_from(pcm.len().div_ceil(SAMPLE_RATE as usize)).unwrap_or(i64::MAX);
+        match store::count_audio(
+            &self.state.db,
+            &self.caller.user,
+            reservation.day,
+            seconds,
+            self.voice.daily_seconds,
+        )
+        .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                let minutes = self.voice.daily_seconds / 60;
+                let limit = if minutes >= 2 {
+                    format!("{minutes} minutes")
+                } else {
+                    format!("{} seconds", self.voice.daily_seconds)
+                };
+                return Ok(self
+                    .error(
+                        "too_many_requests",
+                        &format!(
+                            "today's voice limit ({limit} of speech) is used up; it resets at midnight UTC, and you can still type your question"
+                        ),
+                    )
+                    .await);
+            }
+            Err(e) => return Ok(self.refused(ApiError::from(e)).await),
+        }
         let summaries = match trac::student_concepts(&self.state.db, &self.caller.user, &[]).await {
             // This concept's words first: the grammar keeps a bounded number of topics.
             Ok(cs) => std::iter::once(self.concept.summary.clone())

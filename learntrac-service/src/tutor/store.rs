@@ -225,6 +225,33 @@ pub async fn reserve(
     }))
 }
 
+/// Counts `seconds` of speech against the student's day when the day's speech so far is
+/// under `max_seconds`; false when it is not. The row exists: the utterance's request was
+/// counted first ([`reserve`]).
+pub async fn count_audio(
+    db: &Db,
+    student: &str,
+    day: i64,
+    seconds: i64,
+    max_seconds: i64,
+) -> Result<bool, sqlx::Error> {
+    let row: Option<(i64,)> = db
+        .run(async |c| {
+            sqlx::query_as(
+                "UPDATE learntrac_chat_usage SET audio_seconds = audio_seconds + $3 \
+                 WHERE student = $1 AND day = $2 AND audio_seconds < $4 RETURNING audio_seconds",
+            )
+            .bind(student)
+            .bind(day)
+            .bind(seconds)
+            .bind(max_seconds)
+            .fetch_optional(c)
+            .await
+        })
+        .await?;
+    Ok(row.is_some())
+}
+
 /// Adds `extra` to a reservation when the day's tokens are still under `max_tokens` (a
 /// voice question, reserved before its words were known, whose prompt came out larger).
 /// False when the limit has been reached meanwhile.

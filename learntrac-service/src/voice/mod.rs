@@ -53,4 +53,6 @@ pub trait Synthesizer: Send + Sync {
 pub struct Voice {
     pub recognizer: Box<dyn Recognizer>,
     pub synthesizer: Box<dyn Synthesizer>,
+    /// Seconds of speech a student may send per UTC day (VOICE_DAILY_SECONDS).
+    pub daily_seconds: i64,
 }
