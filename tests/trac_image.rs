@@ -559,9 +559,11 @@ async fn the_production_trac_image_builds_without_apt_and_serves_trac_1_4_over_v
     assert_eq!(code, 200);
     assert!(page.contains("mastered"), "tracd shows the change: {page}");
 
-    // 6. Behind the load balancer's TLS: with the task's TRAC_BASE_URL, creating a ticket
-    //    through Trac's form redirects to an https:// URL of the environment's domain, and
-    //    Trac's cookies carry Secure. (Plain HTTP above kept working without it.)
+    // 6. Behind the load balancer's TLS: with the task's TRAC_BASE_URL, the administrator
+    //    (bootstrap's --trac-admin: the first htdigest line, TRAC_ADMIN from the first
+    //    start) signs in, and creating a ticket through Trac's form redirects to an
+    //    https:// URL of the environment's domain; Trac's cookies carry Secure. (Plain HTTP
+    //    above kept working without it.)
     let admin = Command::new("docker")
         .args([
             "exec",
@@ -577,30 +579,43 @@ async fn the_production_trac_image_builds_without_apt_and_serves_trac_1_4_over_v
             "trac-admin",
             "/var/trac/projects",
             "permission",
-            "add",
-            // TICKET_ADMIN: the roles plugin lets only teachers file tickets; this
-            // step checks Trac's redirects and cookies, not who may file.
-            "anonymous",
-            "TICKET_ADMIN",
+            "list",
+            "admin",
         ])
         .output()
         .expect("trac-admin");
-    assert!(admin.status.success(), "{}", text(&admin));
+    assert!(
+        admin.status.success() && text(&admin).contains("TRAC_ADMIN"),
+        "{}",
+        text(&admin)
+    );
     let tls_port = free_port();
     let tls_container = format!("{container}-tls");
     cleanup
         .0
         .insert(1, vec!["rm".into(), "-f".into(), tls_container.clone()]);
+    let mut tls_env = ecs_env(&role, &db, tls_port, CA_PATH);
+    tls_env.extend([
+        "-e".to_string(),
+        format!(
+            "TRAC_HTDIGEST={}",
+            learntrac::bootstrap::htdigest("admin", "admin-pw")
+        ),
+    ]);
     start_trac(
         &tls_container,
         &image,
         &["-e", "TRAC_BASE_URL=https://learn.example.edu"],
-        ecs_env(&role, &db, tls_port, CA_PATH),
+        tls_env,
     );
     wait_for_trac(tls_port, &tls_container).await;
     let base = format!("http://127.0.0.1:{tls_port}");
-    let (status, head, body) = common::trac_form(
-        &base,
+    let administrator = common::TracUser::login(&base, "admin", "admin-pw");
+    assert!(
+        administrator.cookie_is_secure("trac_auth"),
+        "the login cookie carries Secure"
+    );
+    let (status, head, body) = administrator.form(
         "/newticket",
         "/newticket",
         &[
@@ -628,7 +643,6 @@ async fn the_production_trac_image_builds_without_apt_and_serves_trac_1_4_over_v
         .lines()
         .filter(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
         .collect();
-    assert!(!cookies.is_empty(), "{head}");
     assert!(
         cookies
             .iter()

@@ -418,6 +418,18 @@ impl TracUser {
             .expect("a trac_auth cookie")
     }
 
+    /// Whether the cookie `name` was set with Secure (curl's jar: the fourth field).
+    pub fn cookie_is_secure(&self, name: &str) -> bool {
+        std::fs::read_to_string(self.jar())
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.trim_start_matches("#HttpOnly_"))
+            .any(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                f.len() >= 7 && f[5] == name && f[3] == "TRUE"
+            })
+    }
+
     fn jar(&self) -> PathBuf {
         self.dir.path().join("cookies")
     }
