@@ -137,13 +137,9 @@ impl Model {
         };
         let status = resp.status();
         if status.as_u16() == 429 {
-            let retry_after = resp
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(20);
-            return Err(ModelError::RateLimited { retry_after });
+            return Err(ModelError::RateLimited {
+                retry_after: retry_after(&resp),
+            });
         }
         if !status.is_success() {
             let text = tokio::time::timeout(stall, resp.text())
@@ -179,8 +175,9 @@ impl Model {
 }
 
 /// reqwest's errors name the URL; the base URL is configuration, fine to show, but a key
-/// in a query string would not be — show the error's kind and cause only.
-fn without_url(e: reqwest::Error) -> String {
+/// in a query string would not be — show the error's kind and cause only. (Also the voice
+/// engine's: voice/openai.rs.)
+pub(crate) fn without_url(e: reqwest::Error) -> String {
     let e = e.without_url();
     let mut s = e.to_string();
     let mut source = std::error::Error::source(&e);
@@ -192,8 +189,17 @@ fn without_url(e: reqwest::Error) -> String {
     s
 }
 
+/// A 429's `Retry-After` in seconds; 20 when it names none (or a date).
+pub(crate) fn retry_after(resp: &reqwest::Response) -> u64 {
+    resp.headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(20)
+}
+
 /// The `error.message` of an OpenAI-style error body, else the body's start.
-fn error_message(body: &str) -> String {
+pub(crate) fn error_message(body: &str) -> String {
     serde_json::from_str::<Value>(body)
         .ok()
         .and_then(|v| v["error"]["message"].as_str().map(str::to_string))

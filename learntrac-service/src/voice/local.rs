@@ -88,14 +88,7 @@ fn private_file(dir: &Path, ext: &str) -> Result<tempfile::TempPath, SpeechError
         .suffix(&format!(".{ext}"))
         .tempfile_in(dir)
         .map(tempfile::NamedTempFile::into_temp_path)
-        .map_err(|e| engine_error("pocketsphinx", format!("cannot create a work file: {e}")))
-}
-
-fn engine_error(engine: &'static str, e: impl std::fmt::Display) -> SpeechError {
-    SpeechError::Engine {
-        engine,
-        message: e.to_string(),
-    }
+        .map_err(|e| SpeechError::engine("pocketsphinx", format!("cannot create a work file: {e}")))
 }
 
 impl Recognizer for Pocketsphinx {
@@ -110,11 +103,11 @@ impl Recognizer for Pocketsphinx {
             let gram = private_file(self.work.path(), "gram")?;
             tokio::fs::write(&audio, wav::encode(pcm, SAMPLE_RATE))
                 .await
-                .map_err(|e| engine_error(ENGINE, e))?;
+                .map_err(|e| SpeechError::engine(ENGINE, e))?;
             let topics = grammar::topics(topics, &self.dictionary);
             tokio::fs::write(&gram, grammar::jsgf(&topics))
                 .await
-                .map_err(|e| engine_error(ENGINE, e))?;
+                .map_err(|e| SpeechError::engine(ENGINE, e))?;
             let run = Command::new(&self.bin)
                 .arg("-infile")
                 .arg(&*audio)
@@ -127,9 +120,9 @@ impl Recognizer for Pocketsphinx {
             let out = tokio::time::timeout(ENGINE_TIMEOUT, run)
                 .await
                 .map_err(|_| SpeechError::TimedOut(ENGINE))?
-                .map_err(|e| engine_error(ENGINE, e))?;
+                .map_err(|e| SpeechError::engine(ENGINE, e))?;
             if !out.status.success() {
-                return Err(engine_error(ENGINE, format!("exit {}", out.status)));
+                return Err(SpeechError::engine(ENGINE, format!("exit {}", out.status)));
             }
             // One line per utterance it heard; a pause can split a question in two.
             let text = String::from_utf8_lossy(&out.stdout)
@@ -171,11 +164,11 @@ impl Synthesizer for EspeakNg {
                 .stderr(Stdio::null())
                 .kill_on_drop(true)
                 .spawn()
-                .map_err(|e| engine_error(ENGINE, e))?;
+                .map_err(|e| SpeechError::engine(ENGINE, e))?;
             let mut stdin = child
                 .stdin
                 .take()
-                .ok_or_else(|| engine_error(ENGINE, "no stdin"))?;
+                .ok_or_else(|| SpeechError::engine(ENGINE, "no stdin"))?;
             let feed = async move {
                 stdin.write_all(text.as_bytes()).await?;
                 stdin.shutdown().await
@@ -185,11 +178,14 @@ impl Synthesizer for EspeakNg {
             })
             .await
             .map_err(|_| SpeechError::TimedOut(ENGINE))?;
-            fed.map_err(|e| engine_error(ENGINE, e))?;
-            let out = out.map_err(|e| engine_error(ENGINE, e))?;
+            fed.map_err(|e| SpeechError::engine(ENGINE, e))?;
+            let out = out.map_err(|e| SpeechError::engine(ENGINE, e))?;
             let mut wav = out.stdout;
             if !out.status.success() || !wav.starts_with(b"RIFF") {
-                return Err(engine_error(ENGINE, format!("exit {}, no WAV", out.status)));
+                return Err(SpeechError::engine(
+                    ENGINE,
+                    format!("exit {}, no WAV", out.status),
+                ));
             }
             // Writing to a pipe, espeak-ng cannot go back to fill in the sizes; fill them in.
             if wav.len() >= 44 && &wav[36..40] == b"data" {

@@ -34,6 +34,16 @@ pub enum SpeechError {
     },
 }
 
+impl SpeechError {
+    /// An engine's failure, in the operator's words (never shown to a student).
+    pub fn engine(engine: &'static str, e: impl std::fmt::Display) -> Self {
+        SpeechError::Engine {
+            engine,
+            message: e.to_string(),
+        }
+    }
+}
+
 pub trait Recognizer: Send + Sync {
     /// The words said in `pcm` (16 kHz mono), among phrases about `topics`; empty when
     /// nothing was recognised.

@@ -12,6 +12,7 @@ use futures_util::future::BoxFuture;
 use serde_json::Value;
 
 use super::{Recognizer, SAMPLE_RATE, SpeechError, Synthesizer, wav};
+use crate::tutor::model::{error_message, retry_after, without_url};
 
 /// VOICE_* settings for this engine.
 #[derive(Clone)]
@@ -72,61 +73,30 @@ impl OpenAiSpeech {
         let resp = tokio::time::timeout(stall, req.send())
             .await
             .map_err(|_| SpeechError::TimedOut(ENGINE))?
-            .map_err(|e| engine_error(without_url(e)))?;
+            .map_err(|e| SpeechError::engine(ENGINE, without_url(e)))?;
         let status = resp.status();
         if status.as_u16() == 429 {
-            let retry_after = resp
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(20);
             return Err(SpeechError::RateLimited {
                 engine: ENGINE,
-                retry_after,
+                retry_after: retry_after(&resp),
             });
         }
         let body = tokio::time::timeout(stall, resp.bytes())
             .await
             .map_err(|_| SpeechError::TimedOut(ENGINE))?
-            .map_err(|e| engine_error(without_url(e)))?;
+            .map_err(|e| SpeechError::engine(ENGINE, without_url(e)))?;
         if !status.is_success() {
-            return Err(engine_error(format!(
-                "HTTP {}: {}",
-                status.as_u16(),
-                error_message(&body)
-            )));
+            return Err(SpeechError::engine(
+                ENGINE,
+                format!(
+                    "HTTP {}: {}",
+                    status.as_u16(),
+                    error_message(&String::from_utf8_lossy(&body))
+                ),
+            ));
         }
         Ok(body.to_vec())
     }
-}
-
-fn engine_error(message: impl std::fmt::Display) -> SpeechError {
-    SpeechError::Engine {
-        engine: ENGINE,
-        message: message.to_string(),
-    }
-}
-
-/// reqwest's error without the URL (a key in a query string must not reach a log).
-fn without_url(e: reqwest::Error) -> String {
-    let e = e.without_url();
-    let mut s = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(cause) = source {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    s
-}
-
-/// An OpenAI-style error body's `error.message`, else its start.
-fn error_message(body: &[u8]) -> String {
-    serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
-        .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(200).collect())
 }
 
 /// A multipart/form-data body: text fields, then one file. The boundary is chosen so that
@@ -200,12 +170,13 @@ impl Recognizer for OpenAiSpeech {
                         .body(body),
                 )
                 .await?;
-            let v: Value = serde_json::from_slice(&reply)
-                .map_err(|e| engine_error(format!("the transcription is not JSON: {e}")))?;
+            let v: Value = serde_json::from_slice(&reply).map_err(|e| {
+                SpeechError::engine(ENGINE, format!("the transcription is not JSON: {e}"))
+            })?;
             v["text"]
                 .as_str()
                 .map(|t| t.trim().to_string())
-                .ok_or_else(|| engine_error("the transcription has no `text`"))
+                .ok_or_else(|| SpeechError::engine(ENGINE, "the transcription has no `text`"))
         })
     }
 }
@@ -224,7 +195,7 @@ impl Synthesizer for OpenAiSpeech {
                 .call(self.http.post(self.url("audio/speech")).json(&body))
                 .await?;
             if !wav.starts_with(b"RIFF") {
-                return Err(engine_error("the speech is not a WAV file"));
+                return Err(SpeechError::engine(ENGINE, "the speech is not a WAV file"));
             }
             Ok(wav)
         })
