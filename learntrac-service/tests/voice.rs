@@ -84,6 +84,20 @@ async fn closed(socket: &mut speech::Socket) -> (serde_json::Value, Option<u16>)
     (last, None)
 }
 
+/// Asks, expecting no hearing: the error's message (from the reply, or the last one before
+/// the close) and the close code.
+async fn refused_and_closed(socket: &mut speech::Socket, question: &[u8]) -> (String, Option<u16>) {
+    let reply = ask(socket, question).await;
+    assert!(reply.of("transcript").is_none(), "{:?}", reply.events);
+    let (err, code) = closed(socket).await;
+    let err = if err.is_null() {
+        reply.of("error").cloned().unwrap_or_default()
+    } else {
+        err
+    };
+    (err["message"].as_str().unwrap_or("").to_string(), code)
+}
+
 fn spoken_question(dir: &std::path::Path) -> Vec<u8> {
     let wav = dir.join("q.wav");
     speech::say("how do i solve an equation", &wav, 0.5);
@@ -228,21 +242,8 @@ async fn a_socket_ends_with_its_sign_in_or_its_owner_and_needs_the_sites_own_ori
         learntrac_service::auth::issue_token(common::TOKEN_SECRET, "alice", 2).expect("token");
     let mut socket = connect(&ws, Some(&short)).await.expect("connect");
     tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
-    let reply = ask(&mut socket, &question).await;
-    assert!(reply.of("transcript").is_none(), "{:?}", reply.events);
-    let (err, code) = closed(&mut socket).await;
-    let err = if err.is_null() {
-        reply.of("error").cloned().unwrap_or_default()
-    } else {
-        err
-    };
-    assert!(
-        err["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("sign-in has ended"),
-        "{err}"
-    );
+    let (message, code) = refused_and_closed(&mut socket, &question).await;
+    assert!(message.contains("sign-in has ended"), "{message}");
     assert_eq!(code, Some(1008));
 
     // Logged out of Trac (its cookie row deleted): the cookie-signed socket closes too.
@@ -251,9 +252,10 @@ async fn a_socket_ends_with_its_sign_in_or_its_owner_and_needs_the_sites_own_ori
         .execute(&mut db)
         .await
         .expect("logout");
-    let reply = ask(&mut by_cookie, &question).await;
-    assert!(reply.of("transcript").is_none(), "{:?}", reply.events);
-    assert_eq!(closed(&mut by_cookie).await.1, Some(1008));
+    assert_eq!(
+        refused_and_closed(&mut by_cookie, &question).await.1,
+        Some(1008)
+    );
 
     // The concept reassigned to bob while alice's socket is open: closed at her next
     // question, past no cache.
@@ -262,21 +264,8 @@ async fn a_socket_ends_with_its_sign_in_or_its_owner_and_needs_the_sites_own_ori
         .execute(&mut db)
         .await
         .expect("reassign");
-    let reply = ask(&mut socket, &question).await;
-    assert!(reply.of("transcript").is_none(), "{:?}", reply.events);
-    let (err, code) = closed(&mut socket).await;
-    let err = if err.is_null() {
-        reply.of("error").cloned().unwrap_or_default()
-    } else {
-        err
-    };
-    assert!(
-        err["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("no longer yours"),
-        "{err}"
-    );
+    let (message, code) = refused_and_closed(&mut socket, &question).await;
+    assert!(message.contains("no longer yours"), "{message}");
     assert_eq!(code, Some(1008));
     assert!(model.requests().is_empty(), "nothing reached the model");
 }

@@ -40,6 +40,18 @@ pub struct Heard {
     pub auth: Arc<Mutex<Vec<String>>>,
 }
 
+impl Heard {
+    fn note_auth(&self, headers: &HeaderMap) {
+        self.auth.lock().expect("lock").push(
+            headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string(),
+        );
+    }
+}
+
 #[derive(Clone)]
 struct Double {
     heard: Heard,
@@ -167,13 +179,7 @@ pub fn parse_multipart(content_type: &str, body: &[u8]) -> Result<Vec<Part>, Str
 }
 
 async fn transcriptions(State(d): State<Double>, headers: HeaderMap, body: Bytes) -> Response {
-    d.heard.auth.lock().expect("lock").push(
-        headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string(),
-    );
+    d.heard.note_auth(&headers);
     let ct = headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
@@ -218,13 +224,7 @@ async fn transcriptions(State(d): State<Double>, headers: HeaderMap, body: Bytes
 }
 
 async fn speech(State(d): State<Double>, headers: HeaderMap, body: Bytes) -> Response {
-    d.heard.auth.lock().expect("lock").push(
-        headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string(),
-    );
+    d.heard.note_auth(&headers);
     let Ok(req) = serde_json::from_slice::<Value>(&body) else {
         return invalid("We could not parse the JSON body of your request.");
     };
