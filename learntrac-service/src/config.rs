@@ -45,6 +45,8 @@ pub struct Config {
     pub voice_dictionary: std::path::PathBuf,
     /// The OpenAI-compatible audio endpoint, with VOICE_ENGINE=openai.
     pub voice_openai: Option<crate::voice::openai::OpenAiVoiceConfig>,
+    /// Amazon's speech services, with VOICE_ENGINE=aws.
+    pub voice_aws: Option<crate::voice::aws::AwsVoiceConfig>,
     /// VOICE_DAILY_SECONDS: seconds of speech a student may send per UTC day.
     pub voice_daily_seconds: i64,
     /// VOICE_IDLE_SECONDS: a voice socket quiet this long is closed.
@@ -52,8 +54,9 @@ pub struct Config {
 }
 
 /// VOICE_ENGINE: `none` (the default), `local` (espeak-ng and PocketSphinx on this machine;
-/// start-up fails without them), `auto` (local when they are here, else none) or `openai`
-/// (an OpenAI-compatible audio endpoint: free-form speech).
+/// start-up fails without them), `auto` (local when they are here, else none), `openai`
+/// (an OpenAI-compatible audio endpoint: free-form speech) or `aws` (Transcribe Streaming
+/// and Polly: free-form speech, heard while it is spoken).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VoiceEngine {
     None,
@@ -61,6 +64,8 @@ pub enum VoiceEngine {
     Auto,
     /// An OpenAI-compatible audio endpoint (`Config::voice_openai`).
     OpenAi,
+    /// Amazon Transcribe Streaming and Polly (`Config::voice_aws`).
+    Aws,
 }
 
 impl std::fmt::Debug for Config {
@@ -250,10 +255,11 @@ impl Config {
             Some("local") => VoiceEngine::Local,
             Some("auto") => VoiceEngine::Auto,
             Some("openai") => VoiceEngine::OpenAi,
+            Some("aws") => VoiceEngine::Aws,
             Some(other) => {
                 return Err(ConfigError {
                     var: "VOICE_ENGINE",
-                    problem: format!("`{other}` is not none, local, auto or openai"),
+                    problem: format!("`{other}` is not none, local, auto, openai or aws"),
                 });
             }
         };
@@ -262,9 +268,15 @@ impl Config {
         } else {
             None
         };
+        let voice_aws = if voice == VoiceEngine::Aws {
+            Some(aws_voice(vars)?)
+        } else {
+            None
+        };
         Ok(Config {
             chat,
             voice,
+            voice_aws,
             voice_dictionary: get("VOICE_DICTIONARY")
                 .unwrap_or_else(|| crate::voice::local::DEBIAN_DICTIONARY.into())
                 .into(),
@@ -320,6 +332,46 @@ fn openai_voice(
         stt_model: get("VOICE_STT_MODEL").unwrap_or_else(|| "whisper-1".into()),
         tts_model: get("VOICE_TTS_MODEL").unwrap_or_else(|| "tts-1".into()),
         voice: get("VOICE_TTS_VOICE").unwrap_or_else(|| "alloy".into()),
+        stall: Duration::from_secs(parse(vars, "VOICE_STALL_SECONDS", 20)?),
+    })
+}
+
+/// VOICE_ENGINE=aws's settings: AWS's own variables (region, endpoints, CA bundle, keys)
+/// and the language and voice.
+fn aws_voice(
+    vars: &HashMap<String, String>,
+) -> Result<crate::voice::aws::AwsVoiceConfig, ConfigError> {
+    let get = |k: &str| vars.get(k).filter(|v| !v.is_empty()).cloned();
+    let endpoint = |service: &'static str| -> Result<Option<String>, ConfigError> {
+        let (var, url) = match get(service) {
+            Some(url) => (service, url),
+            None => match get("AWS_ENDPOINT_URL") {
+                Some(url) => ("AWS_ENDPOINT_URL", url),
+                None => return Ok(None),
+            },
+        };
+        if url.starts_with("https://") || url.starts_with("http://") {
+            Ok(Some(url))
+        } else {
+            Err(ConfigError {
+                var,
+                problem: format!("`{}` is not an http(s):// URL", redact(&url)),
+            })
+        }
+    };
+    let keys = match (get("AWS_ACCESS_KEY_ID"), get("AWS_SECRET_ACCESS_KEY")) {
+        (Some(id), Some(secret)) => Some((id, secret, get("AWS_SESSION_TOKEN"))),
+        _ => None,
+    };
+    Ok(crate::voice::aws::AwsVoiceConfig {
+        region: get("AWS_REGION").or_else(|| get("AWS_DEFAULT_REGION")),
+        transcribe_endpoint: endpoint("AWS_ENDPOINT_URL_TRANSCRIBE_STREAMING")?,
+        polly_endpoint: endpoint("AWS_ENDPOINT_URL_POLLY")?,
+        ca_bundle: get("AWS_CA_BUNDLE").map(Into::into),
+        keys,
+        language: get("VOICE_LANGUAGE").unwrap_or_else(|| "en-US".into()),
+        voice: get("VOICE_TTS_VOICE").unwrap_or_else(|| "Joanna".into()),
+        polly_engine: get("VOICE_POLLY_ENGINE").unwrap_or_else(|| "neural".into()),
         stall: Duration::from_secs(parse(vars, "VOICE_STALL_SECONDS", 20)?),
     })
 }

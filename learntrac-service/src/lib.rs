@@ -99,7 +99,7 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
                 None
             }
         },
-        voice: speech_engines(config)?,
+        voice: speech_engines(config).await?,
         limits: Arc::new(limits::Limits::for_this_machine(config.voice_idle)),
         token_key: config
             .token_secret
@@ -109,7 +109,7 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
 }
 
 /// The speech engines VOICE_ENGINE asks for.
-fn speech_engines(config: &Config) -> Result<Option<Arc<voice::Voice>>, StartupError> {
+async fn speech_engines(config: &Config) -> Result<Option<Arc<voice::Voice>>, StartupError> {
     use config::VoiceEngine;
     let local = || -> Result<voice::Voice, String> {
         Ok(voice::Voice {
@@ -133,6 +133,22 @@ fn speech_engines(config: &Config) -> Result<Option<Arc<voice::Voice>>, StartupE
             Ok(Some(Arc::new(voice::Voice {
                 recognizer: Box::new(engine(c.clone())?),
                 synthesizer: Box::new(engine(c)?),
+                daily_seconds: config.voice_daily_seconds,
+            })))
+        }
+        VoiceEngine::Aws => {
+            let c = config.voice_aws.clone().ok_or_else(|| {
+                StartupError::Voice("VOICE_ENGINE=aws without its settings".into())
+            })?;
+            // One value serves as both traits: its two SDK clients share a connection pool.
+            let engine = Arc::new(
+                voice::aws::AwsSpeech::new(c)
+                    .await
+                    .map_err(StartupError::Voice)?,
+            );
+            Ok(Some(Arc::new(voice::Voice {
+                recognizer: Box::new(engine.clone()),
+                synthesizer: Box::new(engine),
                 daily_seconds: config.voice_daily_seconds,
             })))
         }

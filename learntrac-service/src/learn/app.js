@@ -238,7 +238,8 @@ function earlierButton(id, before) {
 }
 
 function bubble(role, text, status) {
-  const b = el("div", { class: "msg " + role + (status === "incomplete" ? " incomplete" : "") }, text);
+  const shown = status === "incomplete" || status === "hearing" ? " " + status : "";
+  const b = el("div", { class: "msg " + role + shown }, text);
   $("chat").append(b);
   $("chat").scrollTop = $("chat").scrollHeight;
   return b;
@@ -420,8 +421,15 @@ function onVoiceMessage(v, m) {
     return;
   }
   const d = JSON.parse(m.data);
-  if (d.type === "transcript") {
-    bubble("user", d.text);
+  if (d.type === "hearing") {
+    // Words heard while the student is still speaking (engines that can): provisional.
+    if (!v.hearing) v.hearing = bubble("user", "", "hearing");
+    v.hearing.textContent = d.text;
+  } else if (d.type === "transcript") {
+    const heard = v.hearing || bubble("user", "");
+    v.hearing = null;
+    heard.classList.remove("hearing");
+    heard.textContent = d.text;
     v.answer = bubble("assistant", "");
   } else if (d.type === "conversation") conversation = d.conversation_id;
   else if (d.type === "delta" && v.answer) v.answer.textContent += d.text;
@@ -432,6 +440,8 @@ function onVoiceMessage(v, m) {
     playNext(v);
   }
   else if (d.type === "error") {
+    if (v.hearing) v.hearing.remove();
+    v.hearing = null;
     if (v.answer) v.answer.classList.add("incomplete");
     $("chat-error").textContent = d.message;
     voiceState("error:" + d.code);

@@ -60,7 +60,7 @@ pub async fn own_concept(state: &AppState, caller: &Caller, id: i64) -> ApiResul
     Ok(concept)
 }
 
-fn now_secs() -> u64 {
+pub(super) fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

@@ -1,11 +1,13 @@
 //! `GET /api/voice/ws?concept=ID[&conversation_id=N]`: the voice tutor on a WebSocket.
 //!
 //! The browser streams the student's question as binary frames of 16 kHz mono 16-bit PCM,
-//! then sends `{"type":"end"}`. The service answers with JSON text frames — `transcript`,
-//! `conversation`, `delta`s of the tutor's text, `done` or `error` — and then
-//! `{"type":"audio","format":"audio/wav","bytes":N}` followed by one binary frame: the
-//! answer spoken. The conversation is the chat's (same tables, same limits), so a dropped
-//! socket resumes by reconnecting with `conversation_id`. The server pings every 20 s.
+//! then sends `{"type":"end"}`. The service answers with JSON text frames — `hearing`
+//! (what an engine that listens while the student speaks has heard so far), `transcript`,
+//! `conversation`, `delta`s of the tutor's text, `done` or `error` — and, sentence by
+//! sentence as the text arrives, `{"type":"audio","format":"audio/wav","bytes":N,"part":K}`
+//! each followed by one binary frame, then `spoken`. The conversation is the chat's (same
+//! tables, same limits), so a dropped socket resumes by reconnecting with
+//! `conversation_id`. The server pings every 20 s.
 //! A browser cannot set headers on a WebSocket: it signs in by Trac's cookie, or offers
 //! the subprotocols `learntrac` and `bearer.<token>` (auth.rs), never a token in the URL.
 
@@ -20,14 +22,14 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::ApiQuery;
-use super::chat::{VOICE_PROMPT_RESERVE, own_concept, prepare, reserve, tutor};
+use super::chat::{VOICE_PROMPT_RESERVE, now_secs, own_concept, prepare, reserve, tutor};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::limits::{Refused, SOCKET_LIFETIME, SOCKETS_PER_STUDENT, SocketSlot};
+use crate::limits::{EngineSlot, Refused, SOCKET_LIFETIME, SOCKETS_PER_STUDENT, SocketSlot};
 use crate::state::AppState;
 use crate::trac::{self, Concept};
 use crate::tutor::{self, Tutor, store};
-use crate::voice::{MAX_UTTERANCE_SECONDS, SAMPLE_RATE, SpeechError, Voice, wav};
+use crate::voice::{Listening, MAX_UTTERANCE_SECONDS, SAMPLE_RATE, SpeechError, Voice, wav};
 
 const PING_EVERY: Duration = Duration::from_secs(20);
 /// A frame larger than a second of audio is not what the page sends.
@@ -86,6 +88,8 @@ pub async fn session(
                 caller,
                 conversation_id: q.conversation_id,
                 socket,
+                listening: None,
+                deaf: false,
                 _slot: slot,
             };
             s.run().await;
@@ -100,6 +104,11 @@ struct Session {
     caller: Caller,
     conversation_id: Option<i64>,
     socket: WebSocket,
+    /// The utterance being heard as it is spoken (engines that can), and its engine.
+    listening: Option<(Listening, EngineSlot)>,
+    /// The rest of this utterance is not heard: refused at its first frame (the page was
+    /// told why), or too long.
+    deaf: bool,
     /// Held while the socket is open (limits.rs).
     _slot: SocketSlot,
 }
@@ -175,6 +184,12 @@ impl Session {
                         },
                     );
                 }
+                heard = heard_so_far(&mut self.listening) => {
+                    if !self.send(json!({"type": "hearing", "text": heard})).await {
+                        return Ended::Gone;
+                    }
+                    continue;
+                }
                 msg = self.socket.recv() => msg,
             };
             // Only the page's own messages count: pongs answer our pings by themselves.
@@ -183,29 +198,42 @@ impl Session {
             }
             let ok = match msg {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Ended::Gone,
+                Some(Ok(Message::Binary(_))) if self.deaf => true,
                 Some(Ok(Message::Binary(b))) => {
                     audio.extend(wav::samples(&b));
                     if audio.len() > MAX_UTTERANCE_SECONDS * SAMPLE_RATE as usize {
                         audio = Vec::new();
+                        self.listening = None;
+                        self.deaf = true;
                         self.error(
                             "too_long",
                             &format!("a question is at most {MAX_UTTERANCE_SECONDS} s; ask again"),
                         )
                         .await
                     } else {
-                        true
+                        match self.hear(&b).await {
+                            Ok(ok) => ok,
+                            Err(ended) => return ended,
+                        }
                     }
                 }
                 Some(Ok(Message::Text(t))) => match serde_json::from_str::<Value>(&t) {
                     Ok(v) if v["type"] == "end" => {
                         let pcm = std::mem::take(&mut audio);
-                        match self.utterance(&pcm).await {
-                            Ok(ok) => ok,
-                            Err(ended) => return ended,
+                        let listening = self.listening.take();
+                        if std::mem::take(&mut self.deaf) {
+                            true
+                        } else {
+                            match self.utterance(&pcm, listening).await {
+                                Ok(ok) => ok,
+                                Err(ended) => return ended,
+                            }
                         }
                     }
                     Ok(v) if v["type"] == "cancel" => {
                         audio = Vec::new();
+                        self.listening = None;
+                        self.deaf = false;
                         true
                     }
                     _ => {
@@ -256,9 +284,73 @@ impl Session {
         }
     }
 
-    /// Recognises, asks the tutor, streams its text and speaks its answer. Ok(false) when
-    /// the socket is gone; Err when the session must end.
-    async fn utterance(&mut self, pcm: &[i16]) -> Result<bool, Ended> {
+    /// A frame of the utterance, for an engine that hears while the student speaks: at the
+    /// first, the checks the utterance will meet at its end that can be made now (signed
+    /// in, still the owner, speech left today, an engine free), so that no audio leaves for
+    /// a student who may not ask; then every frame goes to the engine. Ok(false) when the
+    /// socket is gone.
+    async fn hear(&mut self, frame: &[u8]) -> Result<bool, Ended> {
+        if !self.voice.recognizer.listens() {
+            return Ok(true);
+        }
+        if self.listening.is_none() {
+            Self::still_allowed(&self.state, &self.caller, self.concept.id).await?;
+            let day = tutor::day_of(now_secs());
+            match store::audio_left(
+                &self.state.db,
+                &self.caller.user,
+                day,
+                self.voice.daily_seconds,
+            )
+            .await
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.deaf = true;
+                    let message = self.out_of_speech();
+                    return Ok(self.error("too_many_requests", &message).await);
+                }
+                Err(e) => {
+                    self.deaf = true;
+                    return Ok(self.refused(ApiError::from(e)).await);
+                }
+            }
+            let Some(engine) = self.state.limits.engine(&self.caller.user).await else {
+                self.deaf = true;
+                return Ok(self.error("busy", BUSY).await);
+            };
+            let Some(listening) = self.voice.recognizer.listen() else {
+                return Ok(true);
+            };
+            self.listening = Some((listening, engine));
+        }
+        if let Some((listening, _)) = &self.listening {
+            listening.hear(frame);
+        }
+        Ok(true)
+    }
+
+    /// The page's words when today's speech is used up.
+    fn out_of_speech(&self) -> String {
+        let minutes = self.voice.daily_seconds / 60;
+        let limit = if minutes >= 2 {
+            format!("{minutes} minutes")
+        } else {
+            format!("{} seconds", self.voice.daily_seconds)
+        };
+        format!(
+            "today's voice limit ({limit} of speech) is used up; it resets at midnight UTC, and you can still type your question"
+        )
+    }
+
+    /// Recognises (or, heard while spoken, finishes hearing), asks the tutor, streams its
+    /// text and speaks its answer. Ok(false) when the socket is gone; Err when the session
+    /// must end.
+    async fn utterance(
+        &mut self,
+        pcm: &[i16],
+        listening: Option<(Listening, EngineSlot)>,
+    ) -> Result<bool, Ended> {
         if pcm.len() < SAMPLE_RATE as usize / 4 {
             return Ok(self.error("no_speech", "no audio arrived before end").await);
         }
@@ -288,39 +380,39 @@ impl Session {
         {
             Ok(true) => {}
             Ok(false) => {
-                let minutes = self.voice.daily_seconds / 60;
-                let limit = if minutes >= 2 {
-                    format!("{minutes} minutes")
-                } else {
-                    format!("{} seconds", self.voice.daily_seconds)
-                };
-                return Ok(self
-                    .error(
-                        "too_many_requests",
-                        &format!(
-                            "today's voice limit ({limit} of speech) is used up; it resets at midnight UTC, and you can still type your question"
-                        ),
-                    )
-                    .await);
+                let message = self.out_of_speech();
+                return Ok(self.error("too_many_requests", &message).await);
             }
             Err(e) => return Ok(self.refused(ApiError::from(e)).await),
         }
-        let summaries = match trac::student_concepts(&self.state.db, &self.caller.user, &[]).await {
-            // This concept's words first: the grammar keeps a bounded number of topics.
-            Ok(cs) => std::iter::once(self.concept.summary.clone())
-                .chain(
-                    cs.into_iter()
-                        .filter(|c| c.id != self.concept.id)
-                        .map(|c| c.summary),
-                )
-                .collect::<Vec<_>>(),
-            Err(e) => return Ok(self.refused(ApiError::from(e)).await),
+        let heard = match listening {
+            Some((listening, engine)) => {
+                let heard = listening.finish().await;
+                drop(engine);
+                heard
+            }
+            None => {
+                let summaries =
+                    match trac::student_concepts(&self.state.db, &self.caller.user, &[]).await {
+                        // This concept's words first: the grammar keeps a bounded number of
+                        // topics.
+                        Ok(cs) => std::iter::once(self.concept.summary.clone())
+                            .chain(
+                                cs.into_iter()
+                                    .filter(|c| c.id != self.concept.id)
+                                    .map(|c| c.summary),
+                            )
+                            .collect::<Vec<_>>(),
+                        Err(e) => return Ok(self.refused(ApiError::from(e)).await),
+                    };
+                let Some(engine) = self.state.limits.engine(&self.caller.user).await else {
+                    return Ok(self.error("busy", BUSY).await);
+                };
+                let heard = self.voice.recognizer.transcribe(pcm, &summaries).await;
+                drop(engine);
+                heard
+            }
         };
-        let Some(engine) = self.state.limits.engine(&self.caller.user).await else {
-            return Ok(self.error("busy", BUSY).await);
-        };
-        let heard = self.voice.recognizer.transcribe(pcm, &summaries).await;
-        drop(engine);
         let heard = match heard {
             Ok(t) => t,
             Err(SpeechError::RateLimited { retry_after, .. }) => {
@@ -562,6 +654,18 @@ async fn speak_in_order(
         if spoken.send(wav).await.is_err() || failed {
             return;
         }
+    }
+}
+
+/// The next "heard so far" of the utterance being heard; never, when none is (or its
+/// engine has finished talking).
+async fn heard_so_far(listening: &mut Option<(Listening, EngineSlot)>) -> String {
+    match listening {
+        Some((l, _)) => match l.heard_so_far.recv().await {
+            Some(text) => text,
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
     }
 }
 

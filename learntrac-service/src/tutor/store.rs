@@ -252,6 +252,28 @@ pub async fn count_audio(
     Ok(row.is_some())
 }
 
+/// Whether the student has speech left today (read only: an engine that hears while the
+/// student speaks asks before the first frame leaves; the utterance is counted at its end).
+pub async fn audio_left(
+    db: &Db,
+    student: &str,
+    day: i64,
+    max_seconds: i64,
+) -> Result<bool, sqlx::Error> {
+    let row: Option<(i64,)> = db
+        .run(async |c| {
+            sqlx::query_as(
+                "SELECT audio_seconds FROM learntrac_chat_usage WHERE student = $1 AND day = $2",
+            )
+            .bind(student)
+            .bind(day)
+            .fetch_optional(c)
+            .await
+        })
+        .await?;
+    Ok(row.map_or(0, |(used,)| used) < max_seconds)
+}
+
 /// Adds `extra` to a reservation when the day's tokens are still under `max_tokens` (a
 /// voice question, reserved before its words were known, whose prompt came out larger).
 /// False when the limit has been reached meanwhile.

@@ -2,8 +2,25 @@
 
 /// `pcm` as a WAV file at `rate` Hz.
 pub fn encode(pcm: &[i16], rate: u32) -> Vec<u8> {
-    let data_len = u32::try_from(pcm.len() * 2).unwrap_or(u32::MAX - 36);
-    let mut out = Vec::with_capacity(44 + pcm.len() * 2);
+    let mut out = header(pcm.len() * 2, rate);
+    for s in pcm {
+        out.extend_from_slice(&s.to_le_bytes());
+    }
+    out
+}
+
+/// Raw little-endian 16-bit PCM (what Polly answers) as a WAV file at `rate` Hz.
+pub fn wrap(pcm_le: &[u8], rate: u32) -> Vec<u8> {
+    let whole = &pcm_le[..pcm_le.len() - pcm_le.len() % 2];
+    let mut out = header(whole.len(), rate);
+    out.extend_from_slice(whole);
+    out
+}
+
+/// The header, with room reserved for `bytes` of samples.
+fn header(bytes: usize, rate: u32) -> Vec<u8> {
+    let data_len = u32::try_from(bytes).unwrap_or(u32::MAX - 36);
+    let mut out = Vec::with_capacity(44 + bytes);
     out.extend_from_slice(b"RIFF");
     out.extend_from_slice(&(36 + data_len).to_le_bytes());
     out.extend_from_slice(b"WAVEfmt ");
@@ -16,9 +33,6 @@ pub fn encode(pcm: &[i16], rate: u32) -> Vec<u8> {
     out.extend_from_slice(&16u16.to_le_bytes()); // bits per sample
     out.extend_from_slice(b"data");
     out.extend_from_slice(&data_len.to_le_bytes());
-    for s in pcm {
-        out.extend_from_slice(&s.to_le_bytes());
-    }
     out
 }
 
@@ -47,5 +61,12 @@ mod tests {
             samples(&wav[44..]).collect::<Vec<_>>(),
             [0, 1, -1, i16::MAX]
         );
+        // Raw bytes wrapped give the same file; an odd last byte is not a sample.
+        let raw: Vec<u8> = [0i16, 1, -1, i16::MAX]
+            .iter()
+            .flat_map(|s| s.to_le_bytes())
+            .chain([7])
+            .collect();
+        assert_eq!(wrap(&raw, 16_000), wav);
     }
 }
