@@ -518,3 +518,227 @@ async fn speech_is_counted_against_a_daily_allowance() {
     assert!(reply.of("transcript").is_none());
     assert_eq!(model.requests().len(), 1);
 }
+
+/// Streams `pcm` in 200 ms frames a little faster than real time, collecting what the
+/// service says meanwhile (before `end` is sent).
+async fn speak_slowly(socket: &mut speech::Socket, pcm: &[u8]) -> Vec<serde_json::Value> {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut said = Vec::new();
+    for frame in pcm.chunks(6400) {
+        socket
+            .send(Message::Binary(frame.to_vec().into()))
+            .await
+            .expect("send audio");
+        let until = tokio::time::Instant::now() + std::time::Duration::from_millis(60);
+        while let Ok(Some(Ok(Message::Text(t)))) =
+            tokio::time::timeout_at(until, socket.next()).await
+        {
+            said.push(serde_json::from_str(&t).expect("JSON event"));
+        }
+    }
+    said
+}
+
+async fn end_utterance(socket: &mut speech::Socket) -> speech::Reply {
+    use futures_util::SinkExt;
+    socket
+        .send(tokio_tungstenite::tungstenite::Message::Text(
+            r#"{"type":"end"}"#.into(),
+        ))
+        .await
+        .expect("send end");
+    speech::read_reply(socket).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn free_form_speech_through_amazon_transcribe_streaming_and_polly() {
+    use common::fake_aws_speech::{FakeAwsSpeech, Fault};
+    let sentence = "I don't get why you flip the sign when you divide by a negative";
+    let aws = FakeAwsSpeech::start(sentence).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let spoken = {
+        let wav = dir.path().join("free.wav");
+        speech::say(sentence, &wav, 0.3);
+        speech::pcm_of(&wav)
+    };
+    let mut vars = aws.settings();
+    vars.push(("VOICE_STALL_SECONDS", "2".into()));
+    vars.push(("VOICE_DAILY_SECONDS", "60".into()));
+    let vars: Vec<(&'static str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (env, app, model) = setup_with(&vars).await;
+    let ws = app
+        .url("/api/voice/ws?concept=2")
+        .replace("http://", "ws://");
+    let mut socket = connect(&ws, Some(&token("alice"))).await.expect("connect");
+    let _ready = socket.next().await;
+
+    // Heard while she is still speaking: growing partial transcripts, before `end`.
+    let meanwhile = speak_slowly(&mut socket, &spoken).await;
+    let hearing: Vec<&str> = meanwhile
+        .iter()
+        .filter(|e| e["type"] == "hearing")
+        .filter_map(|e| e["text"].as_str())
+        .collect();
+    assert!(hearing.len() >= 3, "{meanwhile:?}");
+    assert!(
+        hearing.windows(2).all(|w| w[1].len() > w[0].len()),
+        "{hearing:?}"
+    );
+    assert!(
+        hearing.iter().all(|h| sentence.starts_with(h)),
+        "{hearing:?}"
+    );
+    let reply = end_utterance(&mut socket).await;
+    assert_eq!(
+        reply.of("transcript").map(|t| t["text"].clone()),
+        Some(serde_json::json!(sentence)),
+        "{:?}",
+        reply.events
+    );
+    assert_eq!(model.requests()[0]["messages"][1]["content"], sentence);
+    assert_eq!(reply.text(), answer_words("Equations").concat());
+
+    // What Transcribe was sent, as its server reads it: one HTTP/2 stream (h2 is all the
+    // double speaks), signed for the transcribe service, every audio frame signed, the
+    // whole utterance in audio events of at most 200 ms, and the end-of-stream frame.
+    let streams = aws.seen.streams.lock().expect("lock").clone();
+    assert_eq!(streams.len(), 1);
+    let s = &streams[0];
+    assert_eq!(s.header("x-amzn-transcribe-language-code"), Some("en-US"));
+    assert_eq!(s.header("x-amzn-transcribe-sample-rate"), Some("16000"));
+    assert!(
+        s.header("authorization")
+            .is_some_and(|a| a.contains("Credential=AKIAFAKEFAKEFAKEFAKE/")
+                && a.contains("/eu-west-1/transcribe/aws4_request")),
+        "{:?}",
+        s.header("authorization")
+    );
+    assert!(s.signed && s.ended, "{s:?}");
+    assert_eq!(s.audio_bytes, spoken.len() - spoken.len() % 2);
+    assert!(s.audio_events >= spoken.len() / 6400, "{s:?}");
+
+    // Spoken by Polly a sentence at a time, as 16 kHz PCM wrapped in WAV for the page.
+    let said = aws.seen.speech.lock().expect("lock").clone();
+    let texts: Vec<&str> = said
+        .iter()
+        .filter_map(|(r, _)| r["Text"].as_str())
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "Let's work on Equations.",
+            "First, what do you already know?"
+        ]
+    );
+    for (r, auth) in &said {
+        assert_eq!(r["OutputFormat"], "pcm");
+        assert_eq!(r["SampleRate"], "16000");
+        assert_eq!(r["VoiceId"], "Joanna");
+        assert_eq!(r["Engine"], "neural");
+        assert!(auth.contains("/eu-west-1/polly/aws4_request"), "{auth}");
+    }
+    assert_eq!(reply.parts.len(), 2);
+    for part in &reply.parts {
+        assert_eq!(&part[..4], b"RIFF");
+        assert_eq!(
+            u32::from_le_bytes([part[24], part[25], part[26], part[27]]),
+            16_000
+        );
+        assert!(part.len() > 44 + 16_000, "a second or more of speech");
+    }
+
+    // Faults, told to the student in their words: expired credentials, throttling at the
+    // start and in the middle of the stream, Polly's expired credentials and throttling.
+    for (transcribe, polly, code, says) in [
+        (
+            Fault::Expired,
+            Fault::None,
+            "recognition_failed",
+            "try again",
+        ),
+        (Fault::Throttled, Fault::None, "busy", "seconds"),
+        (Fault::ThrottledMidStream, Fault::None, "busy", "seconds"),
+        (
+            Fault::None,
+            Fault::Expired,
+            "synthesis_failed",
+            "shown in writing",
+        ),
+        (Fault::None, Fault::Throttled, "busy", "shown in writing"),
+    ] {
+        aws.transcribe_fails_with(transcribe);
+        aws.polly_fails_with(polly);
+        let started = std::time::Instant::now();
+        let reply = ask(&mut socket, &spoken[..spoken.len().min(64_000)]).await;
+        let err = reply
+            .of("error")
+            .cloned()
+            .unwrap_or_else(|| panic!("{transcribe:?}/{polly:?}: {:?}", reply.events));
+        assert_eq!(err["code"], code, "{transcribe:?}/{polly:?}: {err}");
+        let message = err["message"].as_str().unwrap_or("");
+        assert!(message.contains(says), "{message}");
+        assert!(
+            !message.contains("Exception") && !message.contains("token"),
+            "AWS's words stay in the log: {message}"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        // The socket stays usable after each (an error ends a turn, not the session)…
+        // except that the page closes it; reconnect as the page does.
+        socket = connect(&ws, Some(&token("alice")))
+            .await
+            .expect("reconnect");
+        let _ready = socket.next().await;
+    }
+    aws.transcribe_fails_with(Fault::None);
+    aws.polly_fails_with(Fault::None);
+
+    // Today's speech used up: refused at the first frame, and no audio leaves for AWS.
+    let before = aws.seen.streams.lock().expect("lock").len();
+    let used = seconds_counted(&env.database_url, "alice").await;
+    assert!(used > 0, "each utterance counted its seconds");
+    let small = App::spawn_with(
+        &env.database_url,
+        AppOptions {
+            extra: {
+                let mut v: Vec<(&'static str, String)> =
+                    vars.iter().map(|(k, v)| (*k, v.to_string())).collect();
+                v.push(("CHAT_BASE_URL", model.base_url.clone()));
+                v.push(("CHAT_MODEL", "tutor-model".into()));
+                v.retain(|(k, _)| *k != "VOICE_DAILY_SECONDS");
+                v.push(("VOICE_DAILY_SECONDS", used.to_string()));
+                v
+            },
+            ..AppOptions::default()
+        },
+    )
+    .await;
+    let ws_small = small
+        .url("/api/voice/ws?concept=2")
+        .replace("http://", "ws://");
+    let mut socket = connect(&ws_small, Some(&token("alice")))
+        .await
+        .expect("connect");
+    let _ready = socket.next().await;
+    let reply = ask(&mut socket, &spoken).await;
+    let err = reply.of("error").cloned().expect("refused");
+    assert_eq!(err["code"], "too_many_requests", "{err}");
+    assert_eq!(
+        aws.seen.streams.lock().expect("lock").len(),
+        before,
+        "no stream was opened"
+    );
+}
+
+/// Seconds of speech counted for `student` today.
+async fn seconds_counted(database_url: &str, student: &str) -> i64 {
+    let mut c = common::sqlx_pg(database_url).await;
+    let (s,): (i64,) = sqlx::query_as(
+        "SELECT COALESCE(SUM(audio_seconds), 0)::BIGINT FROM learntrac_chat_usage WHERE student = $1",
+    )
+    .bind(student)
+    .fetch_one(&mut c)
+    .await
+    .expect("usage");
+    s
+}

@@ -137,7 +137,10 @@ impl AwsSpeech {
 
 /// An AWS error in our terms: throttling is the caller's to wait out; everything else
 /// (expired or refused credentials included) is for the operator's log.
-fn aws_error(engine: &'static str, e: &(impl ProvideErrorMetadata + std::error::Error)) -> SpeechError {
+fn aws_error(
+    engine: &'static str,
+    e: &(impl ProvideErrorMetadata + std::error::Error),
+) -> SpeechError {
     match e.code() {
         Some(
             "ThrottlingException"
@@ -152,7 +155,30 @@ fn aws_error(engine: &'static str, e: &(impl ProvideErrorMetadata + std::error::
             engine,
             format!("{code}: {}", e.message().unwrap_or("(no message)")),
         ),
-        None => SpeechError::engine(engine, aws_smithy_types::error::display::DisplayErrorContext(e)),
+        None => SpeechError::engine(
+            engine,
+            aws_smithy_types::error::display::DisplayErrorContext(e),
+        ),
+    }
+}
+
+/// An exception sent inside the transcript stream: its metadata carries no code, its type
+/// says what it is.
+fn stream_error(
+    e: &aws_sdk_transcribestreaming::error::SdkError<
+        aws_sdk_transcribestreaming::types::error::TranscriptResultStreamError,
+        aws_smithy_types::event_stream::RawMessage,
+    >,
+) -> SpeechError {
+    use aws_sdk_transcribestreaming::types::error::TranscriptResultStreamError as E;
+    match e.as_service_error() {
+        Some(E::LimitExceededException(_) | E::ServiceUnavailableException(_)) => {
+            SpeechError::RateLimited {
+                engine: TRANSCRIBE,
+                retry_after: THROTTLED_WAIT,
+            }
+        }
+        _ => aws_error(TRANSCRIBE, e),
     }
 }
 
@@ -211,7 +237,7 @@ async fn recognise(
         .transcript_result_stream
         .recv()
         .await
-        .map_err(|e| aws_error(TRANSCRIBE, &e))?
+        .map_err(|e| stream_error(&e))?
     {
         let TranscriptResultStream::TranscriptEvent(event) = event else {
             continue;
@@ -253,9 +279,11 @@ impl Recognizer for AwsSpeech {
     fn listen(&self) -> Option<Listening> {
         let client = self.transcribe.clone();
         let language = self.config.language.clone();
-        Some(Listening::start(TRANSCRIBE, self.config.stall, move |frames, progress| {
-            recognise(client, language, frames, progress)
-        }))
+        Some(Listening::start(
+            TRANSCRIBE,
+            self.config.stall,
+            move |frames, progress| recognise(client, language, frames, progress),
+        ))
     }
 
     fn transcribe<'a>(

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod fake_audio;
+pub mod fake_aws_speech;
 pub mod fake_model;
 pub mod speech;
 

@@ -104,6 +104,11 @@ pub async fn ask(socket: &mut Socket, pcm: &[u8]) -> Reply {
         .send(Message::Text(r#"{"type":"end"}"#.into()))
         .await
         .expect("send end");
+    read_reply(socket).await
+}
+
+/// Reads until the answer has been spoken (`spoken`), an error, or the socket's end.
+pub async fn read_reply(socket: &mut Socket) -> Reply {
     let mut events = Vec::new();
     let mut parts = Vec::new();
     let mut expect_audio = false;
