@@ -331,6 +331,55 @@ fn openai_voice_needs_an_endpoint_and_on_openai_a_key() {
 }
 
 #[test]
+fn aws_voice_needs_a_region_with_transcribe_streaming_and_polly() {
+    let p = Project::new();
+    p.edit(
+        "dev",
+        "LOG_FORMAT: json",
+        "LOG_FORMAT: json\n      VOICE_ENGINE: aws",
+    );
+    let region = |p: &Project| {
+        let show = Cli::new()
+            .root(p.path())
+            .args(["config", "show", "dev", "-o", "json"])
+            .run();
+        let v: serde_json::Value = serde_json::from_str(&show.stdout).expect("JSON");
+        v["aws"]["region"].as_str().unwrap_or("").to_string()
+    };
+    let home = region(&p);
+    // dev's region has both: valid, and `config show` says what the tasks need.
+    let run = validate(&p, "dev");
+    assert_eq!(run.code, 0, "{home}: {}", run.stderr);
+    let show = Cli::new()
+        .root(p.path())
+        .args(["config", "show", "dev", "-o", "json"])
+        .run();
+    let v: serde_json::Value = serde_json::from_str(&show.stdout).expect("JSON");
+    let says = v["derived"]["voice"].as_str().unwrap_or("");
+    assert!(
+        says.starts_with("aws: free-form speech")
+            && says.contains("transcribe:StartStreamTranscription")
+            && says.contains("polly:SynthesizeSpeech"),
+        "{says}"
+    );
+    // Milan has Polly but not Transcribe Streaming: refused at the variable, with where.
+    p.edit("dev", &format!("region: {home}"), "region: eu-south-1");
+    let run = validate(&p, "dev");
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "VOICE_ENGINE is aws, but eu-south-1 does not offer both Amazon Transcribe Streaming and Polly"
+        ) && run.stderr.contains("eu-west-1")
+            && run.stderr.contains(&format!(
+                "dev.yaml:{}",
+                p.line_of("dev", "VOICE_ENGINE: aws")
+            )),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn production_rules() {
     let p = Project::new();
     p.edit("prod", "multi_az: true", "multi_az: false");
@@ -484,7 +533,7 @@ fn show_resolves_defaults_and_lists_secrets_by_name() {
     assert_eq!(v["derived"]["name_prefix"], "learntrac-dev");
     assert_eq!(v["derived"]["serves"], "http");
     assert_eq!(
-        v["derived"]["voice"], "off: the service's VOICE_ENGINE is not local, auto or openai",
+        v["derived"]["voice"], "off: the service's VOICE_ENGINE is not local, auto, openai or aws",
         "dev's tasks have no voice engines"
     );
     let local = Cli::new()

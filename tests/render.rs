@@ -415,3 +415,50 @@ fn render_writes_and_removes_only_inside_its_output_folder() {
         "nothing was written through the link"
     );
 }
+
+#[test]
+fn the_task_role_may_hear_and_speak_only_where_voice_is_aws() {
+    let module = |main: &str, name: &str| {
+        main.split(&format!("module \"{name}_service\""))
+            .nth(1)
+            .and_then(|rest| rest.split("\n}\n").next())
+            .map(str::to_string)
+            .expect("the module")
+    };
+    // dev's voice is off: neither service's tasks get the permissions.
+    let out = render_repo_env("dev");
+    let main = std::fs::read_to_string(out.path().join("terraform/main.tf")).expect("main.tf");
+    assert!(!main.contains("speech"), "dev: no speech permissions");
+    // VOICE_ENGINE=aws: the service's task role gets them, Trac's does not.
+    let project = Project::new();
+    project.edit(
+        "dev",
+        "LOG_FORMAT: json",
+        "LOG_FORMAT: json\n      VOICE_ENGINE: aws",
+    );
+    let out = project.path().join("out");
+    let run = Cli::new()
+        .root(project.path())
+        .args(["render", "dev", "--out"])
+        .args([&out])
+        .run();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let main = std::fs::read_to_string(out.join("terraform/main.tf")).expect("main.tf");
+    let service = module(&main, "learntrac");
+    assert!(!module(&main, "trac").contains("speech"));
+    insta::assert_snapshot!("dev_voice_aws__learntrac_service_module", service);
+    let ecs = std::fs::read_to_string(out.join("terraform/modules/ecs/main.tf")).expect("ecs");
+    let policy = ecs
+        .split("resource \"aws_iam_role_policy\" \"speech\"")
+        .nth(1)
+        .and_then(|rest| rest.split("\n}\n").next())
+        .expect("the speech policy");
+    assert!(
+        policy.contains("count = var.speech ? 1 : 0")
+            && policy.contains(
+                "Action   = [\"transcribe:StartStreamTranscription\", \"polly:SynthesizeSpeech\"]"
+            )
+            && policy.contains("role = aws_iam_role.task.id"),
+        "{policy}"
+    );
+}

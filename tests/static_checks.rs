@@ -32,6 +32,53 @@ fn terraform(dir: &Path) -> Command {
     cmd
 }
 
+/// fmt, init (offline) and validate in `tf`; panics with terraform's words.
+fn fmt_and_validate(label: &str, tf: &Path, mirror: &Path) {
+    std::fs::write(tf.join("empty.tfrc"), "").expect("write empty.tfrc");
+    let (ok, _, text) = run(terraform(tf).args(["fmt", "-check", "-recursive", "-diff"]));
+    assert!(
+        ok,
+        "{label}: terraform fmt -check found differences:\n{text}"
+    );
+    let (ok, _, text) = run(terraform(tf)
+        .args(["init", "-backend=false", "-no-color"])
+        .arg(format!("-plugin-dir={}", mirror.display())));
+    assert!(ok, "{label}: terraform init failed:\n{text}");
+    let (ok, text, all) = run(terraform(tf).args(["validate", "-json", "-no-color"]));
+    let report: serde_json::Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{label}: validate -json: {e}\n{all}"));
+    assert!(
+        ok && report["valid"] == true,
+        "{label}: terraform validate:\n{report:#}"
+    );
+    assert_eq!(
+        report["warning_count"], 0,
+        "{label}: terraform validate warnings:\n{report:#}"
+    );
+}
+
+#[test]
+fn an_environment_with_aws_voice_renders_valid_terraform() {
+    let mirror = required_tool(
+        "LEARNTRAC_TF_PLUGIN_DIR",
+        "the AWS provider mirror (a folder holding registry.terraform.io/hashicorp/aws)",
+    );
+    let project = common::Project::new();
+    project.edit(
+        "dev",
+        "LOG_FORMAT: json",
+        "LOG_FORMAT: json\n      VOICE_ENGINE: aws",
+    );
+    let out = project.path().join("out");
+    let run = common::Cli::new()
+        .root(project.path())
+        .args(["render", "dev", "--out"])
+        .args([&out])
+        .run();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    fmt_and_validate("dev with VOICE_ENGINE=aws", &out.join("terraform"), &mirror);
+}
+
 #[test]
 fn terraform_fmt_and_validate_every_environment() {
     let mirror = required_tool(
@@ -41,24 +88,7 @@ fn terraform_fmt_and_validate_every_environment() {
     for env in ENVIRONMENTS {
         let out = render_repo_env(env);
         let tf = out.path().join("terraform");
-        std::fs::write(tf.join("empty.tfrc"), "").expect("write empty.tfrc");
-        let (ok, _, text) = run(terraform(&tf).args(["fmt", "-check", "-recursive", "-diff"]));
-        assert!(ok, "{env}: terraform fmt -check found differences:\n{text}");
-        let (ok, _, text) = run(terraform(&tf)
-            .args(["init", "-backend=false", "-no-color"])
-            .arg(format!("-plugin-dir={}", mirror.display())));
-        assert!(ok, "{env}: terraform init failed:\n{text}");
-        let (ok, text, all) = run(terraform(&tf).args(["validate", "-json", "-no-color"]));
-        let report: serde_json::Value = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("{env}: validate -json: {e}\n{all}"));
-        assert!(
-            ok && report["valid"] == true,
-            "{env}: terraform validate:\n{report:#}"
-        );
-        assert_eq!(
-            report["warning_count"], 0,
-            "{env}: terraform validate warnings:\n{report:#}"
-        );
+        fmt_and_validate(env, &tf, &mirror);
         // init installed the provider against the rendered lock file, unchanged.
         let lock = std::fs::read_to_string(tf.join(".terraform.lock.hcl")).expect("lock file");
         assert!(

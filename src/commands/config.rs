@@ -150,19 +150,23 @@ pub fn show(name: &str, ctx: &Ctx) -> Result<i32> {
             } else {
                 "http"
             },
-            voice: if env.voice_engines() {
-                "local engines (espeak-ng, PocketSphinx) in the service image"
-            } else if env
+            voice: match env
                 .services
                 .get(crate::config::ServiceName::Learntrac)
                 .environment
                 .get("VOICE_ENGINE")
                 .map(String::as_str)
-                == Some("openai")
             {
-                "openai: free-form speech through VOICE_BASE_URL (else CHAT_BASE_URL), keyed by the VOICE_API_KEY (else CHAT_API_KEY) secret"
-            } else {
-                "off: the service's VOICE_ENGINE is not local, auto or openai"
+                Some("local" | "auto") => {
+                    "local engines (espeak-ng, PocketSphinx) in the service image"
+                }
+                Some("openai") => {
+                    "openai: free-form speech through VOICE_BASE_URL (else CHAT_BASE_URL), keyed by the VOICE_API_KEY (else CHAT_API_KEY) secret"
+                }
+                Some("aws") => {
+                    "aws: free-form speech through Amazon Transcribe Streaming and Polly in aws.region, with the task role's transcribe:StartStreamTranscription and polly:SynthesizeSpeech (no secret)"
+                }
+                _ => "off: the service's VOICE_ENGINE is not local, auto, openai or aws",
             },
             wiring,
             db_roles: {

@@ -44,6 +44,16 @@ impl Environment {
         )
     }
 
+    /// The service's tasks speak through Amazon Transcribe Streaming and Polly
+    /// (VOICE_ENGINE=aws): its task role gets their permissions.
+    pub fn voice_aws(&self) -> bool {
+        self.services
+            .get(ServiceName::Learntrac)
+            .environment
+            .get("VOICE_ENGINE")
+            .is_some_and(|v| v == "aws")
+    }
+
     /// Production environments must serve TLS, run a multi-AZ database and protect
     /// their load balancer and database from deletion.
     pub fn is_production(&self) -> bool {

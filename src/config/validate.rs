@@ -98,6 +98,8 @@ pub fn has_url_credentials(value: &str) -> bool {
 struct Scope {
     production: bool,
     ssm_prefix: String,
+    /// aws.region, when it parsed.
+    region: Option<String>,
 }
 
 /// Runs every check whose section parsed, so one broken section hides nothing else.
@@ -109,6 +111,7 @@ pub(super) fn check(env: &Partial, file_name: &str, p: &mut FileParser) {
             "/{}/{env_name}",
             env.project.as_deref().unwrap_or("learntrac")
         ),
+        region: env.aws.as_ref().map(|a| a.region.clone()),
     };
     names(
         env.project.as_deref(),
@@ -646,16 +649,68 @@ fn service(scope: &Scope, name: ServiceName, svc: &Service, p: &mut FileParser) 
         check_ssm_path(p, &at, param);
     }
     if name == ServiceName::Learntrac {
-        voice(svc, &key("environment.VOICE_ENGINE"), p);
+        voice(
+            svc,
+            &key("environment.VOICE_ENGINE"),
+            scope.region.as_deref(),
+            p,
+        );
     }
 }
 
+/// Regions that offer both Amazon Transcribe Streaming and Polly (botocore 1.44.18's
+/// endpoints.json, FIPS endpoints aside).
+const SPEECH_REGIONS: [&str; 20] = [
+    "af-south-1",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-south-1",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-5",
+    "ap-southeast-7",
+    "ca-central-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-west-1",
+    "eu-west-2",
+    "sa-east-1",
+    "us-east-1",
+    "us-east-2",
+    "us-west-2",
+    "cn-northwest-1",
+    "us-gov-west-1",
+    "eusc-de-east-1",
+];
+
 /// The service's VOICE_ENGINE: a value it knows; `openai` with an endpoint and, on OpenAI's
-/// own, a key among the secrets (the tasks would start and every spoken question fail).
-fn voice(svc: &Service, at: &str, p: &mut FileParser) {
+/// own, a key among the secrets; `aws` in a region that has both speech services (else the
+/// tasks would start and every spoken question fail).
+fn voice(svc: &Service, at: &str, region: Option<&str>, p: &mut FileParser) {
     let env = |k: &str| svc.environment.get(k).map(String::as_str);
     match env("VOICE_ENGINE") {
         None | Some("none" | "local" | "auto") => {}
+        Some("aws") => {
+            let elsewhere = ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_TRANSCRIBE_STREAMING"]
+                .iter()
+                .any(|k| env(k).is_some());
+            if let Some(r) = region
+                && !elsewhere
+                && !SPEECH_REGIONS.contains(&r)
+            {
+                p.at_value(
+                    at,
+                    format!(
+                        "VOICE_ENGINE is aws, but {r} does not offer both Amazon Transcribe \
+                         Streaming and Polly"
+                    ),
+                )
+                .expected = Some(format!(
+                    "openai, local or none in {r}, or an aws.region among {}",
+                    SPEECH_REGIONS.join(", ")
+                ));
+            }
+        }
         Some("openai") => {
             let endpoint = env("VOICE_BASE_URL").or(env("CHAT_BASE_URL"));
             let keyed = ["VOICE_API_KEY", "CHAT_API_KEY"]
@@ -679,7 +734,7 @@ fn voice(svc: &Service, at: &str, p: &mut FileParser) {
         }
         Some(other) => {
             p.at_value(at, format!("`{other}` is not a voice engine"))
-                .expected = Some("none, local, auto or openai".into());
+                .expected = Some("none, local, auto, openai or aws".into());
         }
     }
 }

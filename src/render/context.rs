@@ -29,6 +29,8 @@ pub struct RenderContext<'a> {
     /// The service's image carries the voice tutor's local engines: its VOICE_ENGINE is
     /// `local` or `auto` (see [`Environment::voice_engines`]).
     pub voice_engines: bool,
+    /// The service's task role may call Transcribe Streaming and Polly (VOICE_ENGINE=aws).
+    pub voice_aws: bool,
     /// The SSM parameter of ElastiCache's AUTH token.
     pub redis_auth_parameter: String,
     /// The container each task runs first to make the services' database roles.
@@ -377,6 +379,7 @@ impl<'a> RenderContext<'a> {
                 })
                 .collect(),
             voice_engines: env.voice_engines(),
+            voice_aws: env.voice_aws(),
             redis_auth_parameter: env.redis_auth_parameter(),
             db_roles: {
                 let (vars, secrets) = db_roles_container(env);
