@@ -220,7 +220,11 @@ impl Session {
                 Some(Ok(Message::Text(t))) => match serde_json::from_str::<Value>(&t) {
                     Ok(v) if v["type"] == "end" => {
                         let pcm = std::mem::take(&mut audio);
-                        let listening = self.listening.take();
+                        let mut listening = self.listening.take();
+                        // The engine finishes while the utterance is checked and counted.
+                        if let Some((l, _)) = &mut listening {
+                            l.end();
+                        }
                         if std::mem::take(&mut self.deaf) {
                             true
                         } else {

@@ -110,10 +110,15 @@ impl Listening {
         let _ = self.audio.send(frame.to_vec());
     }
 
-    /// The utterance has ended: the whole transcript.
-    pub async fn finish(mut self) -> Result<String, SpeechError> {
+    /// The utterance has ended: no more audio (the engine starts to finish at once).
+    pub fn end(&mut self) {
         let (closed, _) = mpsc::unbounded_channel();
         drop(std::mem::replace(&mut self.audio, closed));
+    }
+
+    /// The whole transcript, once the utterance has ended.
+    pub async fn finish(mut self) -> Result<String, SpeechError> {
+        self.end();
         match tokio::time::timeout(self.wait, &mut self.result).await {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => Err(SpeechError::engine(self.engine, e)),

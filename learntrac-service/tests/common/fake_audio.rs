@@ -38,9 +38,18 @@ pub struct Heard {
     /// Each speech request's JSON.
     pub speech: Arc<Mutex<Vec<Value>>>,
     pub auth: Arc<Mutex<Vec<String>>>,
+    /// Milliseconds each answer waits (a fixed engine latency, for the benchmark).
+    pub latency_ms: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Heard {
+    async fn wait(&self) {
+        let ms = self.latency_ms.load(std::sync::atomic::Ordering::SeqCst);
+        if ms > 0 {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+    }
+
     fn note_auth(&self, headers: &HeaderMap) {
         self.auth.lock().expect("lock").push(
             headers
@@ -64,6 +73,14 @@ pub struct FakeAudio {
 }
 
 impl FakeAudio {
+    /// From now on each transcription and each speech request takes `latency`.
+    pub fn answer_after(&self, latency: Duration) {
+        self.heard.latency_ms.store(
+            u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
+            std::sync::atomic::Ordering::SeqCst,
+        );
+    }
+
     /// A server that hears `transcript` in whatever it is sent.
     pub async fn start(transcript: &str) -> Self {
         let heard = Heard::default();
@@ -180,6 +197,7 @@ pub fn parse_multipart(content_type: &str, body: &[u8]) -> Result<Vec<Part>, Str
 
 async fn transcriptions(State(d): State<Double>, headers: HeaderMap, body: Bytes) -> Response {
     d.heard.note_auth(&headers);
+    d.heard.wait().await;
     let ct = headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
@@ -225,6 +243,7 @@ async fn transcriptions(State(d): State<Double>, headers: HeaderMap, body: Bytes
 
 async fn speech(State(d): State<Double>, headers: HeaderMap, body: Bytes) -> Response {
     d.heard.note_auth(&headers);
+    d.heard.wait().await;
     let Ok(req) = serde_json::from_slice::<Value>(&body) else {
         return invalid("We could not parse the JSON body of your request.");
     };

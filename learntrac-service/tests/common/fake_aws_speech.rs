@@ -54,6 +54,18 @@ pub struct Seen {
     pub streams: Arc<Mutex<Vec<Stream>>>,
     /// Each Polly request's JSON and Authorization.
     pub speech: Arc<Mutex<Vec<(Value, String)>>>,
+    /// Milliseconds Transcribe takes to finish after the audio ends, and Polly to answer
+    /// (a fixed engine latency, for the benchmark).
+    pub latency_ms: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Seen {
+    async fn wait(&self) {
+        let ms = self.latency_ms.load(std::sync::atomic::Ordering::SeqCst);
+        if ms > 0 {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -126,6 +138,15 @@ impl FakeAwsSpeech {
             polly_fault: double.polly_fault,
             _dir: dir,
         }
+    }
+
+    /// From now on Transcribe's final result comes `latency` after the audio ends, and
+    /// Polly answers after `latency`.
+    pub fn answer_after(&self, latency: Duration) {
+        self.seen.latency_ms.store(
+            u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
+            std::sync::atomic::Ordering::SeqCst,
+        );
     }
 
     pub fn transcribe_fails_with(&self, fault: Fault) {
@@ -260,6 +281,8 @@ async fn transcribe(double: &Double, cert: &PathBuf, key: &PathBuf) -> String {
     let double = double.clone();
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
+            // As AWS's front ends do: small frames (a partial result) go out at once.
+            let _ = tcp.set_nodelay(true);
             let acceptor = acceptor.clone();
             let double = double.clone();
             tokio::spawn(async move {
@@ -488,6 +511,7 @@ async fn stream_transcription(
         }
     }
     record(&seen);
+    double.seen.wait().await;
     let text = if seen.audio_bytes > 0 {
         double.transcript.clone()
     } else {
@@ -528,6 +552,7 @@ async fn speech(State(d): State<Double>, headers: HeaderMap, body: Bytes) -> Res
         .lock()
         .expect("lock")
         .push((req.clone(), auth.clone()));
+    d.seen.wait().await;
     if !(auth.starts_with("AWS4-HMAC-SHA256 ") && auth.contains("/polly/aws4_request")) {
         return polly_error(
             StatusCode::FORBIDDEN,
@@ -583,7 +608,6 @@ async fn speech(State(d): State<Double>, headers: HeaderMap, body: Bytes) -> Res
     // About 15 characters a second of speech, silence.
     let seconds = (text.chars().count() as f64 / 15.0).max(0.3);
     let samples = (seconds * 16_000.0) as usize;
-    tokio::time::sleep(Duration::from_millis(5)).await;
     (
         StatusCode::OK,
         [
