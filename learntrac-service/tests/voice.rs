@@ -669,6 +669,13 @@ async fn free_form_speech_through_amazon_transcribe_streaming_and_polly() {
     ] {
         aws.transcribe_fails_with(transcribe);
         aws.polly_fails_with(polly);
+        let calls = |aws: &FakeAwsSpeech| {
+            (
+                aws.seen.streams.lock().expect("lock").len(),
+                aws.seen.speech.lock().expect("lock").len(),
+            )
+        };
+        let before = calls(&aws);
         let started = std::time::Instant::now();
         let reply = ask(&mut socket, &spoken[..spoken.len().min(64_000)]).await;
         let err = reply
@@ -683,6 +690,12 @@ async fn free_form_speech_through_amazon_transcribe_streaming_and_polly() {
             "AWS's words stay in the log: {message}"
         );
         assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        // Not retried: the student is told to ask again instead of waiting on backoff.
+        let after = calls(&aws);
+        assert_eq!(after.0 - before.0, 1, "one stream");
+        if polly != Fault::None {
+            assert_eq!(after.1 - before.1, 1, "one speech request");
+        }
         // The socket stays usable after each (an error ends a turn, not the session)…
         // except that the page closes it; reconnect as the page does.
         socket = connect(&ws, Some(&token("alice")))
@@ -723,6 +736,8 @@ async fn free_form_speech_through_amazon_transcribe_streaming_and_polly() {
     let reply = ask(&mut socket, &spoken).await;
     let err = reply.of("error").cloned().expect("refused");
     assert_eq!(err["code"], "too_many_requests", "{err}");
+    let wait = err["retry_after"].as_u64().unwrap_or(0);
+    assert!((1..=86_400).contains(&wait), "until midnight UTC: {err}");
     assert_eq!(
         aws.seen.streams.lock().expect("lock").len(),
         before,

@@ -311,8 +311,7 @@ impl Session {
                 Ok(true) => {}
                 Ok(false) => {
                     self.deaf = true;
-                    let message = self.out_of_speech();
-                    return Ok(self.error("too_many_requests", &message).await);
+                    return Ok(self.refused(self.out_of_speech()).await);
                 }
                 Err(e) => {
                     self.deaf = true;
@@ -334,17 +333,20 @@ impl Session {
         Ok(true)
     }
 
-    /// The page's words when today's speech is used up.
-    fn out_of_speech(&self) -> String {
+    /// Today's speech is used up: the page's words, and when it comes back.
+    fn out_of_speech(&self) -> ApiError {
         let minutes = self.voice.daily_seconds / 60;
         let limit = if minutes >= 2 {
             format!("{minutes} minutes")
         } else {
             format!("{} seconds", self.voice.daily_seconds)
         };
-        format!(
-            "today's voice limit ({limit} of speech) is used up; it resets at midnight UTC, and you can still type your question"
-        )
+        ApiError::TooManyRequests {
+            message: format!(
+                "today's voice limit ({limit} of speech) is used up; it resets at midnight UTC, and you can still type your question"
+            ),
+            retry_after: tutor::seconds_to_midnight(now_secs()),
+        }
     }
 
     /// Recognises (or, heard while spoken, finishes hearing), asks the tutor, streams its
@@ -384,8 +386,7 @@ impl Session {
         {
             Ok(true) => {}
             Ok(false) => {
-                let message = self.out_of_speech();
-                return Ok(self.error("too_many_requests", &message).await);
+                return Ok(self.refused(self.out_of_speech()).await);
             }
             Err(e) => return Ok(self.refused(ApiError::from(e)).await),
         }
@@ -567,14 +568,19 @@ impl Session {
         Ok(self.send(json!({"type": "spoken", "parts": parts})).await)
     }
 
-    /// Tells the page why a question was not taken (limits, a conversation not found).
+    /// Tells the page why a question was not taken (limits, a conversation not found);
+    /// a limit says in `retry_after` how many seconds until it lifts, as a 429 would.
     async fn refused(&mut self, e: ApiError) -> bool {
         let code = match &e {
             ApiError::TooManyRequests { .. } => "too_many_requests",
             ApiError::NotFound(_) => "not_found",
             _ => "unavailable",
         };
-        self.error(code, &e.to_string()).await
+        let mut event = json!({"type": "error", "code": code, "message": e.to_string()});
+        if let ApiError::TooManyRequests { retry_after, .. } = e {
+            event["retry_after"] = json!(retry_after);
+        }
+        self.send(event).await
     }
 }
 

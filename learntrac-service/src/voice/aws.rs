@@ -78,7 +78,11 @@ pub struct AwsSpeech {
 impl AwsSpeech {
     /// The two clients, on the default credential chain unless keys were given.
     pub async fn new(config: AwsVoiceConfig) -> Result<Self, String> {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        // No retries: a student is waiting on every call, the SDK's backoff (seconds, with
+        // jitter) would outlast VOICE_STALL_SECONDS, and a stream's audio cannot be replayed;
+        // a throttled call tells the student to ask again instead.
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .retry_config(aws_config::retry::RetryConfig::disabled());
         if let Some(region) = &config.region {
             loader = loader.region(aws_config::Region::new(region.clone()));
         }
