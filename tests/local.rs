@@ -3,6 +3,8 @@
 mod common;
 #[path = "../learntrac-service/tests/common/fake_audio.rs"]
 mod fake_audio;
+#[path = "../learntrac-service/tests/common/fake_aws_speech.rs"]
+mod fake_aws_speech;
 #[path = "../learntrac-service/tests/common/fake_model.rs"]
 mod fake_model;
 #[path = "../learntrac-service/tests/common/speech.rs"]
@@ -28,7 +30,13 @@ fn learntrac(dir: &Path, home: &Path) -> Command {
 
 /// Starts `local up` and waits until the router answers.
 fn up(dir: &Path, home: &Path, port: u16, seed: bool) -> Child {
+    up_with_env(dir, home, port, seed, &[])
+}
+
+/// `up`, with more variables in its environment (credentials a shell would hold).
+fn up_with_env(dir: &Path, home: &Path, port: u16, seed: bool, env: &[(&str, &str)]) -> Child {
     let mut cmd = learntrac(dir, home);
+    cmd.envs(env.iter().copied());
     cmd.args(["local", "up", "--port", &port.to_string()]);
     if seed {
         cmd.arg("--seed-demo");
@@ -576,6 +584,10 @@ impl TutorStack {
 
     /// With `voice` as the service's voice lines of local.yaml.
     async fn up_with(voice: &str) -> Self {
+        Self::up_with_env(voice, &[]).await
+    }
+
+    async fn up_with_env(voice: &str, env: &[(&str, &str)]) -> Self {
         let model = fake_model::FakeModel::start().await;
         let project = Project::new();
         project.edit(
@@ -588,7 +600,7 @@ impl TutorStack {
         );
         let home = tempfile::tempdir().expect("home");
         let port = free_port();
-        let child = up(project.path(), home.path(), port, true);
+        let child = up_with_env(project.path(), home.path(), port, true, env);
         let data = project.path().join(".learntrac/local/embedded");
         let secret = std::fs::read_to_string(data.join("token-secret")).expect("token secret");
         let token = |who| learntrac_service::auth::issue_token(secret.trim(), who, 600);
@@ -1094,6 +1106,100 @@ async fn free_form_speech_from_the_microphone_through_an_openai_compatible_endpo
         file.data.starts_with(b"RIFF") && file.data.len() > 44 + 32_000,
         "{} bytes",
         file.data.len()
+    );
+    drop(browser);
+    stack.down();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_page_shows_words_as_amazon_transcribe_hears_them() {
+    // VOICE_ENGINE=aws against the Transcribe Streaming and Polly doubles: the page's
+    // microphone streams to the service, which streams to "Transcribe" while the student
+    // speaks; what has been heard so far shows in a provisional bubble, then the transcript
+    // replaces it and the answer is played. The credentials come from the shell, as the
+    // SDK's chain reads them (on ECS: the task role).
+    let sentence = "I don't get why you flip the sign when you divide by a negative";
+    let aws = fake_aws_speech::FakeAwsSpeech::start(sentence).await;
+    let settings = aws.settings();
+    let get = |k: &str| {
+        settings
+            .iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let voice = format!(
+        "      VOICE_ENGINE: aws\n      AWS_REGION: eu-west-1\n      AWS_ENDPOINT_URL_TRANSCRIBE_STREAMING: {}\n      AWS_ENDPOINT_URL_POLLY: {}\n      AWS_CA_BUNDLE: {}\n",
+        get("AWS_ENDPOINT_URL_TRANSCRIBE_STREAMING"),
+        get("AWS_ENDPOINT_URL_POLLY"),
+        get("AWS_CA_BUNDLE"),
+    );
+    let (id, secret) = (get("AWS_ACCESS_KEY_ID"), get("AWS_SECRET_ACCESS_KEY"));
+    let stack = TutorStack::up_with_env(
+        &voice,
+        &[
+            ("AWS_ACCESS_KEY_ID", id.as_str()),
+            ("AWS_SECRET_ACCESS_KEY", secret.as_str()),
+        ],
+    )
+    .await;
+    let (alice, base) = (&stack.alice, &stack.base);
+    let dir = tempfile::tempdir().expect("dir");
+    let wav = dir.path().join("free.wav");
+    speech::say(sentence, &wav, 1.0);
+    let url = format!("{base}/learn/?concept=2&listen=5#token={alice}");
+    let mut browser = Browser::open(&url, Some(&wav)).await;
+    // While listening, the provisional bubble holds the words heard so far.
+    browser
+        .wait_until("!!document.querySelector('#chat .msg.user.hearing')")
+        .await;
+    let hearing = browser
+        .eval("document.querySelector('#chat .msg.user.hearing').innerText")
+        .await;
+    let hearing = hearing.as_str().unwrap_or("").to_string();
+    assert!(
+        !hearing.is_empty() && sentence.starts_with(&hearing),
+        "{hearing}"
+    );
+    browser.screenshot("learn-page-voice-hearing.png").await;
+    browser
+        .wait_until("document.body.dataset.voice === 'ended' || (document.body.dataset.voice || '').startsWith('error')")
+        .await;
+    let chat = browser
+        .eval("document.getElementById('chat').innerText")
+        .await;
+    let chat = chat.as_str().unwrap_or("").to_string();
+    browser.screenshot("learn-page-voice-aws.png").await;
+    assert_eq!(
+        browser.eval("document.body.dataset.voice").await,
+        "ended",
+        "{chat}"
+    );
+    // One user bubble (the provisional one became the transcript), then the answer.
+    assert_eq!(
+        browser
+            .eval("document.querySelectorAll('#chat .msg.user').length")
+            .await,
+        1,
+        "{chat}"
+    );
+    assert_eq!(
+        browser
+            .eval("document.querySelectorAll('#chat .msg.hearing').length")
+            .await,
+        0
+    );
+    assert!(chat.contains(sentence), "{chat}");
+    let answer = fake_model::answer_words("Linear equations").concat();
+    assert!(chat.contains(answer.trim()), "the answer shown: {chat}");
+    assert_eq!(
+        browser.eval("document.body.dataset.played || ''").await,
+        "2"
+    );
+    let streams = aws.seen.streams.lock().expect("lock").clone();
+    assert!(
+        streams.len() == 1 && streams[0].audio_bytes > 32_000 && streams[0].ended,
+        "{streams:?}"
     );
     drop(browser);
     stack.down();
