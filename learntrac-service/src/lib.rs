@@ -100,7 +100,13 @@ pub async fn build_state(config: &Config) -> Result<AppState, StartupError> {
             }
         },
         voice: speech_engines(config).await?,
-        limits: Arc::new(limits::Limits::for_this_machine(config.voice_idle)),
+        limits: Arc::new(limits::Limits::for_this_machine(
+            config.voice_idle,
+            !matches!(
+                config.voice,
+                config::VoiceEngine::OpenAi | config::VoiceEngine::Aws
+            ),
+        )),
         token_key: config
             .token_secret
             .as_ref()

@@ -33,20 +33,26 @@ pub struct Limits {
     sockets: Arc<PerStudent>,
     all_sockets: Arc<Semaphore>,
     engines_of: Arc<PerStudent>,
-    /// Speech-engine processes running at once: one per core, so recognition never takes
-    /// the cores the API's other requests need.
+    /// Speech-engine runs at once: for engines on this machine one per core, so recognition
+    /// never takes the cores the API's other requests need; for engines elsewhere (OpenAI,
+    /// AWS: a request or a stream costs this task almost nothing) one per socket.
     engines: Arc<Semaphore>,
     /// How long a voice socket may stay quiet.
     pub socket_idle: Duration,
 }
 
 impl Limits {
-    /// One engine slot per core.
-    pub fn for_this_machine(socket_idle: Duration) -> Self {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    /// One engine slot per core when the engines run here (`local_engines`), else one per
+    /// voice socket: a class talking to Transcribe at once must not queue behind two cores.
+    pub fn for_this_machine(socket_idle: Duration, local_engines: bool) -> Self {
+        let slots = if local_engines {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            SOCKETS_PER_TASK
+        };
         Limits {
             socket_idle,
-            ..Limits::new(cores)
+            ..Limits::new(slots)
         }
     }
 
@@ -215,5 +221,16 @@ mod tests {
         assert!(b.is_some(), "bob gets the other engine");
         drop(a);
         assert!(limits.engine("alice").await.is_some());
+    }
+
+    #[tokio::test]
+    async fn engines_elsewhere_do_not_queue_a_class_behind_the_cores() {
+        let limits = Limits::for_this_machine(SOCKET_IDLE, false);
+        let mut held = Vec::new();
+        for i in 0..30 {
+            held.push(limits.engine(&format!("student-{i}")).await);
+        }
+        assert!(held.iter().all(Option::is_some), "30 students talk at once");
+        assert!(limits.engine("student-0").await.is_none(), "still one each");
     }
 }
