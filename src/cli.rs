@@ -116,6 +116,9 @@ pub enum Command {
     /// SSM SecureString secrets under the environment's prefix (/PROJECT/ENV/)
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// Trac's logins (the TRAC_HTDIGEST secret): load a school's roster, list, remove
+    #[command(subcommand)]
+    People(PeopleCommand),
     /// Services, deployments, events, images, target health and secrets of an environment
     #[command(
         after_help = "Examples:\n  learntrac status dev\n  learntrac status prod --watch\n  learntrac status dev -o json"
@@ -362,6 +365,58 @@ pub enum SecretsCommand {
     /// Delete a secret
     Delete { env: String, name: String },
 }
+
+#[derive(Debug, Subcommand)]
+pub enum PeopleCommand {
+    /// Give every person of a roster who has none a login (a new password each, written
+    /// once to a private file); those who have one keep it
+    #[command(after_help = PEOPLE_IMPORT_HELP)]
+    Import {
+        env: String,
+        /// The roster: CSV with a header row naming `login` (or `username`) and,
+        /// optionally, `role` (student or teacher)
+        roster: PathBuf,
+        /// Where the new people's passwords go (made with mode 600; never over a file)
+        /// [default: ROSTER-passwords.csv beside the roster]
+        #[arg(long, value_name = "FILE")]
+        passwords: Option<PathBuf>,
+        /// Say who would be added; change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Replace Trac's tasks now, so the logins work at once (Trac reads them at start)
+        #[arg(long)]
+        restart: bool,
+    },
+    /// The logins Trac accepts (names only) and how full the secret is
+    List { env: String },
+    /// Take logins away (not the administrator's, the first)
+    Remove {
+        env: String,
+        #[arg(required = true)]
+        logins: Vec<String>,
+        /// Replace Trac's tasks now, so the logins stop working at once
+        #[arg(long)]
+        restart: bool,
+    },
+}
+
+const PEOPLE_IMPORT_HELP: &str = "\
+Examples:
+  learntrac people import dev class-7b.csv --dry-run
+  learntrac people import dev class-7b.csv --restart    # passwords in class-7b-passwords.csv
+  learntrac people list dev -o json
+  learntrac people remove dev alice bob --restart
+
+The roster, as a school's systems export it:
+  login,name,role
+  alice,\"Smith, Alice\",student
+  carol,Carol Jones,teacher
+
+Rows with a problem are all named (file:line:col) and nothing changes. Logins live in one
+SSM SecureString (the environment's TRAC_HTDIGEST): at most 8 KB, about 150 people.
+Teachers are then put in Trac's `teachers` group by the administrator (Admin → Permissions).
+Exit codes: 0, 2 a problem in the roster or a login too many, 3 no AWS credentials, no
+administrator yet, or the passwords file exists.";
 
 #[derive(Debug, Subcommand)]
 pub enum LocalCommand {

@@ -14,6 +14,7 @@ pub mod error;
 pub mod git;
 pub mod images;
 pub mod local;
+pub mod people;
 pub mod registry;
 pub mod render;
 pub mod rollback;
@@ -70,6 +71,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Rollback(args) => commands::rollback::run(&args, &ctx),
         Command::Local(cmd) => commands::local::run(&cmd, &ctx),
         Command::Secrets(cmd) => commands::secrets::run(&cmd, &ctx),
+        Command::People(cmd) => commands::people::run(&cmd, &ctx),
         Command::Status(args) => commands::status::run(&args, &ctx),
         Command::Bootstrap(args) => commands::bootstrap::run(&args, &ctx),
         Command::Destroy(args) => commands::destroy::run(&args, &ctx),

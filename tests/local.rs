@@ -318,12 +318,53 @@ async fn embedded_trac_serves_every_page_a_student_follows() {
     let port = free_port();
     let child = up(project.path(), home.path(), port, true);
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::builder()
+    let anonymous = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
 
-    // Trac's own navigation: every page is Trac's, with status 200.
+    // A visitor who has not signed in (the load balancer answers the whole internet) sees
+    // the wiki and the roadmap's units, never a concept or whose it is.
+    for path in ["/ticket/1", "/query", "/report", "/report/1"] {
+        let (status, by_trac, body) = fetch(&anonymous, &format!("{base}{path}")).await;
+        assert_eq!((status, by_trac), (403, true), "{path}: {body:.300}");
+    }
+    for path in [
+        "/",
+        "/timeline",
+        "/search?q=equations&ticket=on&wiki=on",
+        "/roadmap",
+        "/milestone/algebra-1",
+        "/attachment/ticket/1/",
+    ] {
+        let (status, _, body) = fetch(&anonymous, &format!("{base}{path}")).await;
+        assert!(status == 200 || status == 403, "{path}: {status}");
+        for private in [
+            "Variables and expressions",
+            "Linear equations",
+            "bob",
+            "alice",
+        ] {
+            assert!(
+                !body.contains(private),
+                "{path} shows `{private}` to a visitor who has not signed in"
+            );
+        }
+    }
+
+    // A student signed in through Trac's Login follows Trac's own navigation: every page
+    // is Trac's, with status 200.
+    let pw = demo_passwords(&project.path().join(".learntrac/local/embedded"));
+    let alice = common::TracUser::login(&base, "alice", &pw["alice"]);
+    let cookie = alice.auth_cookie();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(reqwest::header::HeaderMap::from_iter([(
+            reqwest::header::COOKIE,
+            reqwest::header::HeaderValue::from_str(&format!("trac_auth={cookie}")).expect("cookie"),
+        )]))
+        .build()
+        .expect("client");
     let mut pages = std::collections::BTreeMap::new();
     for path in [
         "/",
@@ -403,14 +444,19 @@ async fn embedded_trac_serves_every_page_a_student_follows() {
     }
     assert!(crawled > 40, "{crawled} links followed");
 
-    // What a person sees.
+    // What a person sees: the front page as any visitor, a concept and the roadmap as
+    // the student.
+    screenshot(&format!("{base}/"), "trac-front-page.png");
+    let mut browser = Browser::open("about:blank", None).await;
+    browser.set_cookie(&base, "trac_auth", &cookie).await;
     for (path, name) in [
-        ("/", "trac-front-page.png"),
         ("/ticket/1", "trac-ticket-1.png"),
         ("/roadmap", "trac-roadmap.png"),
     ] {
-        screenshot(&format!("{base}{path}"), name);
+        browser.navigate(&format!("{base}{path}")).await;
+        browser.screenshot(name).await;
     }
+    drop(browser);
 
     let down = learntrac(project.path(), home.path())
         .args(["local", "down", "--volumes"])
@@ -1494,6 +1540,47 @@ async fn a_school_signs_in_and_each_role_does_only_its_own() {
     assert_eq!(s, 200, "{fresh}");
     assert_eq!(fresh["owner"], "alice", "{fresh}");
     assert_eq!(fresh["prerequisites"], serde_json::json!([1]), "{fresh}");
+
+    // What the teacher and the administrator see, in a browser signed in by their cookies:
+    // the teacher's New Ticket form assigns an owner and has no script error; the
+    // administrator's permission page lists the teachers group.
+    for (who, path, shows, name) in [
+        (
+            &carol,
+            "/newticket",
+            "Summary",
+            "trac-teacher-newticket.png",
+        ),
+        (
+            &carol,
+            "/query?status=!closed&group=owner",
+            "Fractions",
+            "trac-teacher-concepts-by-student.png",
+        ),
+        (
+            &admin,
+            "/admin/general/perm",
+            "teachers",
+            "trac-admin-permissions.png",
+        ),
+    ] {
+        let mut browser = Browser::open("about:blank", None).await;
+        browser
+            .set_cookie(&base, "trac_auth", &who.auth_cookie())
+            .await;
+        browser.navigate(&format!("{base}{path}")).await;
+        let text = browser.eval("document.body.innerText").await;
+        assert!(
+            text.as_str().unwrap_or("").contains(shows),
+            "{path}: {text}"
+        );
+        assert!(
+            browser.exceptions().is_empty(),
+            "{path} threw: {:?}",
+            browser.exceptions()
+        );
+        browser.screenshot(name).await;
+    }
 
     // In a browser, signed in by Trac's cookie (no token): her page lists the new concept;
     // bob's concept is "not one of yours"; the tutor is off here and says so; /query loads

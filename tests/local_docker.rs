@@ -244,20 +244,9 @@ fn the_docker_runtime_runs_routes_keeps_what_is_unchanged_and_cleans_up() {
         progress["total_concepts"], 5,
         "demo data in PostgreSQL: {progress}"
     );
-    // The demo tickets are Trac's own: Trac serves them.
-    let (code, body) = s.get("/ticket/1");
-    assert_eq!(code, 200);
-    assert!(
-        body.contains("Variables and expressions"),
-        "ticket #1 in Trac"
-    );
-    // Trac's files: an attachment uploaded through Trac's own form, through the router,
-    // lands on the Trac volume.
-    let notes = s.path().join("notes.txt");
-    std::fs::write(&notes, NOTES).expect("write the attachment");
-    let base = format!("http://127.0.0.1:{}", s.port);
     // Signed in through Trac's Login (the container's TRAC_HTDIGEST from the demo's
-    // accounts) as alice, who owns concept #1 and so may attach to it.
+    // accounts) as alice, who owns concept #1.
+    let base = format!("http://127.0.0.1:{}", s.port);
     let accounts =
         std::fs::read_to_string(s.path().join(".learntrac/local/embedded/demo-accounts"))
             .expect("the demo's accounts");
@@ -266,6 +255,21 @@ fn the_docker_runtime_runs_routes_keeps_what_is_unchanged_and_cleans_up() {
         .find_map(|l| l.strip_prefix("alice student "))
         .expect("alice's password");
     let alice = common::TracUser::login(&base, "alice", password.trim());
+    // The demo tickets are Trac's own: Trac 1.4.4 serves them to people signed in, and
+    // nothing of them to a visitor who is not.
+    let (code, body) = alice.get("/ticket/1");
+    assert_eq!(code, 200);
+    assert!(
+        body.contains("Variables and expressions"),
+        "ticket #1 in Trac"
+    );
+    for path in ["/ticket/1", "/query", "/report/1"] {
+        assert_eq!(s.get(path).0, 403, "{path} for a visitor not signed in");
+    }
+    // Trac's files: an attachment uploaded through Trac's own form, through the router,
+    // lands on the Trac volume (alice owns #1, so she may attach to it).
+    let notes = s.path().join("notes.txt");
+    std::fs::write(&notes, NOTES).expect("write the attachment");
     assert_eq!(
         alice.get("/newticket").0,
         403,
@@ -284,9 +288,10 @@ fn the_docker_runtime_runs_routes_keeps_what_is_unchanged_and_cleans_up() {
     );
     assert_eq!(status, 303, "upload through Trac's form: {head}{body}");
     assert_eq!(
-        s.get("/raw-attachment/ticket/1/notes.txt"),
+        alice.get("/raw-attachment/ticket/1/notes.txt"),
         (200, NOTES.to_string())
     );
+    assert_eq!(s.get("/raw-attachment/ticket/1/notes.txt").0, 403);
 
     let ps: Run = s.cli(&["local", "ps", "-o", "json"]).run();
     let ps: Value = serde_json::from_str(&ps.stdout).expect("ps JSON");
@@ -328,9 +333,9 @@ fn the_docker_runtime_runs_routes_keeps_what_is_unchanged_and_cleans_up() {
     );
     // The attachment survived the Trac container being recreated…
     assert_eq!(
-        s.get("/raw-attachment/ticket/1/notes.txt"),
+        alice.get("/raw-attachment/ticket/1/notes.txt"),
         (200, NOTES.to_string()),
-        "the attachment after Trac's container was recreated"
+        "the attachment after Trac's container was recreated (her sign-in kept)"
     );
     // …and a second Trac container on the same volume (as a second ECS task on the same
     // EFS access point) serves it too.
@@ -377,7 +382,8 @@ fn the_docker_runtime_runs_routes_keeps_what_is_unchanged_and_cleans_up() {
     let deadline = Instant::now() + Duration::from_secs(120);
     let fetched = loop {
         let out = Command::new("curl")
-            .args(["-s", "-w", "\n%{http_code}"])
+            .args(["-s", "-w", "\n%{http_code}", "-b"])
+            .arg(format!("trac_auth={}", alice.auth_cookie()))
             .arg(format!(
                 "http://{published}/raw-attachment/ticket/1/notes.txt"
             ))

@@ -211,3 +211,269 @@ fn missing_credentials_are_one_line_with_the_fix() {
     let stderr = String::from_utf8_lossy(&verbose.stderr);
     assert!(stderr.contains("cause: "), "-v shows the chain: {stderr}");
 }
+
+/// `learntrac people`: a school's roster becomes Trac's logins in the TRAC_HTDIGEST secret —
+/// every problem named before anything changes, passwords only in a private file, people
+/// who have a login left alone, the administrator kept first, Trac's tasks replaced on
+/// `--restart` — against moto's SSM and ECS.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_roster_becomes_trac_logins_and_nothing_else_changes() {
+    use std::os::unix::fs::PermissionsExt;
+    let moto = peer("LEARNTRAC_TEST_MOTO", "moto (the AWS endpoint)");
+    let project = format!("people{}", std::process::id());
+    let p = Project::new();
+    p.edit(
+        "local",
+        "endpoint: http://127.0.0.1:5000",
+        &format!("endpoint: {moto}"),
+    );
+    p.edit(
+        "local",
+        "project: learntrac",
+        &format!("project: {project}"),
+    );
+    p.edit(
+        "local",
+        "      PYTHON_VERSION: \"2.7\"\n",
+        &format!(
+            "      PYTHON_VERSION: \"2.7\"\n    secrets:\n      TRAC_HTDIGEST: /{project}/local/trac/htdigest\n"
+        ),
+    );
+    let people = |args: &[&str]| Cli::new().root(p.path()).args(["people"]).args(args);
+    let dir = tempfile::tempdir().expect("dir");
+    let roster = dir.path().join("class-7b.csv");
+    std::fs::write(
+        &roster,
+        "login,name,role\r\nalice,\"Smith, Alice\",student\r\nbob,Bob Brown,\r\ncarol,Carol Jones,Teacher\r\n",
+    )
+    .expect("roster");
+    let roster_arg = roster.to_str().expect("path");
+    let version = || -> (i64, String) {
+        let r = secrets(
+            &p,
+            &["get", "local", "trac/htdigest", "--reveal", "-o", "json"],
+        )
+        .run();
+        let v: Value = serde_json::from_str(&r.stdout).unwrap_or(Value::Null);
+        (
+            v["version"].as_i64().unwrap_or(0),
+            v["value"].as_str().unwrap_or_default().to_string(),
+        )
+    };
+
+    // No administrator yet: bootstrap comes first.
+    let r = people(&["import", "local", roster_arg]).run();
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("--trac-admin"), "{}", r.stderr);
+    let admin = learntrac::bootstrap::htdigest("admin", "admin-pw");
+    let set = secrets(&p, &["set", "local", "trac/htdigest"])
+        .stdin(&format!("{admin}\n"))
+        .run();
+    assert_eq!(set.code, 0, "{}", set.stderr);
+    let (v1, _) = version();
+
+    // A roster with problems: each named, nothing changed.
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        "login,role\nalice,student\nbo b,student\ncarol,headteacher\nalice,\n",
+    )
+    .expect("bad");
+    let r = people(&["import", "local", bad.to_str().expect("path")]).run();
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    for want in [
+        ":3:1: login `bo b`",
+        ":4:7: role `headteacher`",
+        ":5:1: login `alice` is also on line 2",
+        "login,role",
+    ] {
+        assert!(r.stderr.contains(want), "{want}: {}", r.stderr);
+    }
+    assert_eq!(version().0, v1, "nothing stored");
+
+    // A dry run says who; no file, no change.
+    let r = people(&["import", "local", roster_arg, "--dry-run"]).run();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("would add 3 login(s): alice, bob, carol"),
+        "{}",
+        r.stdout
+    );
+    assert!(!dir.path().join("class-7b-passwords.csv").exists());
+    assert_eq!(version().0, v1);
+
+    // The import: three logins, their passwords in a private file and nowhere else.
+    let r = people(&["import", "local", roster_arg, "-o", "json"]).run();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let doc: Value = serde_json::from_str(&r.stdout).expect("JSON");
+    assert_eq!(doc["added"].as_array().map(Vec::len), Some(3), "{doc}");
+    assert_eq!(doc["teachers"], serde_json::json!(["carol"]), "{doc}");
+    assert_eq!(doc["restarted"], false);
+    let file = dir.path().join("class-7b-passwords.csv");
+    assert_eq!(doc["passwords_file"], file.to_str().expect("path"));
+    let mode = std::fs::metadata(&file)
+        .expect("passwords file")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let handed: Vec<(String, String, String)> = std::fs::read_to_string(&file)
+        .expect("read")
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].to_string(), f[1].to_string(), f[2].to_string())
+        })
+        .collect();
+    assert_eq!(handed.len(), 3);
+    assert_eq!(handed[2].1, "teacher");
+    let (v2, lines) = version();
+    assert_eq!(v2, v1 + 1);
+    assert_eq!(
+        lines.lines().next(),
+        Some(admin.as_str()),
+        "the administrator stays first"
+    );
+    for (login, _, password) in &handed {
+        assert!(password.len() >= 12);
+        assert!(
+            lines
+                .lines()
+                .any(|l| l == learntrac::bootstrap::htdigest(login, password)),
+            "{login}'s line matches the password handed out"
+        );
+        assert!(!r.stdout.contains(password.as_str()) && !r.stderr.contains(password.as_str()));
+    }
+
+    // The same roster again with one more person, with the old file still there: refused
+    // until another file is named; then only dave is added, and nobody's password changes.
+    std::fs::write(
+        &roster,
+        "login,role\nalice,student\nbob,student\ncarol,teacher\ndave,student\n",
+    )
+    .expect("roster");
+    let r = people(&["import", "local", roster_arg]).run();
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("--passwords"), "{}", r.stderr);
+    assert_eq!(version().0, v2);
+    let second = dir.path().join("dave.csv");
+    let r = people(&[
+        "import",
+        "local",
+        roster_arg,
+        "--passwords",
+        second.to_str().expect("path"),
+    ])
+    .run();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("added 1 login(s): dave; 3 already had one"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("teachers: carol"), "{}", r.stdout);
+    let (_, after) = version();
+    assert!(after.starts_with(&lines), "earlier lines unchanged");
+
+    // Too many people for one parameter: refused with how many fit.
+    let big = dir.path().join("school.csv");
+    let rows: String = (0..200).map(|i| format!("student{i:03}\n")).collect();
+    std::fs::write(&big, format!("login\n{rows}")).expect("big");
+    let r = people(&[
+        "import",
+        "local",
+        big.to_str().expect("path"),
+        "--passwords",
+        dir.path().join("x.csv").to_str().expect("path"),
+    ])
+    .run();
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("one SSM parameter holds at most 8192"),
+        "{}",
+        r.stderr
+    );
+    assert!(!dir.path().join("x.csv").exists());
+
+    // The list: names only.
+    let r = people(&["list", "local", "-o", "json"]).run();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let doc: Value = serde_json::from_str(&r.stdout).expect("JSON");
+    assert_eq!(
+        doc["logins"],
+        serde_json::json!(["admin", "alice", "bob", "carol", "dave"])
+    );
+    assert_eq!(doc["administrator"], "admin");
+    assert!(!r.stdout.contains("LearnTrac:"), "no digests: {}", r.stdout);
+
+    // Removing: never the administrator; bob's login goes and Trac's tasks are replaced.
+    let r = people(&["remove", "local", "admin"]).run();
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let config = common::sdk_config(&moto).await;
+    let ecs = aws_sdk_ecs::Client::new(&config);
+    let prefix = format!("{project}-local");
+    ecs.create_cluster()
+        .cluster_name(format!("{prefix}-cluster"))
+        .send()
+        .await
+        .expect("cluster");
+    let td = ecs
+        .register_task_definition()
+        .family(format!("{prefix}-trac"))
+        .container_definitions(
+            aws_sdk_ecs::types::ContainerDefinition::builder()
+                .name("app")
+                .image("trac")
+                .memory(512)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("task definition");
+    let td_arn = td
+        .task_definition()
+        .and_then(|t| t.task_definition_arn())
+        .expect("arn")
+        .to_string();
+    ecs.create_service()
+        .cluster(format!("{prefix}-cluster"))
+        .service_name(format!("{prefix}-trac"))
+        .task_definition(&td_arn)
+        .desired_count(1)
+        .send()
+        .await
+        .expect("service");
+    let deployments = || async {
+        ecs.describe_services()
+            .cluster(format!("{prefix}-cluster"))
+            .services(format!("{prefix}-trac"))
+            .send()
+            .await
+            .expect("describe")
+            .services()
+            .first()
+            .map(|s| s.deployments().to_vec())
+            .unwrap_or_default()
+    };
+    let before = deployments().await;
+    let r = people(&["remove", "local", "bob", "--restart", "-o", "json"]).run();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let doc: Value = serde_json::from_str(&r.stdout).expect("JSON");
+    assert_eq!(doc["restarted"], true, "{doc}");
+    let after = deployments().await;
+    assert!(
+        after
+            .iter()
+            .any(|d| d.status() == Some("PRIMARY") && !before.iter().any(|b| b.id() == d.id())),
+        "a new deployment of Trac: {after:?}"
+    );
+    let (_, lines) = version();
+    assert_eq!(
+        lines
+            .lines()
+            .map(|l| l.split(':').next().unwrap_or_default())
+            .collect::<Vec<_>>(),
+        ["admin", "alice", "carol", "dave"]
+    );
+}

@@ -555,9 +555,21 @@ async fn the_production_trac_image_builds_without_apt_and_serves_trac_1_4_over_v
             .any(|(f, old, new, _)| f == "status" && old == "new" && new == "mastered"),
         "Trac 1.4.4 sees the status change: {read:#}"
     );
-    let (code, page) = get(port, &format!("/ticket/{concept}"));
+    let (code, page) = student.get(&format!("/ticket/{concept}"));
     assert_eq!(code, 200);
     assert!(page.contains("mastered"), "tracd shows the change: {page}");
+    // …to people signed in: a visitor who is not sees no concept (names are on it).
+    for path in [
+        format!("/ticket/{concept}"),
+        "/query".into(),
+        "/report/1".into(),
+    ] {
+        assert_eq!(
+            get(port, &path).0,
+            403,
+            "{path} for a visitor not signed in"
+        );
+    }
 
     // 6. Behind the load balancer's TLS: with the task's TRAC_BASE_URL, the administrator
     //    (bootstrap's --trac-admin: the first htdigest line, TRAC_ADMIN from the first

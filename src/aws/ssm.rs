@@ -1,7 +1,7 @@
 //! SSM Parameter Store: the environment's secrets, as SecureStrings under its prefix.
 
 use aws_sdk_ssm::Client;
-use aws_sdk_ssm::types::ParameterType;
+use aws_sdk_ssm::types::{ParameterTier, ParameterType};
 use serde::Serialize;
 
 use crate::error::Result;
@@ -15,11 +15,27 @@ pub struct SecretInfo {
 }
 
 pub async fn put(client: &Client, name: &str, value: &str) -> Result<i64> {
+    put_with(client, name, value, None).await
+}
+
+/// As `put`, for a value that may outgrow the standard tier's 4 KB (a school's logins):
+/// intelligent tiering makes the parameter advanced (8 KB) when it must, and keeps it so.
+pub async fn put_growing(client: &Client, name: &str, value: &str) -> Result<i64> {
+    put_with(client, name, value, Some(ParameterTier::IntelligentTiering)).await
+}
+
+async fn put_with(
+    client: &Client,
+    name: &str,
+    value: &str,
+    tier: Option<ParameterTier>,
+) -> Result<i64> {
     let out = client
         .put_parameter()
         .name(name)
         .value(value)
         .r#type(ParameterType::SecureString)
+        .set_tier(tier)
         .overwrite(true)
         .send()
         .await

@@ -5,6 +5,7 @@ pub mod destroy;
 pub mod images;
 pub mod local;
 pub mod logs;
+pub mod people;
 pub mod render;
 pub mod rollback;
 pub mod secrets;

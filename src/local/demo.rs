@@ -37,6 +37,7 @@ practises until mastery, with a tutor to ask.
 == Students ==
  * [/login Log in], then open the **Learn** tab: your concepts, practice and the tutor.
  * On a concept's ticket you can read it and add a comment for your teacher.
+ * Concepts show only to people signed in: they name their students.
 
 == Teachers ==
  * [/newticket New Ticket] creates a concept for a student: choose **assign** and type \

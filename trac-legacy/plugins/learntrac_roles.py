@@ -5,7 +5,11 @@ A teacher is anyone holding TICKET_ADMIN (the `teachers` group has it; TRAC_ADMI
 it). Everyone else signed in is a student, who may view concepts and comment on the
 concepts they own - nothing more: no new tickets, no reassigning, no edits to summaries,
 descriptions or learning fields (the tutor puts those in other students' prompts), no
-workflow actions (shared.ini's actions need TICKET_ADMIN as well).
+workflow actions (shared.ini's actions need TICKET_ADMIN as well). Visitors who have not
+signed in see the wiki only: a concept names its student (owner, comments, mastery), and
+the load balancer answers the whole internet, so tickets and reports - and through them
+the query, the timeline's and the search's ticket entries, milestones' ticket counts and
+ticket attachments - are for people signed in.
 
 Trac's default permissions give every signed-in user TICKET_CREATE and TICKET_MODIFY; this
 policy runs before Trac's own, so the rule holds whatever the permission table says, in
@@ -30,6 +34,12 @@ TEACHER_ONLY = frozenset([
 ])
 # Ticket actions a student has on the concepts they own.
 OWN_ONLY = frozenset(['TICKET_APPEND'])
+# What a visitor who has not signed in never has, whatever the permission table says
+# (Trac's defaults give anonymous TICKET_VIEW and REPORT_VIEW). Trac checks TICKET_VIEW on
+# each ticket it lists in a query, report, timeline, search or milestone, and on a ticket's
+# attachments, so this one rule keeps students' names off every page; a report is denied
+# whole because one without a ticket column is not filtered per ticket.
+ANONYMOUS_NEVER = frozenset(['TICKET_VIEW', 'REPORT_VIEW', 'REPORT_SQL_VIEW'])
 
 
 class LearnTracRolesPolicy(Component):
@@ -38,6 +48,8 @@ class LearnTracRolesPolicy(Component):
     # IPermissionPolicy
 
     def check_permission(self, action, username, resource, perm):
+        if action in ANONYMOUS_NEVER and username in (None, 'anonymous'):
+            return False
         if action not in TEACHER_ONLY and action not in OWN_ONLY:
             return None
         if resource is not None and resource.realm != 'ticket':
