@@ -413,37 +413,7 @@ async fn a_roster_becomes_trac_logins_and_nothing_else_changes() {
     let config = common::sdk_config(&moto).await;
     let ecs = aws_sdk_ecs::Client::new(&config);
     let prefix = format!("{project}-local");
-    ecs.create_cluster()
-        .cluster_name(format!("{prefix}-cluster"))
-        .send()
-        .await
-        .expect("cluster");
-    let td = ecs
-        .register_task_definition()
-        .family(format!("{prefix}-trac"))
-        .container_definitions(
-            aws_sdk_ecs::types::ContainerDefinition::builder()
-                .name("app")
-                .image("trac")
-                .memory(512)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("task definition");
-    let td_arn = td
-        .task_definition()
-        .and_then(|t| t.task_definition_arn())
-        .expect("arn")
-        .to_string();
-    ecs.create_service()
-        .cluster(format!("{prefix}-cluster"))
-        .service_name(format!("{prefix}-trac"))
-        .task_definition(&td_arn)
-        .desired_count(1)
-        .send()
-        .await
-        .expect("service");
+    common::moto_trac_service(&ecs, &prefix, "trac").await;
     let deployments = || async {
         ecs.describe_services()
             .cluster(format!("{prefix}-cluster"))

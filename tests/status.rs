@@ -49,38 +49,8 @@ async fn status_reads_services_deployments_images_targets_and_secrets() {
 
     let config = sdk_config(&endpoint).await;
     let ecs = aws_sdk_ecs::Client::new(&config);
-    ecs.create_cluster()
-        .cluster_name(format!("{prefix}-cluster"))
-        .send()
-        .await
-        .expect("cluster");
     let image = "123456789012.dkr.ecr.us-east-2.amazonaws.com/x-trac@sha256:0123456789abcdef";
-    let td = ecs
-        .register_task_definition()
-        .family(format!("{prefix}-trac"))
-        .container_definitions(
-            aws_sdk_ecs::types::ContainerDefinition::builder()
-                .name("app")
-                .image(image)
-                .memory(512)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("task definition");
-    let td_arn = td
-        .task_definition()
-        .and_then(|t| t.task_definition_arn())
-        .expect("arn")
-        .to_string();
-    ecs.create_service()
-        .cluster(format!("{prefix}-cluster"))
-        .service_name(format!("{prefix}-trac"))
-        .task_definition(&td_arn)
-        .desired_count(1)
-        .send()
-        .await
-        .expect("service");
+    common::moto_trac_service(&ecs, &prefix, image).await;
 
     let (vpc, subnets) = default_subnets(&endpoint).await;
     let elb = aws_sdk_elasticloadbalancingv2::Client::new(&config);

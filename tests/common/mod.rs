@@ -560,3 +560,39 @@ impl Drop for Moto {
         let _ = self.child.wait();
     }
 }
+
+/// In moto: the cluster `PREFIX-cluster` and its service `PREFIX-trac` (one task of a task
+/// definition running `image`), as a deploy leaves them.
+pub async fn moto_trac_service(ecs: &aws_sdk_ecs::Client, prefix: &str, image: &str) {
+    ecs.create_cluster()
+        .cluster_name(format!("{prefix}-cluster"))
+        .send()
+        .await
+        .expect("cluster");
+    let td = ecs
+        .register_task_definition()
+        .family(format!("{prefix}-trac"))
+        .container_definitions(
+            aws_sdk_ecs::types::ContainerDefinition::builder()
+                .name("app")
+                .image(image)
+                .memory(512)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("task definition");
+    let td_arn = td
+        .task_definition()
+        .and_then(|t| t.task_definition_arn())
+        .expect("arn")
+        .to_string();
+    ecs.create_service()
+        .cluster(format!("{prefix}-cluster"))
+        .service_name(format!("{prefix}-trac"))
+        .task_definition(&td_arn)
+        .desired_count(1)
+        .send()
+        .await
+        .expect("service");
+}
