@@ -979,6 +979,16 @@ impl Browser {
         }
     }
 
+    /// Alice's page on concept #2, signed in by `token`, with a fake microphone that says
+    /// `sentence` (espeak-ng's recording, kept in the returned folder) once the page listens.
+    async fn speaking(base: &str, token: &str, sentence: &str) -> (Self, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("dir");
+        let wav = dir.path().join("free.wav");
+        speech::say(sentence, &wav, 1.0);
+        let url = format!("{base}/learn/?concept=2&listen=5#token={token}");
+        (Self::open(&url, Some(&wav)).await, dir)
+    }
+
     /// Goes to `url` and waits until the page has loaded; uncaught script errors from then
     /// on are collected (see `exceptions`).
     async fn navigate(&mut self, url: &str) {
@@ -1117,11 +1127,7 @@ async fn free_form_speech_from_the_microphone_through_an_openai_compatible_endpo
     ))
     .await;
     let (alice, base) = (&stack.alice, &stack.base);
-    let dir = tempfile::tempdir().expect("dir");
-    let wav = dir.path().join("free.wav");
-    speech::say(sentence, &wav, 1.0);
-    let url = format!("{base}/learn/?concept=2&listen=5#token={alice}");
-    let mut browser = Browser::open(&url, Some(&wav)).await;
+    let (mut browser, _recording) = Browser::speaking(base, alice, sentence).await;
     browser
         .wait_until("document.body.dataset.voice === 'ended' || (document.body.dataset.voice || '').startsWith('error')")
         .await;
@@ -1190,11 +1196,7 @@ async fn the_page_shows_words_as_amazon_transcribe_hears_them() {
     )
     .await;
     let (alice, base) = (&stack.alice, &stack.base);
-    let dir = tempfile::tempdir().expect("dir");
-    let wav = dir.path().join("free.wav");
-    speech::say(sentence, &wav, 1.0);
-    let url = format!("{base}/learn/?concept=2&listen=5#token={alice}");
-    let mut browser = Browser::open(&url, Some(&wav)).await;
+    let (mut browser, _recording) = Browser::speaking(base, alice, sentence).await;
     // While listening, the provisional bubble holds the words heard so far.
     browser
         .wait_until("!!document.querySelector('#chat .msg.user.hearing')")
@@ -1340,6 +1342,18 @@ fn demo_passwords(data: &Path) -> std::collections::HashMap<String, String> {
 }
 
 /// A hidden field's value in one of Trac's forms.
+/// The ticket a redirect after Trac's New Ticket form points at.
+fn location_id(head: &str) -> i64 {
+    head.lines()
+        .filter_map(|l| {
+            l.strip_prefix("Location: ")
+                .or(l.strip_prefix("location: "))
+        })
+        .filter_map(|l| l.trim().rsplit('/').next()?.parse().ok())
+        .next()
+        .expect("the new ticket's location")
+}
+
 fn hidden(html: &str, name: &str) -> String {
     html.split(&format!("name=\"{name}\""))
         .nth(1)
@@ -1527,30 +1541,136 @@ async fn a_school_signs_in_and_each_role_does_only_its_own() {
         None,
     );
     assert_eq!(status, 303, "{head}\n{body:.600}");
-    let id: i64 = head
-        .lines()
-        .filter_map(|l| {
-            l.strip_prefix("Location: ")
-                .or(l.strip_prefix("location: "))
-        })
-        .filter_map(|l| l.trim().rsplit('/').next()?.parse().ok())
-        .next()
-        .expect("the new ticket's location");
+    let id = location_id(&head);
     let (s, fresh) = concept_as(&base, &alice.auth_cookie(), id).await;
     assert_eq!(s, 200, "{fresh}");
     assert_eq!(fresh["owner"], "alice", "{fresh}");
     assert_eq!(fresh["prerequisites"], serde_json::json!([1]), "{fresh}");
 
+    // Several students at once: one concept each. Prerequisites name a student's own
+    // concepts, so bob's copy takes his "Variables and expressions" (#4) for alice's #1,
+    // and leaves out "Limits" (alice's #6), which he does not have — and the teacher is told.
+    let (status, head, body) = carol.form(
+        "/newticket",
+        "/newticket",
+        &[
+            ("field_summary", "Inequalities"),
+            ("field_description", "Solve and graph inequalities."),
+            ("field_type", "task"),
+            ("field_milestone", "algebra-1"),
+            ("field_prerequisite_concepts", "#1, #6"),
+            ("field_mastery_threshold", "0.8"),
+            ("action", "create_and_assign"),
+            ("action_create_and_assign_reassign_owner", "alice, bob"),
+            ("submit", "Create ticket"),
+        ],
+        None,
+    );
+    assert_eq!(status, 303, "{head}\n{body:.600}");
+    let first = location_id(&head);
+    let (_, shown) = carol.get(&format!("/ticket/{first}"));
+    let told = format!(
+        "One concept each: #{first} for alice, #{} for bob.",
+        first + 1
+    );
+    assert!(shown.contains(&told), "{told} in {shown:.3000}");
+    let lacking = shown
+        .split("bob has no concept named ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no notice of what bob lacks: {shown}"));
+    assert!(
+        lacking
+            .chars()
+            .take(40)
+            .collect::<String>()
+            .contains("Limits"),
+        "{lacking:.200}"
+    );
+    for (id, owner, prerequisites) in [
+        (first, "alice", serde_json::json!([1, 6])),
+        (first + 1, "bob", serde_json::json!([4])),
+    ] {
+        let (s, c) = concept_as(&base, &carol.auth_cookie(), id).await;
+        assert_eq!(s, 200, "{c}");
+        assert_eq!(
+            (&c["owner"], &c["summary"], &c["prerequisites"]),
+            (
+                &serde_json::json!(owner),
+                &serde_json::json!("Inequalities"),
+                &prerequisites
+            ),
+            "{c}"
+        );
+    }
+    // The picker's list of a student's concepts is the teacher's alone.
+    let (s, listed) = carol.get("/teacher/concepts?owner=bob");
+    assert_eq!(s, 200, "{listed}");
+    let listed: Value = serde_json::from_str(&listed).expect("the concepts' JSON");
+    assert!(
+        listed["concepts"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["id"] == 4)),
+        "{listed}"
+    );
+    assert_eq!(alice.get("/teacher/concepts?owner=bob").0, 403);
+    assert_eq!(anonymous.get("/teacher/concepts?owner=bob").0, 403);
+
     // What the teacher and the administrator see, in a browser signed in by their cookies:
     // the teacher's New Ticket form assigns an owner and has no script error; the
     // administrator's permission page lists the teachers group.
+    // The teacher's New Ticket form in a browser: assigning to alice and bob lists alice's concepts
+    // to tick as prerequisites, and a tick writes the field Trac saves.
+    let mut browser = Browser::open("about:blank", None).await;
+    browser
+        .set_cookie(&base, "trac_auth", &carol.auth_cookie())
+        .await;
+    browser.navigate(&format!("{base}/newticket")).await;
+    browser
+        .eval(
+            "(() => { document.getElementById('action_create_and_assign').click(); \
+             const a = document.getElementById('action_create_and_assign_reassign_owner'); \
+             a.value = 'alice, bob'; a.dispatchEvent(new Event('input')); })()",
+        )
+        .await;
+    browser
+        .wait_until(
+            "document.querySelectorAll('#prerequisite-picker input[value=\"2\"]').length == 1",
+        )
+        .await;
+    browser
+        .eval("document.querySelector('#prerequisite-picker input[value=\"2\"]').click()")
+        .await;
+    assert_eq!(
+        browser
+            .eval("document.getElementById('field-prerequisite_concepts').value")
+            .await,
+        Value::String("#2".into())
+    );
+    assert_eq!(
+        browser
+            .eval("document.getElementById('field-type').value")
+            .await,
+        Value::String("task".into()),
+        "a concept is a task by default, not a defect"
+    );
+    let form = browser.eval("document.body.innerText").await;
+    let form = form.as_str().unwrap_or("");
+    for shows in [
+        "each gets a concept of their own",
+        "Prerequisites from alice's concepts (each student gets their own of the same name)",
+        "#2 Linear equations",
+    ] {
+        assert!(form.contains(shows), "{shows}: {form}");
+    }
+    assert!(
+        browser.exceptions().is_empty(),
+        "/newticket threw: {:?}",
+        browser.exceptions()
+    );
+    browser.screenshot("trac-teacher-newticket.png").await;
+    drop(browser);
+
     for (who, path, shows, name) in [
-        (
-            &carol,
-            "/newticket",
-            "Summary",
-            "trac-teacher-newticket.png",
-        ),
         (
             &carol,
             "/query?status=!closed&group=owner",

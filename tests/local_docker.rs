@@ -275,6 +275,40 @@ fn the_docker_runtime_runs_routes_keeps_what_is_unchanged_and_cleans_up() {
         403,
         "a student files no concepts"
     );
+    // The teacher gives one concept to two students through Trac 1.4.4's form: one each,
+    // bob's prerequisite his own #4 where alice's is her #1 (the roles plugin on Python 2.7).
+    let carol_password = accounts
+        .lines()
+        .find_map(|l| l.strip_prefix("carol teacher "))
+        .expect("carol's password");
+    let carol = common::TracUser::login(&base, "carol", carol_password.trim());
+    let (status, head, body) = carol.form(
+        "/newticket",
+        "/newticket",
+        &[
+            ("field_summary", "Inequalities"),
+            ("field_type", "task"),
+            ("field_prerequisite_concepts", "#1"),
+            ("action", "create_and_assign"),
+            ("action_create_and_assign_reassign_owner", "alice, bob"),
+            ("submit", "Create ticket"),
+        ],
+        None,
+    );
+    assert_eq!(status, 303, "{head}{body:.600}");
+    let (_, listed) = carol.get("/teacher/concepts?owner=bob");
+    let listed: Value = serde_json::from_str(&listed).expect("bob's concepts as JSON");
+    let bobs = listed["concepts"].as_array().expect("concepts");
+    let copy = bobs
+        .iter()
+        .find(|c| c["summary"] == "Inequalities")
+        .unwrap_or_else(|| panic!("bob's own Inequalities: {listed}"));
+    let (_, page) = carol.get(&format!("/ticket/{}", copy["id"]));
+    assert!(
+        page.contains(">#4</a>"),
+        "bob's prerequisite is his #4: {page:.3000}"
+    );
+    assert_eq!(alice.get("/teacher/concepts?owner=bob").0, 403);
     let (status, head, body) = alice.form(
         "/attachment/ticket/1/?action=new",
         "/attachment/ticket/1/",

@@ -4,7 +4,8 @@
 LEARNTRAC_TEST_CACHE=${LEARNTRAC_TEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/learntrac-test}
 mkdir -p "$LEARNTRAC_TEST_CACHE"
 
-say() { printf '\n==> %s\n' "$*" >&2; }
+# Each step with the seconds since the script started: where a CI run's time goes.
+say() { printf '\n==> %s [%ss]\n' "$*" "$SECONDS" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 need_cmd() {

@@ -19,13 +19,23 @@ Also: Trac's query page includes the batch-modify form's markup but loads its sc
 for TICKET_BATCH_MODIFY holders, so every other user's /query threw a JavaScript error;
 the script (and its setting) is added for them.
 
+Assigning (ConceptAssignment): a teacher's New Ticket form takes several students in its
+"assign to" box ("alice, bob"), and each student gets a concept of their own; prerequisites
+are picked from the student's existing concepts instead of typed as ticket numbers.
+
 Python 2.7 (the production image's Trac 1.4) and 3 (the local runtime's Trac 1.6) alike.
 """
 
+import json
+import re
+import threading
+
 from trac.core import Component, implements
 from trac.perm import IPermissionPolicy, PermissionSystem
-from trac.web.api import IRequestFilter
-from trac.web.chrome import Chrome
+from trac.ticket.api import ITicketChangeListener, ITicketManipulator
+from trac.ticket.model import Ticket
+from trac.web.api import IRequestFilter, IRequestHandler
+from trac.web.chrome import Chrome, add_notice, add_script, add_script_data
 
 # Ticket actions only teachers have.
 TEACHER_ONLY = frozenset([
@@ -90,3 +100,251 @@ class LearnTracRolesPolicy(Component):
             # the batch-modify form's owners.
             Chrome(self.env).add_auto_preview(req)
         return (template, data) + args
+
+
+# A New Ticket form's concept waiting to be inserted with the other students it is for:
+# (ticket, [more owners], req), set while validating and taken when Trac reports the
+# insert. Trac serves a request on one thread; each request starts with it cleared.
+_pending = threading.local()
+# Owners are login names: the roster's (people.rs) and Trac's own.
+_OWNER_SPLIT = re.compile(r'[\s,;]+')
+_TICKET_REF = re.compile(r'\d+')
+# Concepts the picker lists for one student; a school's student has tens.
+PICKER_LIMIT = 500
+
+
+def _ticket_ids(text):
+    # As the service reads them: "#2, #5", "[2, 5]", "2 5".
+    return [int(n) for n in _TICKET_REF.findall(text or '')]
+
+
+class ConceptAssignment(Component):
+    """A teacher gives one concept to several students, prerequisites picked from theirs.
+
+    "alice, bob" in the New Ticket form's "assign to" box makes one ticket each (a concept
+    is one student's work: its owner, status and mastery are hers). A prerequisite names a
+    concept of the same student, so each copy's prerequisites are that student's concepts
+    of the same summary; one a student lacks is left out, and the teacher is told.
+    """
+    implements(IRequestFilter, IRequestHandler, ITicketManipulator, ITicketChangeListener)
+
+    # IRequestFilter
+
+    def pre_process_request(self, req, handler):
+        _pending.value = None
+        return handler
+
+    def post_process_request(self, req, template, data, *args):
+        if (template == 'ticket.html' and data
+                and req.perm.has_permission('TICKET_ADMIN')):
+            ticket = data.get('ticket')
+            add_script_data(req, learntrac_picker={
+                'concepts_url': req.href('teacher', 'concepts'),
+                'ticket': ticket.id if ticket is not None and ticket.exists else None,
+                'owner': ticket['owner'] if ticket is not None and ticket.exists else '',
+            })
+            add_script(req, '/teacher/assign.js')
+        return (template, data) + args
+
+    # IRequestHandler: the picker's script and the concepts it lists, for teachers only.
+
+    def match_request(self, req):
+        return req.path_info in ('/teacher/assign.js', '/teacher/concepts')
+
+    def process_request(self, req):
+        if req.path_info == '/teacher/assign.js':
+            req.send(PICKER_JS.encode('utf-8'), 'text/javascript', 200)
+        if not req.perm.has_permission('TICKET_ADMIN'):
+            self._json(req, {'error': "only teachers list students' concepts"}, 403)
+        owner = (req.args.get('owner') or '').strip()
+        concepts = [
+            {'id': tid, 'summary': summary, 'status': status}
+            for tid, summary, status in self.env.db_query(
+                "SELECT id, summary, status FROM ticket WHERE owner=%s ORDER BY id LIMIT %s",
+                (owner, PICKER_LIMIT))
+        ]
+        self._json(req, {'owner': owner, 'concepts': concepts}, 200)
+
+    def _json(self, req, value, status):
+        req.send(json.dumps(value).encode('utf-8'), 'application/json', status)
+
+    # ITicketManipulator
+
+    def prepare_ticket(self, req, ticket, fields, actions):
+        pass
+
+    def validate_ticket(self, req, ticket):
+        # Only a new concept being created (not previewed) for more than one student.
+        if (ticket.exists or req.method != 'POST' or 'preview' in req.args
+                or getattr(req, 'is_xhr', False)):
+            return []
+        owners = []
+        for name in _OWNER_SPLIT.split(ticket['owner'] or ''):
+            if name and name not in owners:
+                owners.append(name)
+        if len(owners) < 2:
+            return []
+        if not req.perm.has_permission('TICKET_ADMIN'):
+            return [('owner', 'Only teachers assign a concept to several students.')]
+        first, left_out = self._for_student(ticket['prerequisite_concepts'], owners[0])
+        ticket['owner'] = owners[0]
+        ticket['prerequisite_concepts'] = first
+        _pending.value = (ticket, owners[1:], req, {owners[0]: left_out})
+        return []
+
+    def _for_student(self, prerequisites, owner):
+        """The student's own concepts for `prerequisites` ("#2, #5"), and what she lacks."""
+        kept, left_out = [], []
+        for tid in _ticket_ids(prerequisites):
+            rows = list(self.env.db_query(
+                "SELECT summary, owner FROM ticket WHERE id=%s", (tid,)))
+            if not rows:
+                continue
+            summary, prereq_owner = rows[0]
+            if prereq_owner == owner:
+                kept.append(tid)
+                continue
+            same = list(self.env.db_query(
+                "SELECT id FROM ticket WHERE owner=%s AND summary=%s ORDER BY id DESC LIMIT 1",
+                (owner, summary)))
+            if same:
+                kept.append(same[0][0])
+            else:
+                left_out.append(summary)
+        return ', '.join('#%d' % t for t in kept), left_out
+
+    # ITicketChangeListener
+
+    def ticket_created(self, ticket):
+        pending = getattr(_pending, 'value', None)
+        if not pending or pending[0] is not ticket:
+            return
+        _pending.value = None
+        _, others, req, left_out = pending
+        made = [(ticket.id, ticket['owner'])]
+        for owner in others:
+            copy = Ticket(self.env)
+            for name, value in ticket.values.items():
+                if name not in ('time', 'changetime'):
+                    copy[name] = value
+            copy['owner'] = owner
+            prerequisites, left_out[owner] = self._for_student(
+                ticket['prerequisite_concepts'], owner)
+            copy['prerequisite_concepts'] = prerequisites
+            copy.insert()
+            made.append((copy.id, owner))
+        add_notice(req, 'One concept each: %s.' % ', '.join(
+            '#%d for %s' % (tid, owner) for tid, owner in made))
+        for owner, summaries in sorted(left_out.items()):
+            if summaries:
+                add_notice(req, '%s has no concept named %s, so it is not a prerequisite '
+                                'of theirs.' % (owner, ', '.join('"%s"' % s for s in summaries)))
+
+    def ticket_changed(self, ticket, comment, author, old_values):
+        pass
+
+    def ticket_deleted(self, ticket):
+        pass
+
+    def ticket_comment_modified(self, ticket, cdate, author, comment, old_comment):
+        pass
+
+    def ticket_change_deleted(self, ticket, cdate, changes):
+        pass
+
+
+# The teacher's form: a hint by "assign to", and the prerequisites as the student's own
+# concepts to tick (the text field stays, and stays the value Trac saves).
+PICKER_JS = r"""
+(function () {
+  'use strict';
+  // Trac puts scripts in the head: the form is there once the document is parsed.
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
+  else start();
+  function start() {
+    var cfg = window.learntrac_picker;
+    var field = document.getElementById('field-prerequisite_concepts');
+    if (!cfg || !field) return;
+    var assign = document.getElementById('action_create_and_assign_reassign_owner');
+    if (assign) {
+      var hint = document.createElement('div');
+      hint.className = 'learntrac-hint';
+      hint.textContent = 'One student, or several separated by commas: each gets a concept of their own.';
+      assign.parentNode.appendChild(hint);
+    }
+    var box = document.createElement('div');
+    box.id = 'prerequisite-picker';
+    box.setAttribute('role', 'group');
+    box.setAttribute('aria-label', 'Prerequisites');
+    field.parentNode.appendChild(box);
+
+    function ids() {
+      return (field.value.match(/\d+/g) || []).map(Number);
+    }
+    function setIds(list) {
+      field.value = list.map(function (n) { return '#' + n; }).join(', ');
+    }
+    function owner() {
+      if (assign && assign.value.trim()) return assign.value.split(/[\s,;]+/).filter(Boolean)[0] || '';
+      return cfg.owner || '';
+    }
+    function say(text) {
+      box.textContent = '';
+      var p = document.createElement('p');
+      p.className = 'hint';
+      p.textContent = text;
+      box.appendChild(p);
+    }
+    var shown = null;
+    function load() {
+      var who = owner();
+      if (who === shown) return;
+      shown = who;
+      if (!who) { say('Type the student in "assign to" to choose from their concepts.'); return; }
+      var url = cfg.concepts_url + '?owner=' + encodeURIComponent(who);
+      fetch(url, { credentials: 'same-origin' }).then(function (r) {
+        if (!r.ok) throw new Error('HTTP ' + r.status);
+        return r.json();
+      }).then(function (data) {
+        if (who !== shown) return;
+        var concepts = data.concepts.filter(function (c) { return c.id !== cfg.ticket; });
+        if (!concepts.length) { say(who + ' has no concepts yet.'); return; }
+        say('Prerequisites from ' + who + '\'s concepts' +
+            (assign && /[\s,;]/.test(assign.value.trim()) ? ' (each student gets their own of the same name):' : ':'));
+        var chosen = ids();
+        concepts.forEach(function (c) {
+          var label = document.createElement('label');
+          label.style.display = 'block';
+          var tick = document.createElement('input');
+          tick.type = 'checkbox';
+          tick.value = String(c.id);
+          tick.checked = chosen.indexOf(c.id) >= 0;
+          tick.addEventListener('change', function () {
+            var now = ids().filter(function (n) { return n !== c.id; });
+            if (tick.checked) now.push(c.id);
+            setIds(now);
+          });
+          label.appendChild(tick);
+          label.appendChild(document.createTextNode(' #' + c.id + ' ' + c.summary + ' (' + c.status + ')'));
+          box.appendChild(label);
+        });
+      }).catch(function () {
+        shown = null;
+        say('The student\'s concepts could not be listed; type them as #2, #5.');
+      });
+    }
+    var timer = null;
+    if (assign) assign.addEventListener('input', function () {
+      clearTimeout(timer);
+      timer = setTimeout(load, 300);
+    });
+    field.addEventListener('change', function () {
+      var chosen = ids();
+      box.querySelectorAll('input[type=checkbox]').forEach(function (t) {
+        t.checked = chosen.indexOf(Number(t.value)) >= 0;
+      });
+    });
+    load();
+  }
+})();
+"""
