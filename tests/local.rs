@@ -1602,6 +1602,33 @@ async fn a_school_signs_in_and_each_role_does_only_its_own() {
             "{c}"
         );
     }
+    // Names as a hurried teacher types them: "bob," is bob (whose login the roles compare
+    // exactly); "alice bob" is no login, and the form says how to write two.
+    let new_concept = |owner: &'static str| {
+        carol.form(
+            "/newticket",
+            "/newticket",
+            &[
+                ("field_summary", "Graphs"),
+                ("field_type", "task"),
+                ("action", "create_and_assign"),
+                ("action_create_and_assign_reassign_owner", owner),
+                ("submit", "Create ticket"),
+            ],
+            None,
+        )
+    };
+    let (status, head, body) = new_concept("bob, ");
+    assert_eq!(status, 303, "{head}\n{body:.600}");
+    let (_, graphs) = concept_as(&base, &carol.auth_cookie(), location_id(&head)).await;
+    assert_eq!(graphs["owner"], "bob", "{graphs}");
+    let (status, _, body) = new_concept("alice bob");
+    assert_eq!(status, 200, "the form again, nothing created");
+    assert!(
+        body.contains("Separate students with commas: &#34;alice bob&#34; is not one login.")
+            || body.contains("Separate students with commas: \"alice bob\" is not one login."),
+        "{body}"
+    );
     // The picker's list of a student's concepts is the teacher's alone.
     let (s, listed) = carol.get("/teacher/concepts?owner=bob");
     assert_eq!(s, 200, "{listed}");

@@ -35,7 +35,7 @@ from trac.perm import IPermissionPolicy, PermissionSystem
 from trac.ticket.api import ITicketChangeListener, ITicketManipulator
 from trac.ticket.model import Ticket
 from trac.web.api import IRequestFilter, IRequestHandler
-from trac.web.chrome import Chrome, add_notice, add_script, add_script_data
+from trac.web.chrome import Chrome, add_notice, add_script, add_script_data, add_warning
 
 # Ticket actions only teachers have.
 TEACHER_ONLY = frozenset([
@@ -102,12 +102,13 @@ class LearnTracRolesPolicy(Component):
         return (template, data) + args
 
 
-# A New Ticket form's concept waiting to be inserted with the other students it is for:
-# (ticket, [more owners], req), set while validating and taken when Trac reports the
-# insert. Trac serves a request on one thread; each request starts with it cleared.
+# A New Ticket form's concept waiting to be inserted, with what its copies need:
+# (ticket, [more owners], prerequisites as typed, req), set while validating and taken
+# when Trac reports the insert. Trac serves a request on one thread; each request starts
+# with it cleared, and only the very ticket validated is acted on.
 _pending = threading.local()
-# Owners are login names: the roster's (people.rs) and Trac's own.
-_OWNER_SPLIT = re.compile(r'[\s,;]+')
+# Students are named as login names, separated by commas (or semicolons).
+_OWNER_SPLIT = re.compile(r'[,;]')
 _TICKET_REF = re.compile(r'\d+')
 # Concepts the picker lists for one student; a school's student has tens.
 PICKER_LIMIT = 500
@@ -118,13 +119,26 @@ def _ticket_ids(text):
     return [int(n) for n in _TICKET_REF.findall(text or '')]
 
 
+def _owners(text):
+    """The students named in "assign to", each once, in order; and any name with a space."""
+    names, odd = [], []
+    for part in _OWNER_SPLIT.split(text or ''):
+        name = part.strip()
+        if not name or name in names:
+            continue
+        if len(name.split()) > 1:
+            odd.append(name)
+        names.append(name)
+    return names, odd
+
+
 class ConceptAssignment(Component):
     """A teacher gives one concept to several students, prerequisites picked from theirs.
 
     "alice, bob" in the New Ticket form's "assign to" box makes one ticket each (a concept
     is one student's work: its owner, status and mastery are hers). A prerequisite names a
-    concept of the same student, so each copy's prerequisites are that student's concepts
-    of the same summary; one a student lacks is left out, and the teacher is told.
+    concept of the same student, so each ticket's prerequisites become its student's
+    concepts of the same summary; one a student lacks is left out, and the teacher is told.
     """
     implements(IRequestFilter, IRequestHandler, ITicketManipulator, ITicketChangeListener)
 
@@ -174,43 +188,45 @@ class ConceptAssignment(Component):
         pass
 
     def validate_ticket(self, req, ticket):
-        # Only a new concept being created (not previewed) for more than one student.
-        if (ticket.exists or req.method != 'POST' or 'preview' in req.args
-                or getattr(req, 'is_xhr', False)):
+        if req.method != 'POST' or not ticket['owner']:
             return []
-        owners = []
-        for name in _OWNER_SPLIT.split(ticket['owner'] or ''):
-            if name and name not in owners:
-                owners.append(name)
-        if len(owners) < 2:
+        if ticket.exists and 'owner' not in ticket._old:
             return []
-        if not req.perm.has_permission('TICKET_ADMIN'):
+        owners, odd = _owners(ticket['owner'])
+        if odd:
+            return [('owner', 'Separate students with commas: "%s" is not one login.'
+                     % odd[0])]
+        if ticket.exists and len(owners) > 1:
+            return [('owner', 'A concept is one student\'s: to give it to others, create '
+                              'it for them on New Ticket.')]
+        if len(owners) > 1 and not req.perm.has_permission('TICKET_ADMIN'):
             return [('owner', 'Only teachers assign a concept to several students.')]
-        first, left_out = self._for_student(ticket['prerequisite_concepts'], owners[0])
-        ticket['owner'] = owners[0]
-        ticket['prerequisite_concepts'] = first
-        _pending.value = (ticket, owners[1:], req, {owners[0]: left_out})
+        # "alice," and "alice, alice" are alice: the owner is compared as a login.
+        ticket['owner'] = owners[0] if owners else ''
+        if (not ticket.exists and len(owners) > 1 and 'preview' not in req.args
+                and not getattr(req, 'is_xhr', False)):
+            _pending.value = (ticket, owners[1:], ticket['prerequisite_concepts'], req)
         return []
 
     def _for_student(self, prerequisites, owner):
-        """The student's own concepts for `prerequisites` ("#2, #5"), and what she lacks."""
+        """The student's own concepts for `prerequisites` ("#2, #5"), and what she lacks.
+
+        A number that is no ticket is kept as typed, as Trac keeps it for one student.
+        """
         kept, left_out = [], []
         for tid in _ticket_ids(prerequisites):
             rows = list(self.env.db_query(
                 "SELECT summary, owner FROM ticket WHERE id=%s", (tid,)))
-            if not rows:
-                continue
-            summary, prereq_owner = rows[0]
-            if prereq_owner == owner:
+            if not rows or rows[0][1] == owner:
                 kept.append(tid)
                 continue
             same = list(self.env.db_query(
                 "SELECT id FROM ticket WHERE owner=%s AND summary=%s ORDER BY id DESC LIMIT 1",
-                (owner, summary)))
+                (owner, rows[0][0])))
             if same:
                 kept.append(same[0][0])
             else:
-                left_out.append(summary)
+                left_out.append(rows[0][0])
         return ', '.join('#%d' % t for t in kept), left_out
 
     # ITicketChangeListener
@@ -220,7 +236,13 @@ class ConceptAssignment(Component):
         if not pending or pending[0] is not ticket:
             return
         _pending.value = None
-        _, others, req, left_out = pending
+        _, others, typed, req = pending
+        # Trac notifies about this ticket after its listeners ran: it reads the mapped value.
+        mine, lacking = self._for_student(typed, ticket['owner'])
+        left_out = {ticket['owner']: lacking}
+        if mine != (typed or ''):
+            self._set_prerequisites(ticket.id, mine)
+            ticket['prerequisite_concepts'] = mine
         made = [(ticket.id, ticket['owner'])]
         for owner in others:
             copy = Ticket(self.env)
@@ -228,17 +250,39 @@ class ConceptAssignment(Component):
                 if name not in ('time', 'changetime'):
                     copy[name] = value
             copy['owner'] = owner
-            prerequisites, left_out[owner] = self._for_student(
-                ticket['prerequisite_concepts'], owner)
-            copy['prerequisite_concepts'] = prerequisites
-            copy.insert()
+            copy['prerequisite_concepts'], left_out[owner] = self._for_student(typed, owner)
+            try:
+                copy.insert()
+            except Exception as e:
+                self.log.error("Copy of #%s for %s not created: %s", ticket.id, owner, e)
+                add_warning(req, 'No concept was created for %s: %s. The others were; create '
+                                 'it for %s alone to retry.' % (owner, e, owner))
+                continue
             made.append((copy.id, owner))
+            self._notify(copy, req)
         add_notice(req, 'One concept each: %s.' % ', '.join(
             '#%d for %s' % (tid, owner) for tid, owner in made))
         for owner, summaries in sorted(left_out.items()):
             if summaries:
                 add_notice(req, '%s has no concept named %s, so it is not a prerequisite '
                                 'of theirs.' % (owner, ', '.join('"%s"' % s for s in summaries)))
+
+    def _set_prerequisites(self, ticket_id, value):
+        with self.env.db_transaction as db:
+            db("DELETE FROM ticket_custom WHERE ticket=%s AND name=%s",
+               (ticket_id, 'prerequisite_concepts'))
+            db("INSERT INTO ticket_custom (ticket, name, value) VALUES (%s, %s, %s)",
+               (ticket_id, 'prerequisite_concepts', value))
+
+    def _notify(self, ticket, req):
+        # As Trac does for the ticket its form created: the student hears of each copy.
+        try:
+            from trac.notification.api import NotificationSystem
+            from trac.ticket.notification import TicketChangeEvent
+            NotificationSystem(self.env).notify(
+                TicketChangeEvent('created', ticket, ticket['time'], req.authname))
+        except Exception as e:
+            self.log.error("Notification of #%s failed: %s", ticket.id, e)
 
     def ticket_changed(self, ticket, comment, author, old_values):
         pass
@@ -265,8 +309,9 @@ PICKER_JS = r"""
     var cfg = window.learntrac_picker;
     var field = document.getElementById('field-prerequisite_concepts');
     if (!cfg || !field) return;
-    var assign = document.getElementById('action_create_and_assign_reassign_owner');
-    if (assign) {
+    var assign = document.getElementById('action_create_and_assign_reassign_owner') ||
+      document.getElementById('action_reassign_reassign_owner');
+    if (assign && !cfg.ticket) {
       var hint = document.createElement('div');
       hint.className = 'learntrac-hint';
       hint.textContent = 'One student, or several separated by commas: each gets a concept of their own.';
@@ -285,7 +330,9 @@ PICKER_JS = r"""
       field.value = list.map(function (n) { return '#' + n; }).join(', ');
     }
     function owner() {
-      if (assign && assign.value.trim()) return assign.value.split(/[\s,;]+/).filter(Boolean)[0] || '';
+      if (assign && assign.value.trim()) {
+        return assign.value.split(/[,;]/).map(function (n) { return n.trim(); }).filter(Boolean)[0] || '';
+      }
       return cfg.owner || '';
     }
     function say(text) {
@@ -310,7 +357,7 @@ PICKER_JS = r"""
         var concepts = data.concepts.filter(function (c) { return c.id !== cfg.ticket; });
         if (!concepts.length) { say(who + ' has no concepts yet.'); return; }
         say('Prerequisites from ' + who + '\'s concepts' +
-            (assign && /[\s,;]/.test(assign.value.trim()) ? ' (each student gets their own of the same name):' : ':'));
+            (assign && /[,;]\s*\S/.test(assign.value) ? ' (each student gets their own of the same name):' : ':'));
         var chosen = ids();
         concepts.forEach(function (c) {
           var label = document.createElement('label');
