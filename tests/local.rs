@@ -28,13 +28,39 @@ fn learntrac(dir: &Path, home: &Path) -> Command {
     c
 }
 
+/// A running `local up`. A test that fails before its `local down` interrupts it as Ctrl-C
+/// would (so `up` stops the Trac it started), instead of leaving the stack running.
+struct Up(Option<Child>);
+
+impl Up {
+    fn wait_with_output(mut self) -> std::io::Result<std::process::Output> {
+        self.0.take().expect("a running up").wait_with_output()
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status();
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while matches!(child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// Starts `local up` and waits until the router answers.
-fn up(dir: &Path, home: &Path, port: u16, seed: bool) -> Child {
+fn up(dir: &Path, home: &Path, port: u16, seed: bool) -> Up {
     up_with_env(dir, home, port, seed, &[])
 }
 
 /// `up`, with more variables in its environment (credentials a shell would hold).
-fn up_with_env(dir: &Path, home: &Path, port: u16, seed: bool, env: &[(&str, &str)]) -> Child {
+fn up_with_env(dir: &Path, home: &Path, port: u16, seed: bool, env: &[(&str, &str)]) -> Up {
     let mut cmd = learntrac(dir, home);
     cmd.envs(env.iter().copied());
     cmd.args(["local", "up", "--port", &port.to_string()]);
@@ -65,7 +91,7 @@ fn up_with_env(dir: &Path, home: &Path, port: u16, seed: bool, env: &[(&str, &st
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    child
+    Up(Some(child))
 }
 
 async fn get(url: &str, token: Option<&str>) -> (u16, String) {
@@ -613,10 +639,11 @@ async fn a_half_created_database_is_repaired_and_a_foreign_one_refused() {
 /// `local up --seed-demo` (embedded runtime) with the chat tutor on the model double and
 /// VOICE_ENGINE as given; alice's token and the router's address.
 struct TutorStack {
+    // First: fields drop in order, and `up` is stopped before its folders are removed.
+    child: Up,
     _model: fake_model::FakeModel,
     project: Project,
     home: tempfile::TempDir,
-    child: Child,
     alice: String,
     bob: String,
     base: String,
