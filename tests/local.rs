@@ -1551,22 +1551,27 @@ async fn a_school_signs_in_and_each_role_does_only_its_own() {
 
     // As the teacher: a new concept for alice, its prerequisite named as people write it;
     // it is on her page at once (the service reads Trac's tables).
-    let (status, head, body) = carol.form(
-        "/newticket",
-        "/newticket",
-        &[
-            ("field_summary", "Fractions"),
-            ("field_description", "Add and compare fractions."),
-            ("field_type", "task"),
-            ("field_milestone", "algebra-1"),
-            ("field_prerequisite_concepts", "#1"),
-            ("field_mastery_threshold", "0.8"),
-            ("action", "create_and_assign"),
-            ("action_create_and_assign_reassign_owner", "alice"),
-            ("submit", "Create ticket"),
-        ],
-        None,
-    );
+    // The teacher's New Ticket form, filled as she fills it: a summary, prerequisites and
+    // the students it is assigned to.
+    let new_concept = |summary: &str, prerequisites: &str, owners: &str| {
+        carol.form(
+            "/newticket",
+            "/newticket",
+            &[
+                ("field_summary", summary),
+                ("field_description", "Practise it until mastery."),
+                ("field_type", "task"),
+                ("field_milestone", "algebra-1"),
+                ("field_prerequisite_concepts", prerequisites),
+                ("field_mastery_threshold", "0.8"),
+                ("action", "create_and_assign"),
+                ("action_create_and_assign_reassign_owner", owners),
+                ("submit", "Create ticket"),
+            ],
+            None,
+        )
+    };
+    let (status, head, body) = new_concept("Fractions", "#1", "alice");
     assert_eq!(status, 303, "{head}\n{body:.600}");
     let id = location_id(&head);
     let (s, fresh) = concept_as(&base, &alice.auth_cookie(), id).await;
@@ -1577,22 +1582,7 @@ async fn a_school_signs_in_and_each_role_does_only_its_own() {
     // Several students at once: one concept each. Prerequisites name a student's own
     // concepts, so bob's copy takes his "Variables and expressions" (#4) for alice's #1,
     // and leaves out "Limits" (alice's #6), which he does not have — and the teacher is told.
-    let (status, head, body) = carol.form(
-        "/newticket",
-        "/newticket",
-        &[
-            ("field_summary", "Inequalities"),
-            ("field_description", "Solve and graph inequalities."),
-            ("field_type", "task"),
-            ("field_milestone", "algebra-1"),
-            ("field_prerequisite_concepts", "#1, #6"),
-            ("field_mastery_threshold", "0.8"),
-            ("action", "create_and_assign"),
-            ("action_create_and_assign_reassign_owner", "alice, bob"),
-            ("submit", "Create ticket"),
-        ],
-        None,
-    );
+    let (status, head, body) = new_concept("Inequalities", "#1, #6", "alice, bob");
     assert_eq!(status, 303, "{head}\n{body:.600}");
     let first = location_id(&head);
     let (_, shown) = carol.get(&format!("/ticket/{first}"));
@@ -1631,25 +1621,11 @@ async fn a_school_signs_in_and_each_role_does_only_its_own() {
     }
     // Names as a hurried teacher types them: "bob," is bob (whose login the roles compare
     // exactly); "alice bob" is no login, and the form says how to write two.
-    let new_concept = |owner: &'static str| {
-        carol.form(
-            "/newticket",
-            "/newticket",
-            &[
-                ("field_summary", "Graphs"),
-                ("field_type", "task"),
-                ("action", "create_and_assign"),
-                ("action_create_and_assign_reassign_owner", owner),
-                ("submit", "Create ticket"),
-            ],
-            None,
-        )
-    };
-    let (status, head, body) = new_concept("bob, ");
+    let (status, head, body) = new_concept("Graphs", "", "bob, ");
     assert_eq!(status, 303, "{head}\n{body:.600}");
     let (_, graphs) = concept_as(&base, &carol.auth_cookie(), location_id(&head)).await;
     assert_eq!(graphs["owner"], "bob", "{graphs}");
-    let (status, _, body) = new_concept("alice bob");
+    let (status, _, body) = new_concept("Graphs", "", "alice bob");
     assert_eq!(status, 200, "the form again, nothing created");
     assert!(
         body.contains("Separate students with commas: &#34;alice bob&#34; is not one login.")
